@@ -19,6 +19,7 @@ from torch import nn
 
 SATURATION_LOW, SATURATION_HIGH = 0.05, 0.95
 MODES = ("off", "summary", "capture")
+GATE_HIST_BINS = 10
 
 
 @dataclass
@@ -110,10 +111,11 @@ def attention_stats(pattern: torch.Tensor, meta: AttentionMeta, far_bp: float) -
 
 
 def gate_stats(value: torch.Tensor) -> dict[str, float]:
-    """Gate mean/std, fraction saturated (<0.05 or >0.95) and variance of per-sample means (gate noise)."""
+    """Gate mean/std, fraction saturated (<0.05 or >0.95), variance of per-sample means (early gate noise)
+    and the share of values in each tenth of [0, 1] (``hist_00`` .. ``hist_09``)."""
     v = value.detach().float()
     per_sample = v.flatten(1).mean(1)
-    return {
+    stats = {
         "mean": v.mean().item(),
         "std": v.std().item() if v.numel() > 1 else 0.0,
         "frac_saturated": ((v < SATURATION_LOW) | (v > SATURATION_HIGH)).float().mean().item(),
@@ -121,6 +123,10 @@ def gate_stats(value: torch.Tensor) -> dict[str, float]:
         "frac_high": (v > SATURATION_HIGH).float().mean().item(),
         "sample_var": per_sample.var().item() if per_sample.numel() > 1 else 0.0,
     }
+    # A 10-bin histogram over [0, 1] so the value distribution can be followed over training.
+    counts = torch.histc(v, bins=GATE_HIST_BINS, min=0.0, max=1.0) / max(v.numel(), 1)
+    stats.update({f"hist_{i:02d}": c for i, c in enumerate(counts.tolist())})
+    return stats
 
 
 def state_stats(value: torch.Tensor) -> dict[str, float]:
