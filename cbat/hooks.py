@@ -156,6 +156,7 @@ class Trace:
         self.captured_meta: dict[str, AttentionMeta] = {}
         self._handles: list = []
         self._points: list[tuple[str, HookPoint]] = []
+        self._grad_groups: dict[str, list[nn.Parameter]] = {}
         self.names: list[str] = []
         if mode == "off":
             return

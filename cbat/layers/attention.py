@@ -47,7 +47,7 @@ class AttentionCore(nn.Module):
                 q_anchor: torch.Tensor, k_anchor: torch.Tensor) -> torch.Tensor:
         q, k, v = self._split(xq, self.q_proj), self._split(xkv, self.k_proj), self._split(xkv, self.v_proj)
         if self.rope is not None:
-            q, k = self.rope(q, q_pos, q_anchor), self.rope(k, k_pos, k_anchor)
+            q, k = self.rope(q, k, q_pos, k_pos, q_anchor, k_anchor)
         allowed = allowed_mask(q_pos, k_pos, q_anchor, k_anchor, self.window, self.mask_kind)
         bias = None
         if self.modulation is not None:

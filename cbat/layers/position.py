@@ -16,7 +16,12 @@ class RotaryEmbedding(nn.Module):
         inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, is_anchor: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor,
+                q_anchor: torch.Tensor, k_anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate queries and keys in one call (a module called twice would break hook-based attribution)."""
+        return self.rotate(q, q_pos, q_anchor), self.rotate(k, k_pos, k_anchor)
+
+    def rotate(self, x: torch.Tensor, positions: torch.Tensor, is_anchor: torch.Tensor) -> torch.Tensor:
         """x [B, H, L, dh]; positions [L] in tokens; is_anchor [L] bool."""
         angles = positions.float()[:, None] * self.inv_freq[None, :]
         angles = angles.masked_fill(is_anchor[:, None], 0.0)

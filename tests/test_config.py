@@ -1,0 +1,82 @@
+import dataclasses
+import json
+
+import pytest
+
+import cbat
+from cbat.config import CBATConfig, ConfigError
+
+
+@pytest.mark.parametrize("name", cbat.PRESETS)
+def test_presets_round_trip_through_yaml_and_json(name):
+    cfg = cbat.preset(name)
+    assert cfg.name == name
+    assert CBATConfig.from_yaml(cfg.to_yaml()) == cfg
+    assert CBATConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_round_trip_through_files(tmp_path):
+    cfg = dataclasses.replace(cbat.preset("cbat_v2"), window_size=None, name="v2_global")
+    for suffix, text in ((".yaml", cfg.to_yaml()), (".json", cfg.to_json())):
+        path = tmp_path / f"v2{suffix}"
+        path.write_text(text)
+        assert cbat.load_config(path) == cfg
+    assert cbat.load_config("baseline") == cbat.preset("baseline")
+
+
+def test_presets_follow_the_design_table():
+    base, v1, v2, v3 = (cbat.preset(n) for n in ("baseline", "cbat_v1", "cbat_v2", "cbat_v3"))
+    assert (base.local, base.sparsity, base.direction, base.n_anchors, base.gate, base.window_size) == \
+        ("none", "softmax", "e_from_p", 0, "none", None)
+    assert (v1.local, v1.sparsity, v1.direction, v1.gate) == ("reshape2d", "hard_topk", "e_from_p", "sigmoid")
+    assert (v2.local, v2.ms_kernels, v2.direction, v2.anchor_mode, v2.gate) == \
+        ("ms_conv", (7, 15, 31), "bidirectional", "concat", "temp_sigmoid")
+    assert v2.window_size is not None and v2.pos_modulation and v2.sparsity in ("temp_softmax", "sparsemax")
+    assert min(v2.sparsity_loss_weight, v2.immax_weight, v2.speculation_weight) > 0
+    assert v3.anchor_mode == "gather_broadcast" and v3.window_size is None and not v3.pos_modulation
+    assert cbat.preset("no_cross").interaction == "none"
+
+
+def test_replace_keeps_validation():
+    with pytest.raises(ConfigError, match="window_size"):
+        dataclasses.replace(cbat.preset("baseline"), window_size=0)
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"my.yaml: unknown key\(s\) \['windw_size'\]"):
+        CBATConfig.from_yaml("windw_size: 8\n", source="my.yaml")
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"sparsity": "topk"}, "sparsity"),
+    ({"local": "conv2d"}, "local"),
+    ({"gate": "tanh"}, "gate"),
+    ({"d_model": 30, "n_heads": 4}, "d_model"),
+    ({"block_recipe": ["cross_attn", "cross_attn"]}, "block_recipe"),
+    ({"block_recipe": ["self_attn"]}, "block_recipe"),
+    ({"n_anchors": 4, "anchor_mode": "concat"}, "joint_attn"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"ms_kernels": [7, 16]}, "ms_kernels"),
+    ({"sparsity_target": 1.5}, "sparsity_target"),
+])
+def test_bad_configs_fail_with_the_field_named(change, field):
+    data = {**cbat.preset("baseline").to_dict(), **change}
+    with pytest.raises(ConfigError, match=field):
+        CBATConfig.from_dict(data)
+
+
+def test_no_cross_control_rejects_attention():
+    data = {**cbat.preset("no_cross").to_dict(), "block_recipe": ["cross_attn", "ffn"]}
+    with pytest.raises(ConfigError, match="no_cross"):
+        CBATConfig.from_dict(data)
+
+
+def test_unknown_preset_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset"):
+        cbat.preset("cbat_v9")
+    with pytest.raises(ConfigError, match="not found"):
+        CBATConfig.from_file(tmp_path / "nope.yaml")
+    bad = tmp_path / "cfg.txt"
+    bad.write_text(json.dumps({}))
+    with pytest.raises(ConfigError, match="expected a .yaml"):
+        CBATConfig.from_file(bad)
