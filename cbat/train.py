@@ -1,0 +1,541 @@
+"""Train and evaluate one config on one split: AdamW, early stopping on validation AUPR, checkpoints, resume.
+
+``train(cfg, dataset, split, settings, seed, out_dir)`` is the whole life of a run. With ``out_dir`` it
+writes the files of the sweep-directory contract (``model.pt``, ``trace.parquet``, ``predictions.parquet``)
+plus ``state.pt``, a per-epoch training state that ``resume=True`` continues from (deleted at the end).
+Hook statistics are recorded in summary mode every ``hook_every`` steps, with every loss component and, on
+those steps, the cosine between each auxiliary loss's gradient and the BCE gradient.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from cbat.config import CBATConfig
+from cbat.hooks import record
+from cbat.losses import CBATLoss
+from cbat.metrics import DEFAULT_THRESHOLD, evaluate
+from cbat.model import PRISMBackbone, build_model
+
+CLASS_WEIGHTS = ("balanced", "none")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train and evaluate one run.
+
+    Attributes
+    ----------
+    epochs : maximum passes over the training split.
+    batch_size, lr, weight_decay : AdamW mini-batch training.
+    patience : validations without a better validation AUPR before early stopping.
+    eval_every : epochs between validations (the last epoch is always validated).
+    hook_every : record hook statistics (summary mode) every N optimisation steps, counted per epoch.
+    threshold : probability threshold for precision, recall and F1 (0.5: see ``cbat.metrics``).
+    device : "auto" (CUDA when available), "cpu", "cuda" or "cuda:<i>"; CUDA trains under bf16 autocast.
+    max_steps : stop after this many optimisation steps in total (None: no limit).
+    class_weight : "balanced" weights positives in the BCE by n_neg / n_pos of the training split (1 on
+        balanced data; on imbalanced data it shifts calibration upward, use "none" for calibration studies).
+    grad_clip : gradient-norm clip (0 switches clipping off; the norm is checked for NaN/inf either way).
+    num_threads : torch CPU threads for this run (None: leave torch's setting alone).
+    eval_batch_size : batch size for validation and test predictions.
+    progress : show tqdm progress bars on stderr.
+    """
+
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    patience: int = 3
+    eval_every: int = 1
+    hook_every: int = 25
+    threshold: float = DEFAULT_THRESHOLD
+    device: str = "auto"
+    max_steps: Optional[int] = None
+    class_weight: str = "balanced"
+    grad_clip: float = 1.0
+    num_threads: Optional[int] = None
+    eval_batch_size: int = 256
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "eval_every", "hook_every", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"training setting {name!r} is {value!r}; expected a positive integer")
+        for name in ("max_steps", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"training setting {name!r} is {value!r}; expected None or a positive integer")
+        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("training settings 'lr' (> 0), 'weight_decay' (>= 0) and 'grad_clip' (>= 0) are out "
+                             "of range")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"training setting 'threshold' is {self.threshold}; expected a value in (0, 1)")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"training setting 'class_weight' is {self.class_weight!r}; expected one of "
+                             f"{list(CLASS_WEIGHTS)}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"training setting 'device' is {self.device!r}; expected auto, cpu, cuda or cuda:<i>")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "training settings") -> "TrainSettings":
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {unknown}; known settings are {sorted(known)}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: {err}") from None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "training settings") -> "TrainSettings":
+        return cls.from_dict(yaml.safe_load(text) or {}, source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TrainSettings":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: training settings file not found")
+        text = path.read_text()
+        if path.suffix == ".json":
+            return cls.from_dict(json.loads(text), str(path))
+        return cls.from_yaml(text, str(path))
+
+    def resolved_device(self) -> str:
+        """The torch device string this run will use."""
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+
+class NumericalFault(RuntimeError):
+    """A NaN/inf loss or gradient. The message names the step and the block where it first appeared."""
+
+
+@dataclass
+class TrainResult:
+    """Everything one finished training produced (the model holds the best validation weights)."""
+
+    model: PRISMBackbone
+    cfg: CBATConfig
+    settings: TrainSettings
+    seed: int
+    history: list[dict]
+    metrics: dict
+    predictions: pd.DataFrame
+    trace: pd.DataFrame
+    timings: dict
+    best_epoch: int
+    steps: int
+
+
+@dataclass
+class _Progress:
+    """The resumable part of a training run (saved in ``state.pt`` after every epoch)."""
+
+    epoch: int = 0
+    step: int = 0
+    best_aupr: Optional[float] = None
+    best_epoch: int = 0
+    best_state: Optional[dict] = None
+    bad_evals: int = 0
+    stopped: bool = False
+    history: list = dataclasses.field(default_factory=list)
+    trace_frames: list = dataclasses.field(default_factory=list)
+    train_s: float = 0.0
+    eval_s: float = 0.0
+
+
+# --- files ---------------------------------------------------------------------------------------
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(tmp_path)`` and move the result onto ``path`` in one step (no half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: NaN/inf become None, numpy scalars and tuples become Python ones."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(jsonable(data), indent=2)))
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: CBATConfig, **extra: Any) -> None:
+    """Write a checkpoint that ``load_checkpoint`` turns back into ``(model, cfg)``."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: torch.save({"config": cfg.to_dict(), "state_dict": state, **extra}, tmp))
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[PRISMBackbone, CBATConfig]:
+    """Load a ``model.pt`` written by training: returns the model (eval mode) and its config."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        cfg = CBATConfig.from_dict(payload["config"], source=str(path))
+    except (KeyError, RuntimeError, TypeError) as err:
+        raise ValueError(f"{path}: not a CBAT checkpoint ({err})") from None
+    model = _on_device(build_model(cfg), device)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), cfg
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def _on_device(model: PRISMBackbone, device: str) -> PRISMBackbone:
+    # Models are built on the CPU; skipping a no-op .to() there also sidesteps a model.py bug (see report).
+    return model if device == "cpu" else model.to(device)
+
+
+def _autocast(device: str):
+    # bf16 autocast on CUDA only; on CPU full precision keeps runs reproducible and comparable.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so the same seed gives the same run on CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def predict(model: torch.nn.Module, dataset, index: np.ndarray, batch_size: int = 256,
+            device: Optional[str] = None) -> np.ndarray:
+    """Logits for ``dataset`` rows ``index`` (eval mode, no gradients; the model's mode is restored)."""
+    device = device or str(next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.inference_mode(), _autocast(device):
+            for start in range(0, len(index), batch_size):
+                enhancer, promoter = dataset.onehot(index[start:start + batch_size])
+                out.append(model(enhancer.to(device), promoter.to(device)).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def _cell_lines(dataset, index: np.ndarray) -> np.ndarray:
+    meta = getattr(dataset, "meta", None)
+    if meta is None or "cell_line" not in meta:
+        return np.full(len(index), "all", dtype=object)
+    return meta["cell_line"].to_numpy()[index].astype(str)
+
+
+def _block_of(name: str) -> str:
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "blocks" and len(parts) > 1 else parts[0]
+
+
+def _first_nonfinite_module(model: torch.nn.Module, enhancer: torch.Tensor, promoter: torch.Tensor) -> Optional[str]:
+    """Re-run a forward with output checks on every module; the first (innermost, earliest) culprit."""
+    found: list[str] = []
+
+    def watch(name):
+        def hook(module, args, output):
+            if not found and torch.is_tensor(output) and not torch.isfinite(output).all():
+                found.append(name)
+        return hook
+
+    handles = [m.register_forward_hook(watch(n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model(enhancer, promoter)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found[0] if found else None
+
+
+def _fault(what: str, step: int, epoch: int, where: Optional[str], detail: str = "") -> NumericalFault:
+    place = f"first in {_block_of(where)} ({where})" if where else "not traced to a module (the loss itself)"
+    return NumericalFault(f"non-finite {what} at step {step} (epoch {epoch}), {place}{detail}")
+
+
+def _grad_norm(grads) -> float:
+    return math.sqrt(sum(float(g.float().pow(2).sum()) for g in grads if g is not None))
+
+
+def _log_losses(trace, parts: dict, loss_fn: CBATLoss, model: torch.nn.Module) -> None:
+    """Loss components (raw and weighted) and, per active aux loss, its gradient's cosine with the BCE's."""
+    for name, value in parts.items():
+        weight = loss_fn.weights.get(name, 1.0)
+        trace.log_scalar(f"loss.{name}", value.item())
+        trace.log_scalar(f"loss.{name}", weight * value.item(), statistic="weighted")
+    aux = [name for name in loss_fn.active_aux if name in parts]
+    if not aux:
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    main = torch.autograd.grad(parts["bce"], params, retain_graph=True, allow_unused=True)
+    trace.log_scalar("loss.bce", _grad_norm(main), statistic="grad_norm")
+    for name in aux:
+        grads = torch.autograd.grad(parts[name], params, retain_graph=True, allow_unused=True)
+        shared = [(a.flatten().float(), b.flatten().float()) for a, b in zip(main, grads)
+                  if a is not None and b is not None]
+        if shared:
+            a, b = torch.cat([s[0] for s in shared]), torch.cat([s[1] for s in shared])
+            cosine = float(a @ b / (a.norm() * b.norm()).clamp_min(1e-30))
+            trace.log_scalar(f"loss.{name}", cosine, statistic="grad_cosine")
+        # The norm of the term as it enters the total (weight included), so shares can be compared.
+        trace.log_scalar(f"loss.{name}", loss_fn.weights[name] * _grad_norm(grads), statistic="grad_norm")
+
+
+# --- the training loop ---------------------------------------------------------------------------
+class _Run:
+    """One training run's objects; methods are the phases of ``train``."""
+
+    def __init__(self, cfg, dataset, split, settings, seed, out_dir):
+        self.cfg, self.dataset, self.settings, self.seed = cfg, dataset, settings, seed
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.device = settings.resolved_device()
+        self.labels = np.asarray(dataset.labels).astype(np.int64)
+        self.train_idx, self.val_idx, self.test_idx = (_indices(split, part, len(self.labels))
+                                                       for part in ("train", "val", "test"))
+        positive_rate = float(self.labels[self.train_idx].mean())
+        if positive_rate in (0.0, 1.0):
+            raise ValueError(f"training split has only one class (positive rate {positive_rate}); need both")
+        pos_weight = (1 - positive_rate) / positive_rate if settings.class_weight == "balanced" else 1.0
+        seed_everything(seed)
+        self.model = _on_device(build_model(cfg, seed=seed), self.device)
+        self.loss_fn = CBATLoss(cfg, positive_rate, pos_weight).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.lr,
+                                           weight_decay=settings.weight_decay)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.progress = _Progress()
+
+    # resumable state
+    @property
+    def state_path(self) -> Optional[Path]:
+        return self.out_dir / "state.pt" if self.out_dir is not None else None
+
+    def _identity(self) -> dict:
+        return {"config": self.cfg.to_dict(), "seed": self.seed,
+                "settings": {k: v for k, v in self.settings.to_dict().items()
+                             if k not in ("device", "num_threads", "progress")}}
+
+    def save_state(self) -> None:
+        payload = {"identity": self._identity(), "model": self.model.state_dict(),
+                   "optimizer": self.optimizer.state_dict(), "loss": self.loss_fn.state_dict(),
+                   "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                   "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+                   "progress": dataclasses.asdict(self.progress)}
+        atomic_write(self.state_path, lambda tmp: torch.save(payload, tmp))
+
+    def load_state(self) -> None:
+        payload = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        if payload["identity"] != self._identity():
+            raise ValueError(f"{self.state_path}: written by a different config, seed or settings; "
+                             "remove it or train into another directory")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.loss_fn.load_state_dict(payload["loss"])
+        self.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        np.random.set_state(payload["numpy_rng"])
+        random.setstate(payload["python_rng"])
+        self.progress = _Progress(**payload["progress"])
+
+    # phases
+    def train_epoch(self) -> dict[str, float]:
+        settings, progress, model = self.settings, self.progress, self.model
+        model.train()
+        sums: dict[str, float] = {}
+        batches = 0
+        start_step = progress.step
+        order = self.train_idx[torch.randperm(len(self.train_idx), generator=self.generator).numpy()]
+        params = [p for p in model.parameters() if p.requires_grad]
+        with record(model, mode="summary", every=settings.hook_every) as trace:
+            for start in range(0, len(order), settings.batch_size):
+                if settings.max_steps is not None and progress.step >= settings.max_steps:
+                    break
+                batch = order[start:start + settings.batch_size]
+                enhancer, promoter = (x.to(self.device) for x in self.dataset.onehot(batch))
+                labels = torch.as_tensor(self.labels[batch], dtype=torch.float32, device=self.device)
+                with _autocast(self.device):
+                    logits = model(enhancer, promoter)
+                parts = self.loss_fn(logits, labels, model)
+                if not torch.isfinite(parts["total"]):
+                    bad = [n for n, v in parts.items() if n != "total" and not torch.isfinite(v)]
+                    raise _fault("loss", progress.step, progress.epoch,
+                                 _first_nonfinite_module(model, enhancer, promoter), f"; components {bad}")
+                if trace.sampled:
+                    _log_losses(trace, parts, self.loss_fn, model)
+                self.optimizer.zero_grad(set_to_none=True)
+                parts["total"].backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, settings.grad_clip or math.inf)
+                if not torch.isfinite(norm):
+                    culprit = next((n for n, p in model.named_parameters()
+                                    if p.grad is not None and not torch.isfinite(p.grad).all()), None)
+                    raise _fault("gradient", progress.step, progress.epoch, culprit)
+                self.optimizer.step()
+                trace.next_step()
+                progress.step += 1
+                batches += 1
+                for name, value in parts.items():
+                    sums[name] = sums.get(name, 0.0) + value.item()
+        frame = trace.summary()
+        frame["step"] += start_step
+        progress.trace_frames.append(frame)
+        return {f"loss.{name}": total / max(batches, 1) for name, total in sums.items()}
+
+    def validate(self, losses: dict[str, float]) -> None:
+        progress, settings = self.progress, self.settings
+        logits = predict(self.model, self.dataset, self.val_idx, settings.eval_batch_size, self.device)
+        pooled = evaluate(self.labels[self.val_idx], _sigmoid(logits), threshold=settings.threshold)["pooled"]
+        progress.history.append({"epoch": progress.epoch, "step": progress.step, **losses,
+                                 **{f"val_{k}": pooled[k] for k in ("aupr", "auroc", "f1", "ece", "mean_prob")}})
+        aupr = pooled["aupr"]
+        if progress.best_state is None or (not math.isnan(aupr) and
+                                           (progress.best_aupr is None or aupr > progress.best_aupr)):
+            progress.best_aupr, progress.best_epoch, progress.bad_evals = aupr, progress.epoch, 0
+            progress.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        else:
+            progress.bad_evals += 1
+            progress.stopped = progress.bad_evals >= settings.patience
+
+    def final_summary(self) -> pd.DataFrame:
+        """One capture-free summary forward on a fixed validation batch, so every run has attention stats."""
+        batch = self.val_idx[: min(64, self.settings.eval_batch_size)]
+        enhancer, promoter = (x.to(self.device) for x in self.dataset.onehot(batch))
+        self.model.eval()
+        with record(self.model, mode="summary", every=1) as trace, torch.no_grad(), _autocast(self.device):
+            self.model(enhancer, promoter)
+        frame = trace.summary()
+        frame["step"] = self.progress.step
+        return frame
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
+def _indices(split, part: str, n: int) -> np.ndarray:
+    index = np.asarray(getattr(split, part), dtype=np.int64)
+    if index.ndim != 1 or (index.size and (index.min() < 0 or index.max() >= n)):
+        raise ValueError(f"split.{part}: expected a 1-D array of row indices in [0, {n})")
+    if index.size == 0:
+        raise ValueError(f"split.{part} is empty; the data set is too small for this split")
+    return index
+
+
+def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = None, seed: int = 0,
+          out_dir: str | Path | None = None, resume: bool = False) -> TrainResult:
+    """Train ``cfg`` on ``split.train``, early-stop on ``split.val`` AUPR, evaluate on ``split.test``.
+
+    Parameters
+    ----------
+    cfg : the model config (its aux-loss weights switch the auxiliary losses on).
+    dataset : an ``EPIDataset`` (``labels``, ``meta``, ``onehot(index)``).
+    split : an object with integer index arrays ``train``, ``val`` and ``test``.
+    settings : ``TrainSettings`` (defaults when None).
+    seed : seeds weight init, batch order and every RNG; the same seed gives the same metrics on CPU.
+    out_dir : when given, ``model.pt``, ``trace.parquet`` and ``predictions.parquet`` are written there,
+        and ``state.pt`` after every epoch while training runs.
+    resume : continue from ``out_dir/state.pt`` when it exists.
+
+    Raises
+    ------
+    NumericalFault
+        When a loss or gradient becomes NaN/inf; the message names the step and the block.
+    """
+    settings = settings or TrainSettings()
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    started = time.perf_counter()
+    run = _Run(cfg, dataset, split, settings, seed, out_dir)
+    if resume and run.state_path is not None and run.state_path.exists():
+        run.load_state()
+    progress = run.progress
+    bar = tqdm(total=settings.epochs, initial=progress.epoch, desc=f"train {cfg.name} s{seed}", leave=False,
+               disable=not settings.progress)
+    while progress.epoch < settings.epochs and not progress.stopped:
+        tick = time.perf_counter()
+        losses = run.train_epoch()
+        progress.epoch += 1
+        out_of_steps = settings.max_steps is not None and progress.step >= settings.max_steps
+        tock = time.perf_counter()
+        progress.train_s += tock - tick
+        if progress.epoch % settings.eval_every == 0 or progress.epoch == settings.epochs or out_of_steps:
+            run.validate(losses)
+            progress.eval_s += time.perf_counter() - tock
+            bar.set_postfix(val_aupr=f"{progress.history[-1]['val_aupr']:.3f}")
+        progress.stopped = progress.stopped or out_of_steps
+        if run.state_path is not None:
+            run.save_state()
+        bar.update(1)
+    bar.close()
+
+    tick = time.perf_counter()
+    run.model.load_state_dict(progress.best_state)
+    trace = pd.concat([f.assign(phase="train") for f in progress.trace_frames]
+                      + [run.final_summary().assign(phase="final")], ignore_index=True)
+    metrics, predictions = {}, None
+    for part, index in (("val", run.val_idx), ("test", run.test_idx)):
+        logits = predict(run.model, dataset, index, settings.eval_batch_size, run.device)
+        probs = _sigmoid(logits)
+        metrics[part] = evaluate(run.labels[index], probs, _cell_lines(dataset, index), settings.threshold)
+        if part == "test":
+            predictions = pd.DataFrame({"pair_index": index, "cell_line": _cell_lines(dataset, index),
+                                        "label": run.labels[index], "logit": logits.astype(np.float64),
+                                        "prob": probs})
+    progress.eval_s += time.perf_counter() - tick
+    timings = {"train_s": progress.train_s, "eval_s": progress.eval_s, "total_s": time.perf_counter() - started}
+    result = TrainResult(model=run.model, cfg=cfg, settings=settings, seed=seed, history=progress.history,
+                         metrics=metrics, predictions=predictions, trace=trace, timings=timings,
+                         best_epoch=progress.best_epoch, steps=progress.step)
+    if run.out_dir is not None:
+        save_checkpoint(run.out_dir / "model.pt", run.model, cfg, seed=seed, best_epoch=progress.best_epoch,
+                        settings=settings.to_dict())
+        write_parquet(run.out_dir / "trace.parquet", trace)
+        write_parquet(run.out_dir / "predictions.parquet", predictions)
+        run.state_path.unlink(missing_ok=True)
+    return result
