@@ -1,0 +1,61 @@
+"""``cbat sweep``: variants x seeds x splits, resumable, on local processes or Ray."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import yaml
+
+from cbat.cli import UserError
+from cbat.commands.train import add_data_arguments, data_spec, execute, settings_overrides
+from cbat.config import PRESETS
+from cbat.stats import compare_to_baseline
+from cbat.sweep import SweepSpec, quick_sweep_spec
+
+HELP = "Run an ablation sweep (variants x seeds x splits); rerun the same command to resume."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="variant sets (presets, leave_one_out, add_one_in, all), presets or ablation names "
+                             "such as cbat_v2-window (default: presets)")
+    parser.add_argument("--preset", nargs="+", choices=PRESETS, default=[], help="add preset variants")
+    parser.add_argument("--config", nargs="+", type=Path, default=[], help="add variants from config files")
+    parser.add_argument("--splits", nargs="+", default=["chrom"],
+                        help="chrom (default), random, cell_line:<name> (held-out cell line)")
+    parser.add_argument("--spec", type=Path, help="a YAML/JSON sweep spec (replaces variant/data/seed flags)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the default quick sweep: four presets x 3 seeds on grammar (about 15 min, 2 cores)")
+    parser.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    parser.add_argument("--compare", action="store_true",
+                        help="also write comparison.csv: each variant vs baseline, paired bootstrap CI")
+    add_data_arguments(parser)
+
+
+def _spec(args: argparse.Namespace) -> SweepSpec:
+    if args.spec is not None:
+        if not args.spec.is_file():
+            raise UserError(f"--spec {args.spec}: file not found")
+        data = yaml.safe_load(args.spec.read_text()) if args.spec.suffix != ".json" else json.loads(args.spec.read_text())
+        return SweepSpec.from_dict(data, source=str(args.spec))
+    settings = settings_overrides(args)
+    if args.quick:
+        spec = quick_sweep_spec()
+        return dataclasses.replace(spec, settings={**spec.settings, **settings},
+                                   **({"seeds": args.seeds} if args.seeds else {}))
+    variants = list(args.variants or ([] if (args.preset or args.config) else ["presets"]))
+    variants += args.preset + [{"name": path.stem, "config": str(path)} for path in args.config]
+    return SweepSpec(variants=variants, seeds=args.seeds or [0, 1, 2], splits=args.splits, data=data_spec(args),
+                     settings=settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = _spec(args)
+    status = execute(spec, args)
+    if args.compare:
+        table = compare_to_baseline(args.out)
+        table.to_csv(Path(args.out) / "comparison.csv", index=False)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return status

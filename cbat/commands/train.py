@@ -1,0 +1,105 @@
+"""``cbat train``: train one config (per seed) on one data set and split into a sweep-style folder."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+from cbat.cli import UserError
+from cbat.config import PRESETS, CBATConfig
+from cbat.sweep import BACKENDS, SweepSpec, run_sweep
+
+HELP = "Train one config (--preset or --config) on a data set; writes record.json, model.pt, trace and predictions."
+
+SETTING_FLAGS = (("epochs", int), ("batch_size", int), ("lr", float), ("patience", int), ("max_steps", int),
+                 ("hook_every", int))
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``cbat train`` and ``cbat sweep``."""
+    parser.add_argument("--data", default="grammar",
+                        help="a synthetic task (grammar, long_range, diffuse, sparse_strong), a data file for "
+                             "cbat.data.load, or a JSON object data spec (default: grammar)")
+    parser.add_argument("--n-pairs", type=int, default=2000, help="pairs of a synthetic task (default 2000)")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="run seeds")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (rerun to resume)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:<i> (default auto)")
+    parser.add_argument("--workers", type=int, default=1, help="runs at the same time (local backend)")
+    parser.add_argument("--backend", choices=BACKENDS, default="local", help="local processes or ray")
+    parser.add_argument("--settings", type=Path, help="YAML/JSON file of training settings")
+    for name, kind in SETTING_FLAGS:
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+                            help=f"training setting {name} (overrides --settings)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def data_spec(args: argparse.Namespace) -> dict:
+    """The data spec named by ``--data`` (task name, path or JSON object)."""
+    from cbat.data import TASKS
+
+    text = args.data.strip()
+    if text.startswith("{"):
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f"--data: not a valid JSON object ({err})") from None
+        if not isinstance(spec, dict):
+            raise UserError("--data: expected a JSON object")
+        return spec
+    if text in TASKS:
+        return {"task": text, "n_pairs": args.n_pairs, "seed": args.data_seed}
+    if not Path(text).exists():
+        raise UserError(f"--data {text!r}: neither a synthetic task ({', '.join(TASKS)}) nor an existing file")
+    return {"path": text}
+
+
+def settings_overrides(args: argparse.Namespace) -> dict:
+    """Training settings from ``--settings`` plus the individual flags."""
+    settings = {}
+    if args.settings is not None:
+        if not args.settings.is_file():
+            raise UserError(f"--settings {args.settings}: file not found")
+        settings = yaml.safe_load(args.settings.read_text()) or {}
+        if not isinstance(settings, dict):
+            raise UserError(f"--settings {args.settings}: expected a mapping of training settings")
+    for name, _ in SETTING_FLAGS:
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    if args.device is not None:
+        settings["device"] = args.device
+    if args.no_progress:
+        settings["progress"] = False
+    return settings
+
+
+def execute(spec: SweepSpec, args: argparse.Namespace) -> int:
+    """Run the spec, print the results table, return 0 when every run succeeded else 1."""
+    results = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
+                        retry_failed=getattr(args, "retry_failed", False), progress=not args.no_progress)
+    columns = ["run_id", "status", "aupr", "auroc", "f1", "ece", "mean_prob", "base_rate"]
+    print(results[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for _, row in results[results.status == "failed"].iterrows():
+        print(f"{row.run_id}: failed: {row.error}")
+    print(f"results: {Path(args.out) / 'results.parquet'}")
+    return 0 if (results.status == "ok").all() else 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--preset", choices=PRESETS, help="a preset config (default baseline)")
+    which.add_argument("--config", type=Path, help="a YAML/JSON config file")
+    parser.add_argument("--split", default="chrom", help="chrom (default), random or cell_line:<name>")
+    add_data_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        variant = {"name": CBATConfig.from_file(args.config).name, "config": str(args.config)}
+    else:
+        variant = args.preset or "baseline"
+    spec = SweepSpec(variants=[variant], seeds=args.seeds or [0], splits=[args.split], data=data_spec(args),
+                     settings=settings_overrides(args))
+    return execute(spec, args)

@@ -1,0 +1,140 @@
+"""Statistics against the baseline: paired bootstrap over test pairs and seeds.
+
+For a variant and a metric, the effect is the mean over seeds of ``metric(variant) - metric(baseline)``,
+both scored on the same test pairs with the same seed. Its confidence interval comes from a two-level
+bootstrap: each replicate draws seeds with replacement and one resample of test pairs (shared by
+variant and baseline, and by all seeds, since every run sees the same test pairs), so both the pair
+sampling and the seed-to-seed spread enter the interval. A variant "beats" or "trails" the baseline only
+when the interval excludes zero; otherwise the verdict is "no clear difference".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
+
+from cbat.metrics import DEFAULT_THRESHOLD, expected_calibration_error
+from cbat.sweep import read_records
+
+LOWER_IS_BETTER = {"ece"}
+
+
+def _thresholded(score: Callable) -> Callable:
+    return lambda y, p: score(y, p >= DEFAULT_THRESHOLD, zero_division=0)
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "aupr": average_precision_score,
+    "auroc": roc_auc_score,
+    "f1": _thresholded(f1_score),
+    "precision": _thresholded(precision_score),
+    "recall": _thresholded(recall_score),
+    "ece": expected_calibration_error,
+}
+
+
+def _score(metric: str, labels: np.ndarray, probs: np.ndarray) -> float:
+    if metric in ("aupr", "auroc") and (labels.min() == labels.max()):
+        return np.nan  # a resample with one class has no ranking metric
+    return float(METRICS[metric](labels, probs))
+
+
+def paired_bootstrap(labels: np.ndarray, baseline: np.ndarray, variant: np.ndarray, metric: str = "aupr",
+                     n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Mean paired difference (variant - baseline) across seeds with a bootstrap confidence interval.
+
+    Parameters
+    ----------
+    labels : [n_pairs] test labels (the same pairs for every seed).
+    baseline, variant : [n_seeds, n_pairs] predicted probabilities; row s of both comes from seed s.
+    metric : a key of ``METRICS``.
+    n_boot, level, seed : bootstrap replicates, interval level and the bootstrap's own RNG seed.
+
+    Returns
+    -------
+    dict
+        ``mean_diff``, ``ci_low``, ``ci_high``, ``baseline_mean``, ``variant_mean``, ``n_seeds``, ``n_pairs``.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r}; expected one of {sorted(METRICS)}")
+    labels = np.asarray(labels).astype(int)
+    baseline, variant = np.atleast_2d(baseline).astype(float), np.atleast_2d(variant).astype(float)
+    if baseline.shape != variant.shape or baseline.shape[1] != labels.size:
+        raise ValueError(f"baseline {baseline.shape} and variant {variant.shape} must both be "
+                         f"[n_seeds, {labels.size}]")
+    n_seeds, n_pairs = baseline.shape
+    base_scores = np.array([_score(metric, labels, b) for b in baseline])
+    var_scores = np.array([_score(metric, labels, v) for v in variant])
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(n_boot)
+    for b in range(n_boot):
+        seeds = rng.integers(0, n_seeds, n_seeds)
+        pairs = rng.integers(0, n_pairs, n_pairs)
+        y = labels[pairs]
+        diffs = [_score(metric, y, variant[s, pairs]) - _score(metric, y, baseline[s, pairs]) for s in seeds]
+        replicates[b] = np.nanmean(diffs) if not np.all(np.isnan(diffs)) else np.nan
+    tail = (1 - level) / 2
+    low, high = np.nanquantile(replicates, [tail, 1 - tail])
+    return {"mean_diff": float(np.mean(var_scores - base_scores)), "ci_low": float(low), "ci_high": float(high),
+            "baseline_mean": float(np.mean(base_scores)), "variant_mean": float(np.mean(var_scores)),
+            "n_seeds": n_seeds, "n_pairs": n_pairs}
+
+
+def verdict(metric: str, ci_low: float, ci_high: float) -> str:
+    """"beats" / "trails" when the interval excludes zero (direction by metric), else "no clear difference"."""
+    if not (ci_low > 0 or ci_high < 0):
+        return "no clear difference"
+    better = ci_low > 0 if metric not in LOWER_IS_BETTER else ci_high < 0
+    return "beats" if better else "trails"
+
+
+def _predictions(sweep_dir: Path, records: list[dict]) -> dict[tuple, pd.DataFrame]:
+    out = {}
+    for rec in records:
+        path = sweep_dir / "runs" / rec["run_id"] / rec["paths"]["predictions"]
+        out[(rec["variant"], rec["split"], rec["seed"])] = pd.read_parquet(path).set_index("pair_index")
+    return out
+
+
+def compare_to_baseline(sweep_dir: str | Path, baseline: str = "baseline",
+                        metrics: Sequence[str] = ("aupr", "auroc", "f1", "ece"), n_boot: int = 1000,
+                        level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Every variant of a sweep against ``baseline``, per split and metric (paired over seeds and pairs).
+
+    Returns
+    -------
+    DataFrame
+        variant, split, metric, n_seeds, n_pairs, baseline_mean, variant_mean, mean_diff, ci_low, ci_high,
+        verdict. Only seeds where both runs finished "ok" are paired; pairs are those all of them scored.
+    """
+    sweep_dir = Path(sweep_dir)
+    records = [r for r in read_records(sweep_dir) if r["status"] == "ok"]
+    if not any(r["variant"] == baseline for r in records):
+        raise ValueError(f"{sweep_dir}: no finished run of the baseline variant {baseline!r}")
+    predictions = _predictions(sweep_dir, records)
+    rows = []
+    variants = list(dict.fromkeys(r["variant"] for r in records if r["variant"] != baseline))
+    splits = list(dict.fromkeys(r["split"] for r in records))
+    for variant in variants:
+        for split in splits:
+            seeds = sorted(s for (v, sp, s) in predictions if v == variant and sp == split
+                           and (baseline, split, s) in predictions)
+            if not seeds:
+                continue
+            frames = [predictions[(who, split, s)] for s in seeds for who in (baseline, variant)]
+            common = frames[0].index
+            for frame in frames[1:]:
+                common = common.intersection(frame.index)
+            labels = frames[0].loc[common, "label"].to_numpy()
+            base = np.stack([predictions[(baseline, split, s)].loc[common, "prob"].to_numpy() for s in seeds])
+            var = np.stack([predictions[(variant, split, s)].loc[common, "prob"].to_numpy() for s in seeds])
+            for metric in metrics:
+                result = paired_bootstrap(labels, base, var, metric, n_boot, level, seed)
+                rows.append({"variant": variant, "split": split, "metric": metric, **result,
+                             "verdict": verdict(metric, result["ci_low"], result["ci_high"])})
+    columns = ["variant", "split", "metric", "n_seeds", "n_pairs", "baseline_mean", "variant_mean", "mean_diff",
+               "ci_low", "ci_high", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
