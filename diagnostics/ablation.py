@@ -1,0 +1,178 @@
+"""Ablation statistics: paired effects with confidence intervals and the waterfall from baseline to cbat_v2.
+
+An ``Effect`` is ``metric(treatment) - metric(reference)`` on the same test pairs and seeds, with the
+interval of ``cbat.stats.paired_bootstrap`` (resampling seeds and test pairs). The waterfall follows the
+variant names of ``cbat.ablations``: ``baseline+<factor>`` (add-one-in) and ``cbat_v2-<factor>``
+(leave-one-out), one bar per factor of ``cbat.ablations.FACTORS``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from cbat import ablations, stats
+from diagnostics.figures import styled
+from diagnostics.io import Sweep, load_sweep
+
+LABELS = {"aupr": "AUPR", "auroc": "AUROC", "recall": "recall", "precision": "precision", "f1": "F1", "ece": "ECE"}
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A paired difference ``treatment - reference`` with its bootstrap interval."""
+
+    treatment: str
+    reference: str
+    metric: str
+    task: str
+    split: str
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    treatment_mean: float
+    reference_mean: float
+    n_seeds: int
+    n_pairs: int
+    run_ids: tuple[str, ...]
+
+    @property
+    def sign(self) -> int:
+        """+1 / -1 when the interval lies above / below zero, 0 when it spans zero."""
+        return 1 if self.ci_low > 0 else -1 if self.ci_high < 0 else 0
+
+    def text(self) -> str:
+        label = LABELS.get(self.metric, self.metric)
+        return (f"Δ{label}({self.treatment} − {self.reference}) = {self.mean_diff:+.3f} "
+                f"[{self.ci_low:+.3f}, {self.ci_high:+.3f}] ({self.treatment_mean:.3f} vs {self.reference_mean:.3f}; "
+                f"{self.n_seeds} seeds, {self.n_pairs} test pairs, {self.task}/{self.split})")
+
+
+def _paired_bootstrap(labels, reference, treatment, metric, n_boot, level, seed) -> dict:
+    """Thin adapter over the one bootstrap of the project (``cbat.stats``)."""
+    return stats.paired_bootstrap(labels, reference, treatment, metric, n_boot=n_boot, level=level, seed=seed)
+
+
+def _common_context(sweep: Sweep, treatment: str, reference: str, task: Optional[str],
+                    split: Optional[str]) -> Optional[tuple[str, str, list[int]]]:
+    """The (task, split) where both variants have the most paired finished seeds."""
+    best = None
+    treat, ref = sweep.ok(treatment, task, split), sweep.ok(reference, task, split)
+    for (t, s), group in treat.groupby(["task", "split"]):
+        seeds = sorted(set(group["seed"]) & set(ref[(ref["task"] == t) & (ref["split"] == s)]["seed"]))
+        if seeds and (best is None or len(seeds) > len(best[2])):
+            best = (t, s, seeds)
+    return best
+
+
+def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "aupr", task: Optional[str] = None,
+           split: Optional[str] = None, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Optional[Effect]:
+    """Paired effect of ``treatment`` against ``reference`` on one metric.
+
+    Returns
+    -------
+    Effect or None
+        None when the two variants share no finished (task, split, seed).
+    """
+    sweep = load_sweep(sweep)
+    context = _common_context(sweep, treatment, reference, task, split)
+    if context is None:
+        return None
+    task, split, seeds = context
+    run_ids = {who: [sweep.ok(who, task, split).set_index("seed").loc[s, "run_id"] for s in seeds]
+               for who in (treatment, reference)}
+    frames = {who: [sweep.predictions(r).set_index("pair_index") for r in ids] for who, ids in run_ids.items()}
+    common = frames[reference][0].index
+    for frame in frames[treatment] + frames[reference]:
+        common = common.intersection(frame.index)
+    labels = frames[reference][0].loc[common, "label"].to_numpy()
+    probs = {who: np.stack([f.loc[common, "prob"].to_numpy() for f in fs]) for who, fs in frames.items()}
+    result = _paired_bootstrap(labels, probs[reference], probs[treatment], metric, n_boot, level, seed)
+    return Effect(treatment, reference, metric, task, split, result["mean_diff"], result["ci_low"],
+                  result["ci_high"], result["variant_mean"], result["baseline_mean"], result["n_seeds"],
+                  result["n_pairs"], tuple(run_ids[treatment] + run_ids[reference]))
+
+
+def effects_frame(effects: list[Optional[Effect]]) -> pd.DataFrame:
+    """Effects as a tidy table (Nones dropped)."""
+    rows = [{k: v for k, v in e.__dict__.items()} for e in effects if e is not None]
+    return pd.DataFrame(rows)
+
+
+def waterfall(sweep: Sweep | str, metric: str = "aupr", **kwargs) -> pd.DataFrame:
+    """Per factor of ``cbat.ablations.FACTORS`` present in the sweep: the add-one-in effect
+    (``baseline+<f>`` − baseline) and the leave-one-out effect (cbat_v2 − ``cbat_v2-<f>``), each with its
+    interval; plus rows ``baseline`` / ``cbat_v2`` holding the reference means, and ``interactions``,
+    what the single-factor steps leave unexplained of cbat_v2 − baseline.
+
+    Columns: step, kind ("absolute", "factor", "interactions", "total"), add_one_in, add_ci_low, add_ci_high,
+    leave_one_out, loo_ci_low, loo_ci_high, n_seeds, run_ids. ``kwargs`` go to ``effect``.
+    """
+    sweep = load_sweep(sweep)
+    variants = set(sweep.runs["variant"])
+    base, full = ablations.BASELINE, ablations.FULL
+    rows = []
+    for factor in ablations.FACTORS:
+        add = effect(sweep, f"{base}+{factor}", base, metric, **kwargs) if f"{base}+{factor}" in variants else None
+        loo = effect(sweep, full, f"{full}-{factor}", metric, **kwargs) if f"{full}-{factor}" in variants else None
+        if add is None and loo is None:
+            continue
+        rows.append({"step": factor, "kind": "factor",
+                     "add_one_in": add.mean_diff if add else np.nan, "add_ci_low": add.ci_low if add else np.nan,
+                     "add_ci_high": add.ci_high if add else np.nan,
+                     "leave_one_out": loo.mean_diff if loo else np.nan, "loo_ci_low": loo.ci_low if loo else np.nan,
+                     "loo_ci_high": loo.ci_high if loo else np.nan,
+                     "n_seeds": min(e.n_seeds for e in (add, loo) if e),
+                     "run_ids": sorted({r for e in (add, loo) if e for r in e.run_ids})})
+    total = effect(sweep, full, base, metric, **kwargs) if {base, full} <= variants else None
+    if total is None:
+        return pd.DataFrame(rows)
+    explained = sum(r["add_one_in"] for r in rows if not np.isnan(r["add_one_in"]))
+    head = {"step": base, "kind": "absolute", "add_one_in": total.reference_mean}
+    rest = [{"step": "interactions", "kind": "interactions", "add_one_in": total.mean_diff - explained},
+            {"step": full, "kind": "total", "add_one_in": total.treatment_mean, "add_ci_low": total.ci_low,
+             "add_ci_high": total.ci_high, "n_seeds": total.n_seeds, "run_ids": list(total.run_ids)}]
+    return pd.DataFrame([head] + rows + rest)
+
+
+def waterfall_figure(table: pd.DataFrame, metric: str = "aupr") -> go.Figure:
+    """Waterfall from the baseline's mean to cbat_v2's: one bar per add-one-in effect (with its interval),
+    the unexplained interactions, and cbat_v2; leave-one-out effects as diamonds with their intervals."""
+    label = LABELS.get(metric, metric)
+    measure = table["kind"].map({"absolute": "absolute", "factor": "relative", "interactions": "relative",
+                                 "total": "total"})
+    steps = table["step"].tolist()
+    values = table["add_one_in"].fillna(0.0)
+    fig = go.Figure(go.Waterfall(x=steps, y=np.where(measure == "total", 0.0, values), measure=measure,
+                                 name=f"add-one-in Δ{label}", connector={"line": {"dash": "dot"}}))
+    tops = np.cumsum(np.where(measure == "relative", values, 0.0) + np.where(measure == "absolute", values, 0.0))
+    factors = (table["kind"] == "factor").to_numpy()
+    if factors.any():
+        fig.add_trace(go.Scatter(
+            x=np.array(steps)[factors], y=tops[factors], mode="markers", marker={"size": 1}, showlegend=False,
+            error_y={"type": "data", "symmetric": False,
+                     "array": (table["add_ci_high"] - table["add_one_in"])[factors],
+                     "arrayminus": (table["add_one_in"] - table["add_ci_low"])[factors]}, name="add-one-in CI"))
+        loo = table[factors]
+        fig.add_trace(go.Scatter(
+            x=loo["step"], y=loo["leave_one_out"], mode="markers", marker={"symbol": "diamond", "size": 9},
+            yaxis="y2", name=f"leave-one-out Δ{label} (cbat_v2 − without)",
+            error_y={"type": "data", "symmetric": False, "array": loo["loo_ci_high"] - loo["leave_one_out"],
+                     "arrayminus": loo["leave_one_out"] - loo["loo_ci_low"]}))
+        fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "title": f"leave-one-out Δ{label}",
+                                  "zeroline": True})
+    return styled(fig, f"From baseline to cbat_v2: {label} per mechanism (95% CI)", "", label)
+
+
+def forest_figure(effects: pd.DataFrame) -> go.Figure:
+    """Effects with their intervals as a forest plot (output of ``effects_frame``)."""
+    labels = effects["treatment"] + " − " + effects["reference"] + " (" + effects["metric"] + ")"
+    fig = go.Figure(go.Scatter(
+        x=effects["mean_diff"], y=labels, mode="markers",
+        error_x={"type": "data", "symmetric": False, "array": effects["ci_high"] - effects["mean_diff"],
+                 "arrayminus": effects["mean_diff"] - effects["ci_low"]}))
+    fig.add_vline(x=0, line_dash="dot")
+    return styled(fig, "Paired differences with 95% bootstrap intervals", "difference", "")

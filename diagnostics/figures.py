@@ -1,0 +1,30 @@
+"""Shared plotly styling and small tidy-frame helpers used by every diagnostics figure."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+TEMPLATE = "plotly_white"
+RUN_KEYS = ("run_id", "variant", "seed")
+
+
+def run_keys(frame: pd.DataFrame) -> list[str]:
+    """The run-identity columns a stacked trace carries (none for a single run's trace)."""
+    return [key for key in RUN_KEYS if key in frame.columns]
+
+
+def styled(fig: go.Figure, title: str, x: str | None = None, y: str | None = None) -> go.Figure:
+    """One look for all diagnostics figures: white template, title, axis labels."""
+    fig.update_layout(template=TEMPLATE, title=title, legend_title_text="")
+    if x:
+        fig.update_xaxes(title_text=x)
+    if y:
+        fig.update_yaxes(title_text=y)
+    return fig
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    """Raise a one-line error when ``frame`` lacks columns a function needs."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: frame lacks column(s) {missing}; has {list(frame.columns)}")

@@ -1,0 +1,80 @@
+"""Gradient diagnostics (hypothesis H3): per-block gradient norm over training and its decay with depth.
+
+Gradient norms are recorded per parameter group as ``<group>.grad_norm`` / statistic ``l2``, where a group
+is ``blocks.<i>`` or a top-level module (``head``, ``stem_e``, ...). Blocks share one recipe, so their
+norms compare like with like; the head has other parameters and is shown but not used for ratios.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from diagnostics.figures import require_columns, run_keys, styled
+
+
+def grad_norms(trace: pd.DataFrame) -> pd.DataFrame:
+    """Gradient L2 norm per run, group and step, with ``depth`` = distance from the head (head 0,
+    last block 1, ..., first block n_blocks, everything below the blocks n_blocks + 1)."""
+    require_columns(trace, ["name", "block", "statistic", "step", "value"], "grad_norms")
+    rows = trace[trace["name"].str.endswith(".grad_norm") & (trace["statistic"] == "l2")].copy()
+    rows["group"] = rows["name"].str.slice(0, -len(".grad_norm"))
+    keys = run_keys(rows)
+    n_blocks = (rows.groupby(keys)["block"].transform("max") + 1) if keys else rows["block"].max() + 1
+    rows["depth"] = np.where(rows["group"] == "head", 0,
+                             np.where(rows["block"] >= 0, n_blocks - rows["block"], n_blocks + 1))
+    return rows[keys + ["group", "block", "depth", "step", "value"]].reset_index(drop=True)
+
+
+def depth_profile(trace: pd.DataFrame) -> pd.DataFrame:
+    """Median gradient norm over training per run and group, ordered from the head down."""
+    norms = grad_norms(trace)
+    keys = run_keys(norms)
+    return (norms.groupby(keys + ["group", "block", "depth"], as_index=False)["value"].median()
+            .rename(columns={"value": "median_l2"}).sort_values(keys + ["depth", "group"]).reset_index(drop=True))
+
+
+def block_decay(trace: pd.DataFrame) -> pd.DataFrame:
+    """How much the gradient shrinks from the last block to the first, per run.
+
+    Returns
+    -------
+    DataFrame with n_blocks, ``first_to_last`` (median over sampled steps of ||g(blocks.0)|| /
+    ||g(blocks.last)||; 1 for a single block, below 1 when gradients decay on their way down) and
+    ``first_to_head`` (same against the head, for reference).
+    """
+    norms = grad_norms(trace)
+    keys = run_keys(norms)
+    wide = norms.pivot_table(index=keys + ["step"], columns="group", values="value").reset_index()
+    blocks = sorted((g for g in wide.columns if str(g).startswith("blocks.")), key=lambda g: int(g.split(".")[1]))
+    if not blocks:
+        return pd.DataFrame(columns=keys + ["n_blocks", "first_to_last", "first_to_head"])
+    first, last = wide[blocks[0]], wide[blocks[-1]]
+    wide["first_to_last"] = first / last
+    wide["first_to_head"] = first / wide["head"] if "head" in wide.columns else np.nan
+    if not keys:
+        return pd.DataFrame({"n_blocks": [len(blocks)], "first_to_last": [wide["first_to_last"].median()],
+                             "first_to_head": [wide["first_to_head"].median()]})
+    out = wide.groupby(keys)[["first_to_last", "first_to_head"]].median().reset_index()
+    out.insert(len(keys), "n_blocks", len(blocks))
+    return out
+
+
+def grad_norm_figure(trace: pd.DataFrame) -> go.Figure:
+    """Gradient norm per group over training (log scale)."""
+    norms = grad_norms(trace)
+    color = "variant" if "variant" in norms.columns else "group"
+    fig = px.line(norms, x="step", y="value", color=color, line_dash="group" if color == "variant" else None,
+                  line_group="run_id" if "run_id" in norms.columns else None, log_y=True)
+    return styled(fig, "Gradient norm per block over training", "step", "gradient L2 norm")
+
+
+def depth_figure(profile: pd.DataFrame) -> go.Figure:
+    """Median gradient norm against distance from the head (output of ``depth_profile``)."""
+    color = "variant" if "variant" in profile.columns else None
+    frame = profile.groupby(([color] if color else []) + ["depth", "group"], as_index=False)["median_l2"].mean()
+    fig = px.line(frame.sort_values("depth"), x="depth", y="median_l2", color=color, markers=True,
+                  hover_data=["group"], log_y=True)
+    return styled(fig, "Gradient norm from the head (0) down to the first block", "depth from head",
+                  "median gradient L2 norm")

@@ -1,0 +1,165 @@
+"""Read a sweep directory (``sweep.json``, ``runs/<run_id>/record.json`` + trace/predictions/checkpoint)
+into tidy frames. Nothing here trains or writes; a malformed record is named with the field it lacks.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pandas as pd
+
+RECORD_FIELDS = ("run_id", "variant", "seed", "split", "task", "status", "config", "metrics")
+RUN_COLUMNS = ["run_id", "variant", "seed", "split", "task", "status"]
+
+
+class SweepError(ValueError):
+    """A sweep directory or one of its files is missing or not what the sweep contract promises."""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SweepError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise SweepError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _check_record(record: dict, path: Path) -> None:
+    missing = [name for name in RECORD_FIELDS if name not in record]
+    if missing:
+        raise SweepError(f"{path}: record lacks field(s) {missing}; expected {list(RECORD_FIELDS)}")
+    if record["status"] == "ok":
+        pooled = record["metrics"].get("test", {}).get("pooled") if isinstance(record["metrics"], dict) else None
+        if not isinstance(pooled, dict):
+            raise SweepError(f"{path}: status 'ok' but field metrics.test.pooled is missing")
+
+
+@dataclass
+class Sweep:
+    """One sweep directory, read once; traces and predictions load lazily and are cached.
+
+    ``runs`` holds one row per run (failed ones included, ``status`` says which) with the test pooled
+    metrics as columns; ``records`` the raw ``record.json`` content by run id.
+    """
+
+    path: Path
+    spec: dict
+    records: dict[str, dict]
+    runs: pd.DataFrame
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # --- selection -------------------------------------------------------------------------------
+    def ok(self, variant: Optional[str] = None, task: Optional[str] = None,
+           split: Optional[str] = None) -> pd.DataFrame:
+        """Finished runs, optionally of one variant/task/split, sorted by seed."""
+        rows = self.runs[self.runs["status"] == "ok"]
+        for column, value in (("variant", variant), ("task", task), ("split", split)):
+            if value is not None:
+                rows = rows[rows[column] == value]
+        return rows.sort_values(["variant", "task", "split", "seed"]).reset_index(drop=True)
+
+    def config(self, run_id: str) -> dict:
+        return self.records[run_id]["config"]
+
+    def variant_config(self, variant: str) -> dict:
+        """The config of a variant (taken from its first run; all seeds of a variant share it)."""
+        run_ids = self.runs.loc[self.runs["variant"] == variant, "run_id"]
+        if run_ids.empty:
+            raise SweepError(f"{self.path}: no run of variant {variant!r}; variants: {sorted(self.runs.variant.unique())}")
+        return self.config(run_ids.iloc[0])
+
+    # --- per-run files ---------------------------------------------------------------------------
+    def file(self, run_id: str, kind: str) -> Optional[Path]:
+        """Path of a run's ``trace``/``predictions``/``checkpoint`` file, or None when it does not exist."""
+        run_dir = self.path / "runs" / run_id
+        paths = self.records[run_id].get("paths") or {}
+        named = paths.get(kind) or (paths.get("model") if kind == "checkpoint" else None)
+        default = {"trace": "trace.parquet", "predictions": "predictions.parquet", "checkpoint": "model.pt"}[kind]
+        candidates = [Path(named)] if named and Path(named).is_absolute() else \
+            [run_dir / named, self.path / named] if named else []
+        for path in candidates + [run_dir / default]:
+            if path.is_file():
+                return path
+        return None
+
+    def _parquet(self, run_id: str, kind: str) -> pd.DataFrame:
+        key = (run_id, kind)
+        if key not in self._cache:
+            path = self.file(run_id, kind)
+            if path is None:
+                raise SweepError(f"{self.path / 'runs' / run_id}: no {kind} file")
+            self._cache[key] = pd.read_parquet(path)
+        return self._cache[key]
+
+    def trace(self, run_id: str) -> pd.DataFrame:
+        """The run's summary trace: name, block, statistic, head, step, value."""
+        return self._parquet(run_id, "trace")
+
+    def predictions(self, run_id: str) -> pd.DataFrame:
+        """The run's test predictions: pair_index, cell_line, label, logit, prob."""
+        return self._parquet(run_id, "predictions")
+
+    def traces(self, run_ids: Iterable[str]) -> pd.DataFrame:
+        """Traces of several runs stacked, with ``run_id``, ``variant`` and ``seed`` columns in front."""
+        return _stack(self, run_ids, self.trace)
+
+    def all_predictions(self, run_ids: Iterable[str]) -> pd.DataFrame:
+        """Predictions of several runs stacked, with ``run_id``, ``variant`` and ``seed`` columns in front."""
+        return _stack(self, run_ids, self.predictions)
+
+
+def _stack(sweep: Sweep, run_ids: Iterable[str], read) -> pd.DataFrame:
+    frames = []
+    for run_id in run_ids:
+        frame = read(run_id).copy()
+        record = sweep.records[run_id]
+        frame.insert(0, "seed", record["seed"])
+        frame.insert(0, "variant", record["variant"])
+        frame.insert(0, "run_id", run_id)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "variant", "seed"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_row(record: dict) -> dict:
+    """One row of ``Sweep.runs``: identity fields plus the test pooled metrics."""
+    row = {name: record[name] for name in RUN_COLUMNS}
+    pooled = (record.get("metrics") or {}).get("test", {}).get("pooled", {}) if record["status"] == "ok" else {}
+    row.update({k: v for k, v in pooled.items() if isinstance(v, (int, float)) or v is None})
+    return row
+
+
+def load_sweep(sweep_dir: str | Path | Sweep) -> Sweep:
+    """Read a sweep directory.
+
+    Parameters
+    ----------
+    sweep_dir : the directory a sweep wrote (or an already loaded ``Sweep``, returned as is).
+
+    Returns
+    -------
+    Sweep
+        With ``runs`` rebuilt from the records (never from an appended table), so a half-finished
+        sweep reads consistently.
+    """
+    if isinstance(sweep_dir, Sweep):
+        return sweep_dir
+    path = Path(sweep_dir)
+    if not path.is_dir():
+        raise SweepError(f"{path}: sweep directory not found")
+    spec_path = path / "sweep.json"
+    spec = _read_json(spec_path) if spec_path.is_file() else {}
+    records = {}
+    for record_path in sorted((path / "runs").glob("*/record.json")):
+        record = _read_json(record_path)
+        _check_record(record, record_path)
+        records[record["run_id"]] = record
+    if not records:
+        raise SweepError(f"{path}: no finished run (expected runs/<run_id>/record.json)")
+    runs = pd.DataFrame([run_row(r) for r in records.values()])
+    return Sweep(path=path, spec=spec, records=records, runs=runs)
