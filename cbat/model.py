@@ -49,7 +49,7 @@ class PRISMBlock(nn.Module):
                                  or (cfg.n_anchors > 0 and cfg.anchor_mode == "gather_broadcast"))
 
     @staticmethod
-    def _apply(x: torch.Tensor, update: torch.Tensor, gate: Gate | None) -> torch.Tensor:
+    def _residual(x: torch.Tensor, update: torch.Tensor, gate: Gate | None) -> torch.Tensor:
         return x + (update if gate is None else gate(x, update))
 
     def forward(self, x_e: torch.Tensor, x_p: torch.Tensor, bank: torch.Tensor | None):
@@ -60,7 +60,7 @@ class PRISMBlock(nn.Module):
                 parts = [x_p, bank.unsqueeze(0).expand(x_e.shape[0], -1, -1)] if concat_anchors else [x_p]
                 combined = torch.cat(parts + [x_e], dim=1)
                 n_a = bank.shape[0] if concat_anchors else 0
-                combined = self._apply(combined, self.joint(combined, n_p, n_a), self.gate_joint)
+                combined = self._residual(combined, self.joint(combined, n_p, n_a), self.gate_joint)
                 # Concatenated anchors are re-inserted from the bank in every block, as in the log.
                 x_p, x_e = combined[:, :n_p], combined[:, n_p + n_a:]
             elif step == "cross_attn":
@@ -71,17 +71,17 @@ class PRISMBlock(nn.Module):
                 update_e = self.cross_ep(x_e, x_p)
                 if self.cross_pe is not None:
                     both = torch.cat([x_p, x_e], dim=1)
-                    both = self._apply(both, torch.cat([self.cross_pe(x_p, x_e), update_e], dim=1), self.gate_attn)
+                    both = self._residual(both, torch.cat([self.cross_pe(x_p, x_e), update_e], dim=1), self.gate_attn)
                     x_p, x_e = both[:, :n_p], both[:, n_p:]
                 else:
-                    x_e = self._apply(x_e, update_e, self.gate_attn)
+                    x_e = self._residual(x_e, update_e, self.gate_attn)
             else:  # ffn
                 if self.updates_promoter:
                     both = torch.cat([x_p, x_e], dim=1)
-                    both = self._apply(both, self.ffn(both), self.gate_ffn)
+                    both = self._residual(both, self.ffn(both), self.gate_ffn)
                     x_p, x_e = both[:, :n_p], both[:, n_p:]
                 else:
-                    x_e = self._apply(x_e, self.ffn(x_e), self.gate_ffn)
+                    x_e = self._residual(x_e, self.ffn(x_e), self.gate_ffn)
         return x_e, x_p
 
 

@@ -42,6 +42,12 @@ def test_no_module_is_called_twice_in_one_forward(name):
     assert calls and max(calls.values()) == 1, {n: c for n, c in calls.items() if c > 1}
 
 
+@pytest.mark.parametrize("name", cbat.PRESETS)
+def test_models_move_between_dtypes_and_devices(name):
+    model = cbat.build_model(cbat.preset(name), seed=0).to("cpu", torch.float64)
+    assert model(_onehot(1, 120, 1).double(), _onehot(1, 80, 2).double()).dtype == torch.float64
+
+
 def test_same_seed_same_weights_and_different_seed_different_weights():
     a, b, c = (cbat.build_model(cbat.preset("cbat_v2"), seed=s) for s in (5, 5, 6))
     e, p = _onehot(2, 300, 1), _onehot(2, 200, 2)
