@@ -1,0 +1,98 @@
+"""Leakage-aware splits: by chromosome (held-out chromosomes never in training), by cell line
+(leave-one-cell-line-out), or random pairs (only when asked, with a warning)."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from cbat.data.dataset import EPIDataset
+
+SPLITS = ("chrom", "cell_line", "random")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Integer index arrays into a dataset; ``name`` is filesystem-safe (used in run ids)."""
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    test_groups: tuple[str, ...] = ()
+
+
+def split(ds: EPIDataset, by: str = "chrom", test=None, val_fraction: float = 0.1, seed: int = 0,
+          test_fraction: float = 0.2) -> Split:
+    """Split pairs into train / validation / test.
+
+    Parameters
+    ----------
+    ds : EPIDataset
+    by : {"chrom", "cell_line", "random"}
+        ``chrom``: every pair whose chromosome is held out goes to test (validation chromosomes are held out
+        the same way). ``cell_line``: one cell line is the test set (default ``NHEK`` when present, else the
+        last). ``random``: pairs at random; shared promoters then leak labels, so a warning is raised.
+    test : str or list of str, optional
+        Test chromosomes or the test cell line. By default chromosomes are drawn with ``seed`` until they
+        hold ``test_fraction`` of the pairs.
+    val_fraction : float
+        Share of the remaining pairs used for validation (whole chromosomes for ``chrom``).
+    seed : int
+    test_fraction : float
+        Target share of test pairs when ``test`` is not given (``chrom`` and ``random``).
+    """
+    if by not in SPLITS:
+        raise ValueError(f"split: by={by!r} is unknown; expected one of {list(SPLITS)}")
+    rng = np.random.default_rng(seed)
+    everything = np.arange(len(ds))
+    if by == "random":
+        warnings.warn("split: a random pair split lets shared promoters and enhancers leak labels into the test "
+                      "set; use by='chrom' or by='cell_line' for honest numbers", UserWarning, stacklevel=2)
+        order = rng.permutation(everything)
+        n_test, n_val = int(round(test_fraction * len(ds))), int(round(val_fraction * len(ds)))
+        return Split("random", np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]),
+                     np.sort(order[:n_test]))
+    if by == "cell_line":
+        cells = ds.meta["cell_line"].astype(str).to_numpy()
+        held = test if test is not None else ("NHEK" if "NHEK" in ds.cell_lines else ds.cell_lines[-1])
+        if held not in set(cells):
+            raise ValueError(f"split: test cell line {held!r} is not in the data; present: {ds.cell_lines}")
+        rest = everything[cells != held]
+        if rest.size == 0:
+            raise ValueError(f"split: every pair is in cell line {held!r}; nothing is left to train on")
+        val = np.sort(rng.choice(rest, int(round(val_fraction * rest.size)), replace=False))
+        return Split(f"cell_line_{held}", np.setdiff1d(rest, val), val, everything[cells == held], (held,))
+    chroms = ds.meta["chrom"].astype(str).to_numpy()
+    present = sorted(set(chroms))
+    if len(present) < 3:
+        raise ValueError(f"split: by='chrom' needs pairs on at least 3 chromosomes; found {present}")
+    if test is None:
+        test_chroms = _draw_groups(rng, chroms, present, test_fraction)
+    else:
+        test_chroms = [test] if isinstance(test, str) else list(test)
+        missing = sorted(set(test_chroms) - set(present))
+        if missing:
+            raise ValueError(f"split: test chromosome(s) {missing} hold no pairs; present: {present}")
+    is_test = np.isin(chroms, test_chroms)
+    remaining = [c for c in present if c not in test_chroms]
+    val_chroms = _draw_groups(rng, chroms[~is_test], remaining, val_fraction) if val_fraction > 0 else []
+    is_val = np.isin(chroms, val_chroms)
+    train = everything[~is_test & ~is_val]
+    if train.size == 0:
+        raise ValueError("split: the held-out chromosomes leave no training pairs")
+    return Split("chrom", train, everything[is_val], everything[is_test], tuple(sorted(test_chroms)))
+
+
+def _draw_groups(rng, groups: np.ndarray, candidates: list[str], fraction: float) -> list[str]:
+    """Whole groups in seeded random order until they hold ``fraction`` of the entries (at least one group,
+    never all of them)."""
+    counts = {g: int((groups == g).sum()) for g in candidates}
+    target, taken, chosen = fraction * len(groups), 0, []
+    for g in rng.permutation(candidates):
+        if taken >= target or len(chosen) == len(candidates) - 1:
+            break
+        chosen.append(str(g))
+        taken += counts[g]
+    return chosen

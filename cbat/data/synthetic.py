@@ -1,0 +1,157 @@
+"""``synthetic()``: the embedded EPI benchmark built from real JASPAR motifs, with ground truth.
+
+See ``docs/benchmark.md`` for the generative model. Deterministic from ``seed``; cached on disk by its
+parameters (``$CBAT_CACHE``, default ``~/.cache/cbat-lab``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cbat.data import cache
+from cbat.data.background import background, place, plant
+from cbat.data.dataset import EPIDataset
+from cbat.data.loci import assign_promoters, enhancer_centres, promoter_loci
+from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
+from cbat.data.tasks import TASKS, make_task
+
+GENERATOR_VERSION = 1  # bump when the generated data change for the same parameters
+
+
+def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhancer_len: int = 600,
+              promoter_len: int = 400, positive_fraction: float = 0.5, cell_lines=None, cache_dir=None,
+              use_cache: bool = True) -> EPIDataset:
+    """Generate (or read from cache) a synthetic enhancer-promoter benchmark.
+
+    Parameters
+    ----------
+    task : {"grammar", "long_range", "diffuse", "sparse_strong"}
+        ``grammar`` mixes convergent CTCF and compatible TF pairs; the others are probes that isolate one
+        hypothesis each (see ``docs/benchmark.md``).
+    n_pairs : int
+        Number of pairs.
+    seed : int
+        Same seed and parameters give identical data.
+    enhancer_len, promoter_len : int
+        Sequence lengths in bp (CPU default 600/400; paper scale 3000/2000).
+    positive_fraction : float
+        Share of positives: 0.5 for 1:1, about 0.048 for the field's 1:20.
+    cell_lines : sequence of str, optional
+        Subset of ``GM12878, K562, Stomach, NHEK``; all by default.
+    cache_dir : path, optional
+        Cache folder; default ``$CBAT_CACHE`` or ``~/.cache/cbat-lab``.
+    use_cache : bool
+        Read and write the cache.
+
+    Returns
+    -------
+    EPIDataset
+        With ``truth`` listing every planted motif (role ``causal`` or ``decoy``) and ``meta`` holding the
+        simulated loci (``chrom``, ``enhancer_start`` ...), the ``mechanism`` that made a positive positive
+        and the ``task``.
+    """
+    cell_lines = tuple(CELL_LINE_TFS) if cell_lines is None else tuple(cell_lines)
+    _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell_lines)
+    params = dict(task=task, n_pairs=int(n_pairs), seed=int(seed), enhancer_len=int(enhancer_len),
+                  promoter_len=int(promoter_len), positive_fraction=float(positive_fraction),
+                  cell_lines=list(cell_lines), version=GENERATOR_VERSION)
+    path = cache.cache_path(cache.cache_root(cache_dir), f"synthetic-{task}", params)
+    if use_cache and path.exists():
+        cached = cache.load(path)
+        if cached is not None:
+            return cached
+    ds = _generate(**{k: v for k, v in params.items() if k != "version"})
+    if use_cache:
+        cache.save(ds, path)
+    return ds
+
+
+def _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell_lines) -> None:
+    if task not in TASKS:
+        raise ValueError(f"synthetic: task {task!r} is unknown; expected one of {list(TASKS)}")
+    if int(n_pairs) < 2:
+        raise ValueError(f"synthetic: n_pairs is {n_pairs}; expected at least 2")
+    if not 0 < positive_fraction < 1:
+        raise ValueError(f"synthetic: positive_fraction is {positive_fraction}; expected a value in (0, 1)")
+    if enhancer_len < 300 or promoter_len < 200:
+        raise ValueError(f"synthetic: lengths {enhancer_len}/{promoter_len} bp are too short; expected "
+                         "enhancer_len >= 300 and promoter_len >= 200")
+    unknown = sorted(set(cell_lines) - set(CELL_LINE_TFS))
+    if unknown or not cell_lines:
+        raise ValueError(f"synthetic: cell_lines {list(cell_lines)} invalid; expected a non-empty subset of "
+                         f"{list(CELL_LINE_TFS)}")
+
+
+def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction, cell_lines) -> EPIDataset:
+    rng = np.random.default_rng(seed)
+    planner = make_task(task)
+    pair_cell = np.array(cell_lines)[rng.permutation(n_pairs) % len(cell_lines)]
+    labels = np.zeros(n_pairs, dtype=np.int64)
+    promoter_of_pair = np.empty(n_pairs, dtype=np.int64)
+    promoter_cell, promoter_state, promoter_sites = [], [], []
+    for cell in cell_lines:
+        members = np.flatnonzero(pair_cell == cell)
+        n_pos = int(round(len(members) * positive_fraction))
+        labels[members[rng.permutation(len(members))[:n_pos]]] = 1
+        local, n_promoters = assign_promoters(rng, labels[members])
+        promoter_of_pair[members] = local + len(promoter_cell)
+        for _ in range(n_promoters):
+            state, sites = planner.plan_promoter(rng, cell)
+            promoter_cell.append(cell)
+            promoter_state.append(state)
+            promoter_sites.append(sites)
+
+    plans = [planner.plan_enhancer(rng, pair_cell[i], promoter_state[promoter_of_pair[i]], labels[i])
+             for i in range(n_pairs)]
+    promoters = _build_side(rng, promoter_sites, promoter_len, "promoter")
+    enhancers = _build_side(rng, [plan.sites for plan in plans], enhancer_len, "enhancer")
+    meta = _meta(rng, task, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_len)
+    truth = _truth(plans, promoter_sites, promoter_of_pair, promoters[1], enhancers[1])
+    return EPIDataset(enhancers[0], promoters[0][promoter_of_pair], labels, meta, truth)
+
+
+def _build_side(rng, site_lists, length, side):
+    """Background sequences with their planted sites; returns (codes, starts per sequence)."""
+    seqs = background(rng, len(site_lists), length, side)
+    starts = [place(rng, sites, length, f"synthetic {side}") for sites in site_lists]
+    flat = [site for sites in site_lists for site in sites]
+    owner = np.repeat(np.arange(len(site_lists)), [len(sites) for sites in site_lists])
+    plant(rng, seqs, owner, np.array([s.motif for s in flat]), np.array([s.strand for s in flat]),
+          np.array([s.strength for s in flat]), np.concatenate(starts))
+    return seqs, starts
+
+
+def _meta(rng, task, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_len) -> pd.DataFrame:
+    chrom, tss = promoter_loci(rng, promoter_of_pair.max() + 1)
+    upstream = np.array([rng.random() < 0.5 if p.enhancer_upstream is None else p.enhancer_upstream
+                         for p in plans])
+    pair_tss = tss[promoter_of_pair]
+    centre = enhancer_centres(rng, pair_tss, upstream)
+    e_start, p_start = centre - enhancer_len // 2, pair_tss - promoter_len // 2
+    pair_chrom = chrom[promoter_of_pair]
+    locus = lambda c, s, n: [f"{a}:{b}-{b + n}" for a, b in zip(c, s)]  # noqa: E731
+    return pd.DataFrame({
+        "pair_id": [f"pair{i:06d}" for i in range(len(plans))],
+        "cell_line": pair_cell, "chrom": pair_chrom,
+        "enhancer_id": locus(pair_chrom, e_start, enhancer_len),
+        "promoter_id": locus(pair_chrom, p_start, promoter_len),
+        "enhancer_start": e_start, "enhancer_end": e_start + enhancer_len,
+        "promoter_start": p_start, "promoter_end": p_start + promoter_len,
+        "mechanism": [p.mechanism for p in plans], "task": task,
+    })
+
+
+def _truth(plans, promoter_sites, promoter_of_pair, promoter_starts, enhancer_starts) -> pd.DataFrame:
+    rows = []
+    for i, plan in enumerate(plans):
+        prom = promoter_of_pair[i]
+        for side, sites, starts, causal in (
+                ("enhancer", plan.sites, enhancer_starts[i], set(plan.causal_enhancer)),
+                ("promoter", promoter_sites[prom], promoter_starts[prom], set(plan.causal_promoter))):
+            for k, (site, start) in enumerate(zip(sites, starts)):
+                rows.append((i, side, MOTIF_IDS[site.motif], site.motif, int(start), site.strand,
+                             "causal" if k in causal else "decoy", site.strength))
+    truth = pd.DataFrame(rows, columns=["pair_index", "side", "motif_id", "motif_name", "start", "strand", "role",
+                                        "strength"])
+    truth.insert(5, "end", truth["start"] + truth["motif_name"].map(lambda m: get_motif(m).length))
+    return truth
