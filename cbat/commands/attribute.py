@@ -1,0 +1,125 @@
+"""``cbat attribute``: Captum attribution of a trained run's predicted loops, seqlets and JASPAR motifs."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "attribute a run's top predicted loops (IG, shuffled references) and match seqlets to JASPAR motifs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, type=Path,
+                        help="a run folder (model.pt, record.json, predictions.parquet) or a model.pt checkpoint")
+    parser.add_argument("--data", default=None,
+                        help="synthetic task name, data file or JSON data spec (default: the run's own data; "
+                             "required with a bare checkpoint)")
+    parser.add_argument("--n-pairs", type=int, default=2000, help="pairs of a synthetic task (default 2000)")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default 0)")
+    parser.add_argument("--top", type=int, default=10, help="loops per cell line (default 10)")
+    parser.add_argument("--pooled", action="store_true", help="rank loops over all cell lines together")
+    parser.add_argument("--threshold", type=float, default=None, help="only pairs with probability >= this")
+    parser.add_argument("--n-shuffles", type=int, default=10, help="dinucleotide-shuffled references (default 10)")
+    parser.add_argument("--n-steps", type=int, default=50, help="integrated-gradients steps (default 50)")
+    parser.add_argument("--internal-batch-size", type=int, default=64,
+                        help="pairs per forward/backward inside IG; bounds memory (default 64)")
+    parser.add_argument("--ism", type=int, default=2, help="loops checked by in-silico mutagenesis (default 2)")
+    parser.add_argument("--delta-threshold", type=float, default=0.05,
+                        help="flag loops whose |convergence delta| exceeds this, in logit units (default 0.05)")
+    parser.add_argument("--motifs", default="jaspar",
+                        help="'jaspar' (CORE vertebrates, default), 'truth' (the planted motifs' ids) or "
+                             "comma-separated JASPAR ids")
+    parser.add_argument("--jaspar-release", default=None, help="bundled JASPAR release (default the newest)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<i> (default auto)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _device(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def _run_files(path: Path) -> tuple[Path, dict | None]:
+    """(checkpoint, record or None) of ``--run``."""
+    from cbat.cli import UserError
+
+    if path.is_dir():
+        checkpoint = path / "model.pt"
+        if not checkpoint.is_file():
+            raise UserError(f"--run {path}: no model.pt in this run folder")
+        record_path = path / "record.json"
+        record = json.loads(record_path.read_text()) if record_path.is_file() else None
+        return checkpoint, record
+    if path.is_file():
+        return path, None
+    raise UserError(f"--run {path}: neither a run folder nor a checkpoint file")
+
+
+def _dataset(args: argparse.Namespace, record: dict | None):
+    """(dataset, True when the data are the run's own so its predictions.parquet applies)."""
+    from cbat.cli import UserError
+    from cbat.commands.train import data_spec
+    from cbat.sweep import load_data
+
+    if args.data is not None:
+        return load_data(data_spec(args)), False
+    if record is None or not isinstance(record.get("data"), dict):
+        raise UserError(f"--run {args.run}: no record with a data spec; pass --data")
+    return load_data(dict(record["data"])), True
+
+
+def _motif_db(args: argparse.Namespace, dataset):
+    from cbat.cli import UserError
+    from diagnostics.motifs import MotifDB
+
+    if args.motifs == "jaspar":
+        return MotifDB.from_jaspar(release=args.jaspar_release)
+    if args.motifs == "truth":
+        if dataset.truth is None:
+            raise UserError("--motifs truth: the data carry no planted motifs; use 'jaspar' or a list of ids")
+        from cbat.data.motifs import JASPAR_RELEASE
+        return MotifDB.from_jaspar(ids=tuple(sorted(set(dataset.truth["motif_id"]))),
+                                   release=args.jaspar_release or JASPAR_RELEASE)
+    return MotifDB.from_jaspar(ids=tuple(i.strip() for i in args.motifs.split(",") if i.strip()),
+                               release=args.jaspar_release)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from cbat.cli import UserError
+    from cbat.train import load_checkpoint
+    from diagnostics.attribution import explain_loops, predict, select_loops
+    from diagnostics.attribution_figures import write_loop_report
+
+    if args.top < 1 or args.n_shuffles < 1 or args.n_steps < 1 or args.internal_batch_size < 1:
+        raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
+    checkpoint, record = _run_files(args.run)
+    model, _ = load_checkpoint(checkpoint, _device(args.device))
+    dataset, own_data = _dataset(args, record)
+    predictions_path = args.run / "predictions.parquet" if args.run.is_dir() else None
+    if own_data and predictions_path is not None and predictions_path.is_file():
+        predictions = pd.read_parquet(predictions_path)
+    else:  # score every pair of the given data
+        index = np.arange(len(dataset))
+        logits = predict(model, *dataset.onehot(index))
+        predictions = pd.DataFrame({"pair_index": index, "cell_line": dataset.meta["cell_line"].to_numpy(),
+                                    "label": dataset.labels, "logit": logits, "prob": 1 / (1 + np.exp(-logits))})
+    loops = select_loops(predictions, top=args.top, per_cell_line=not args.pooled, threshold=args.threshold)
+    if loops.empty:
+        raise UserError("no predicted loops to attribute (lower --threshold?)")
+    report = explain_loops(model, dataset, loops, _motif_db(args, dataset), n_shuffles=args.n_shuffles,
+                           n_steps=args.n_steps, internal_batch_size=args.internal_batch_size, n_ism=args.ism,
+                           delta_threshold=args.delta_threshold, seed=args.seed, progress=not args.no_progress)
+    written = write_loop_report(report, args.out)
+    flagged = int(report.loops["flagged"].sum())
+    print(f"cbat attribute: {len(loops)} loops, {len(report.seqlets)} seqlets, {flagged} flagged by the "
+          f"convergence delta; wrote {written['report']}", file=sys.stderr)
+    if report.recovery is not None:
+        print("recovery: " + ", ".join(f"{k}={v:.3f}" for k, v in report.recovery.items()), file=sys.stderr)
+    return 0

@@ -1,0 +1,149 @@
+"""Score attributions against the planted truth of the synthetic benchmark.
+
+Three figures, each computed per sequence side:
+
+- **position recovery**: ROC-AUC and PR-AUC (average precision) of the per-base attribution, separating
+  positions of planted *causal* motifs from pure background, per sequence and then averaged. Labels follow the
+  tfomics ``interpretability_performance`` convention (Koo lab): a motif position is positive when the
+  generating distribution carries information there (``2 + sum p log2 p > 0.01`` bits); positions of planted
+  motifs below that, and decoy sites, are left out; everything else is background.
+- **motif identity**: the fraction of planted causal motifs whose top-scoring overlapping seqlet is matched to
+  the right JASPAR id (a causal motif without an overlapping seqlet counts as a miss).
+- **decoys vs causal**: each planted site's summed attribution; ROC-AUC of causal (1) vs decoy (0) sites, and
+  the two means. Decoys should score lower.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from cbat.data.motifs import get_motif
+
+SIDES = ("enhancer", "promoter")
+INFO_THRESHOLD = 0.01  # bits, the tfomics default
+
+
+def site_information(motif_name: str, strand: str, strength: float = 1.0) -> np.ndarray:
+    """Information (bits vs uniform) per position of the distribution a planted site was drawn from.
+
+    The benchmark draws each base from ``strength * PFM + (1 - strength) * uniform``; ``-`` sites are reverse
+    complemented, which reverses the positions.
+    """
+    probs = strength * get_motif(motif_name).probs + (1 - strength) * 0.25
+    info = 2.0 + (probs * np.log2(probs + 1e-10)).sum(1)
+    return info[::-1] if strand == "-" else info
+
+
+def planted_labels(truth: pd.DataFrame, pair_indices, side: str, length: int) -> np.ndarray:
+    """Per-base labels ``[n, length]``: 1 informative causal position, 0 pure background, -1 left out."""
+    pair_indices = np.asarray(pair_indices)
+    labels = np.zeros((len(pair_indices), length), dtype=np.int8)
+    row_of = {int(p): i for i, p in enumerate(pair_indices)}
+    planted = truth[(truth["side"] == side) & truth["pair_index"].isin(row_of)]
+    for site in planted.itertuples():
+        row, span = row_of[int(site.pair_index)], slice(int(site.start), int(site.end))
+        if site.role != "causal":
+            labels[row, span] = -1
+            continue
+        informative = site_information(site.motif_name, site.strand, getattr(site, "strength", 1.0))
+        labels[row, span] = np.where(informative > INFO_THRESHOLD, 1, -1)[:int(site.end) - int(site.start)]
+    return labels
+
+
+def position_recovery(scores: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """Per-sequence ROC-AUC and PR-AUC of ``scores`` at positive vs background positions.
+
+    Sequences without a positive position are skipped.
+
+    Returns
+    -------
+    DataFrame with ``row``, ``auroc``, ``auprc``, ``n_positive``.
+    """
+    rows = []
+    for i, (score, label) in enumerate(zip(np.asarray(scores), labels)):
+        keep = label >= 0
+        y, s = label[keep], score[keep]
+        if y.sum() == 0 or y.sum() == len(y):
+            continue
+        rows.append({"row": i, "auroc": roc_auc_score(y, s), "auprc": average_precision_score(y, s),
+                     "n_positive": int(y.sum())})
+    return pd.DataFrame(rows, columns=["row", "auroc", "auprc", "n_positive"])
+
+
+def site_scores(scores: np.ndarray, truth: pd.DataFrame, pair_indices, side: str) -> pd.DataFrame:
+    """Every planted site of the attributed pairs on ``side`` with its summed attribution (``site_score``)."""
+    pair_indices = np.asarray(pair_indices)
+    row_of = {int(p): i for i, p in enumerate(pair_indices)}
+    sites = truth[(truth["side"] == side) & truth["pair_index"].isin(row_of)].copy()
+    sites["site_score"] = [float(scores[row_of[int(s.pair_index)], int(s.start):int(s.end)].sum())
+                           for s in sites.itertuples()]
+    return sites
+
+
+def motif_identity(seqlets: pd.DataFrame, truth: pd.DataFrame, pair_indices) -> pd.DataFrame:
+    """For each planted causal motif: its top overlapping seqlet and whether that matched the right JASPAR id.
+
+    ``seqlets`` is the table of :func:`diagnostics.motifs.annotate_seqlets` (``loop`` = pair index).
+    """
+    causal = truth[(truth["role"] == "causal") & truth["pair_index"].isin(set(map(int, pair_indices)))]
+    rows = []
+    for site in causal.itertuples():
+        mine = seqlets[(seqlets["loop"] == site.pair_index) & (seqlets["side"] == site.side)
+                       & (seqlets["start"] < site.end) & (seqlets["end"] > site.start)]
+        top = mine.sort_values("score", ascending=False).iloc[0] if len(mine) else None
+        rows.append({"pair_index": int(site.pair_index), "side": site.side, "motif_id": site.motif_id,
+                     "motif_name": site.motif_name, "found": top is not None,
+                     "seqlet_motif_id": top["motif_id"] if top is not None else None,
+                     "correct": bool(top is not None and top["matched"] and top["motif_id"] == site.motif_id)})
+    return pd.DataFrame(rows, columns=["pair_index", "side", "motif_id", "motif_name", "found", "seqlet_motif_id",
+                                       "correct"])
+
+
+def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_indices,
+                    seqlets: pd.DataFrame | None = None) -> dict[str, float]:
+    """All recovery figures for a set of attributed pairs, as one flat dict.
+
+    Parameters
+    ----------
+    scores : dict
+        ``{"enhancer": [n, Le], "promoter": [n, Lp]}`` per-base attributions, row i = ``pair_indices[i]``.
+    truth : DataFrame
+        The dataset's ``truth`` table (``pair_index`` indexes the dataset).
+    pair_indices : array of int
+        Dataset indices of the attributed pairs.
+    seqlets : DataFrame, optional
+        The annotated seqlet table; adds ``motif_id_fraction`` and ``seqlet_found_fraction``.
+
+    Returns
+    -------
+    dict
+        ``{side}_auroc``, ``{side}_auprc``, ``{side}_n`` (sequences scored), ``auroc``/``auprc`` (both sides
+        pooled over sequences), ``causal_vs_decoy_auroc``, ``causal_mean``, ``decoy_mean``,
+        ``decoys_lower`` (1.0 when the decoy mean is below the causal mean), and the seqlet figures.
+    """
+    if truth is None:
+        raise ValueError("recovery_scores: the dataset has no ground truth (only synthetic data carry one)")
+    out: dict[str, float] = {}
+    per_sequence, sites = [], []
+    for side in SIDES:
+        side_scores = np.asarray(scores[side])
+        result = position_recovery(side_scores, planted_labels(truth, pair_indices, side, side_scores.shape[1]))
+        out[f"{side}_auroc"], out[f"{side}_auprc"] = result["auroc"].mean(), result["auprc"].mean()
+        out[f"{side}_n"] = float(len(result))
+        per_sequence.append(result)
+        sites.append(site_scores(side_scores, truth, pair_indices, side))
+    pooled = pd.concat(per_sequence)
+    out["auroc"], out["auprc"] = pooled["auroc"].mean(), pooled["auprc"].mean()
+    sites = pd.concat(sites)
+    is_causal = (sites["role"] == "causal").to_numpy()
+    out["causal_mean"] = sites.loc[is_causal, "site_score"].mean()
+    out["decoy_mean"] = sites.loc[~is_causal, "site_score"].mean()
+    out["causal_vs_decoy_auroc"] = (roc_auc_score(is_causal, sites["site_score"])
+                                    if 0 < is_causal.sum() < len(is_causal) else np.nan)
+    out["decoys_lower"] = float(out["decoy_mean"] < out["causal_mean"])
+    if seqlets is not None:
+        identity = motif_identity(seqlets, truth, pair_indices)
+        out["motif_id_fraction"] = identity["correct"].mean() if len(identity) else np.nan
+        out["seqlet_found_fraction"] = identity["found"].mean() if len(identity) else np.nan
+    return {key: float(value) for key, value in out.items()}
