@@ -58,8 +58,7 @@ def time_steps(model, inputs, mode: str, steps: int, device: str, bf16: bool) ->
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     record_mode = "off" if mode == "bare" else mode
-    names = ["*attn.pattern"] if mode == "capture" else None
-    with cbat.record(model, mode=record_mode, names=names, max_samples=1) as trace:
+    with cbat.record(model, mode=record_mode, max_samples=1) as trace:
         for i in range(steps + 2):  # two warm-up steps
             if device == "cuda":
                 torch.cuda.synchronize()

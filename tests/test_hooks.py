@@ -107,3 +107,19 @@ def test_unknown_names_and_modes_are_rejected():
     with pytest.raises(ValueError, match="record mode"):
         with cbat.record(model, mode="full"):
             pass
+
+
+def test_unsampled_steps_run_the_fused_kernel_and_sampled_steps_materialise_the_pattern(monkeypatch):
+    import cbat.layers.attention as attention
+
+    fused_calls = []
+    real_sdpa = attention.F.scaled_dot_product_attention
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention",
+                        lambda *a, **k: fused_calls.append(1) or real_sdpa(*a, **k))
+    model = cbat.build_model(cbat.preset("baseline"), seed=0)
+    with cbat.record(model, mode="summary", every=2) as trace:
+        for _ in range(2):
+            model(*_inputs())
+            trace.next_step()
+    assert len(fused_calls) == 1  # step 1 only; step 0 was sampled and ran the explicit path
+    assert set(trace.summary()["step"]) == {0}
