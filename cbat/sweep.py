@@ -53,7 +53,8 @@ class SweepSpec:
         ``cbat_v2-window``) or dicts ``{"name", "config": preset name or YAML/JSON path, "overrides":
         {field: value}, "settings": {training-setting overrides for this variant}}``.
     seeds : run seeds (weight init, batch order).
-    splits : "chrom" (held-out chromosomes), "cell_line:<name>" (held-out, "unseen" cell line), "random".
+    splits : "chrom" (held-out chromosomes), "cell_line:<name>" (held-out, "unseen" cell line; bare
+        "cell_line" holds out NHEK), "random" (leaky, warns).
     data : ``{"task": <synthetic task>, "n_pairs": ..., "seed": ...}`` for the embedded benchmark or
         ``{"path": <file>, ...}`` for ``cbat.data.load``.
     settings : ``TrainSettings`` fields shared by all runs.
@@ -142,11 +143,11 @@ def task_name(data: dict) -> str:
 
 def parse_split(split: str) -> tuple[str, Optional[str]]:
     """"chrom" / "random" / "cell_line:<name>" -> (by, held-out cell line or None)."""
-    if split in ("chrom", "random"):
+    if split in ("chrom", "random", "cell_line"):  # bare "cell_line": cbat.data.split's default (NHEK)
         return split, None
     if split.startswith("cell_line:") and len(split) > len("cell_line:"):
         return "cell_line", split.split(":", 1)[1]
-    raise ValueError(f"split {split!r}; expected 'chrom', 'random' or 'cell_line:<name>'")
+    raise ValueError(f"split {split!r}; expected 'chrom', 'random', 'cell_line' or 'cell_line:<name>'")
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -361,7 +362,9 @@ def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished) -> 
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(["cbat.sweep"])  # import torch once, fork cheap children from it
+        # Import once in the fork server so each run's child starts in a fraction of a second; torch._dynamo
+        # is what the first optimizer construction would otherwise import (several seconds) in every child.
+        context.set_forkserver_preload(["cbat.sweep", "torch._dynamo"])
     queue, active = list(pending), {}
 
     def on_term(signum, frame):

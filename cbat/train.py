@@ -323,7 +323,9 @@ def _log_losses(trace, parts: dict, loss_fn: CBATLoss, model: torch.nn.Module) -
                   if a is not None and b is not None]
         if shared:
             a, b = torch.cat([s[0] for s in shared]), torch.cat([s[1] for s in shared])
-            cosine = float(a @ b / (a.norm() * b.norm()).clamp_min(1e-30))
+            scale = float(a.norm() * b.norm())
+            # A zero gradient (e.g. the speculation hinge inactive) has no direction: NaN, not 0.
+            cosine = max(-1.0, min(1.0, float(a @ b) / scale)) if scale > 0 else math.nan
             trace.log_scalar(f"loss.{name}", cosine, statistic="grad_cosine")
         # The norm of the term as it enters the total (weight included), so shares can be compared.
         trace.log_scalar(f"loss.{name}", loss_fn.weights[name] * _grad_norm(grads), statistic="grad_norm")
@@ -358,9 +360,10 @@ class _Run:
         return self.out_dir / "state.pt" if self.out_dir is not None else None
 
     def _identity(self) -> dict:
+        # What must match for a resume; epochs and max_steps may grow (train longer).
         return {"config": self.cfg.to_dict(), "seed": self.seed,
                 "settings": {k: v for k, v in self.settings.to_dict().items()
-                             if k not in ("device", "num_threads", "progress")}}
+                             if k not in ("device", "num_threads", "progress", "epochs", "max_steps")}}
 
     def save_state(self) -> None:
         payload = {"identity": self._identity(), "model": self.model.state_dict(),

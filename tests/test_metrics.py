@@ -1,0 +1,52 @@
+"""Metrics agree with scikit-learn, calibration error behaves, groups are split by cell line."""
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from cbat.metrics import binary_metrics, evaluate, expected_calibration_error
+
+
+@pytest.fixture(scope="module")
+def scored():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    probs = np.clip(0.5 * labels + rng.uniform(0, 0.6, 300), 0, 1)
+    return labels, probs
+
+
+def test_ranking_and_threshold_metrics(scored):
+    labels, probs = scored
+    m = binary_metrics(labels, probs, threshold=0.5)
+    assert m["aupr"] == pytest.approx(average_precision_score(labels, probs))
+    assert m["auroc"] == pytest.approx(roc_auc_score(labels, probs))
+    predicted = probs >= 0.5
+    tp = int((predicted & (labels == 1)).sum())
+    assert m["precision"] == pytest.approx(tp / predicted.sum())
+    assert m["recall"] == pytest.approx(tp / labels.sum())
+    assert m["n"] == 300 and m["n_pos"] == labels.sum() and m["base_rate"] == pytest.approx(labels.mean())
+
+
+def test_expected_calibration_error():
+    labels = np.array([0, 1] * 50)
+    assert expected_calibration_error(labels, np.full(100, 0.5)) == pytest.approx(0.0)
+    assert expected_calibration_error(labels, np.full(100, 0.95)) == pytest.approx(0.45)
+    assert expected_calibration_error(labels, labels.astype(float)) == pytest.approx(0.0)
+
+
+def test_evaluate_per_cell_line_and_single_class_group(scored):
+    labels, probs = scored
+    cells = np.where(np.arange(300) < 150, "GM12878", "K562")
+    labels = labels.copy()
+    labels[150:] = 1  # K562 holds only positives: no ranking metric there
+    out = evaluate(labels, probs, cells)
+    assert set(out["per_cell_line"]) == {"GM12878", "K562"}
+    assert out["per_cell_line"]["GM12878"]["n"] == 150
+    assert math.isnan(out["per_cell_line"]["K562"]["aupr"])
+    assert not math.isnan(out["pooled"]["aupr"])
+
+
+def test_bad_probabilities_are_rejected():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        binary_metrics([0, 1], [0.2, 1.5])
