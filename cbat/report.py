@@ -72,6 +72,42 @@ def read_records(notebook: str | Path | dict) -> dict[str, Any]:
     return values
 
 
+def metrics_table(metrics: dict[str, dict], part: str = "test") -> "pd.DataFrame":
+    """Pooled metrics of several runs side by side, one row per name.
+
+    Parameters
+    ----------
+    metrics : name -> a run's metrics (``TrainResult.metrics`` or a record's ``metrics``).
+    part : "val" or "test".
+    """
+    import pandas as pd
+
+    missing = [name for name, m in metrics.items() if "pooled" not in m.get(part, {})]
+    if missing:
+        raise ValueError(f"metrics_table: no {part!r} pooled metrics for {missing}")
+    table = pd.DataFrame({name: m[part]["pooled"] for name, m in metrics.items()}).T
+    return table.rename_axis("variant")
+
+
+def show_verdicts(assessment) -> None:
+    """Display each verdict of ``diagnostics.verdicts.assess`` as a heading with its evidence, then its
+    figures (keys "<id>.<what>"), then figures that belong to no single hypothesis."""
+    from IPython.display import Markdown, display
+
+    shown = set()
+    for row in assessment.table.itertuples():
+        display(Markdown(f"### {row.id}: {row.claim} -- **{row.verdict}**\n\n{row.evidence}\n\n"
+                         f"runs: {', '.join(row.run_ids) or 'none'}"))
+        for key, figure in assessment.figures.items():
+            if key.split(".", 1)[0] == row.id:
+                display(figure)
+                shown.add(key)
+    for key, figure in assessment.figures.items():
+        if key not in shown:
+            display(Markdown(f"### {key}"))
+            display(figure)
+
+
 # --- one notebook: execute, render ---------------------------------------------------------------------
 @dataclass
 class NotebookJob:
@@ -223,22 +259,221 @@ def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_se
 def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str = KERNEL,
                   timeout_s: Optional[float] = None,
                   on_result: Optional[Callable[[NotebookResult], None]] = None) -> list[NotebookResult]:
-    """Execute and render each job in turn; a failed notebook is rendered too (it shows the error)."""
+    """Execute each job in turn (a failure never stops the next one)."""
     results = []
     for job in jobs:
-        result = execute_notebook(job, out_dir, kernel=kernel, timeout_s=timeout_s)
-        if result.ipynb is not None:
-            try:
-                result.html = render_html(result.ipynb, Path(out_dir) / f"{job.name}.html")
-            except Exception as err:  # noqa: BLE001 - an unrenderable notebook must not stop the others
-                result.status = "failed"
-                result.error = result.error or f"rendering failed: {type(err).__name__}: {err}"
-        results.append(result)
+        results.append(execute_notebook(job, out_dir, kernel=kernel, timeout_s=timeout_s))
         if on_result is not None:
-            on_result(result)
+            on_result(results[-1])
     return results
+
+
+def render_all(results: Sequence[NotebookResult], out_dir: str | Path) -> None:
+    """Render every executed notebook next to it; failed ones too (the page shows the error)."""
+    for result in results:
+        if result.ipynb is None:
+            continue
+        try:
+            result.html = render_html(result.ipynb, Path(out_dir) / f"{result.name}.html")
+        except Exception as err:  # noqa: BLE001 - an unrenderable notebook must not stop the others
+            result.status = "failed"
+            result.error = result.error or f"rendering failed: {type(err).__name__}: {err}"
 
 
 def log(message: str) -> None:
     """Progress line on stderr (stdout stays free for results)."""
     print(message, file=sys.stderr, flush=True)
+
+
+# --- the batch report ---------------------------------------------------------------------------------
+@dataclass
+class ReportParams:
+    """What ``cbat report`` runs; from the CLI and/or a YAML file (``from_file``).
+
+    Attributes
+    ----------
+    task : synthetic task of the sweep (``cbat.data.TASKS``).
+    variants, seeds : the sweep's variants and seeds (None: the sweep's defaults).
+    device : "auto", "cpu", "cuda" or "cuda:<i>", for the sweep and the notebooks.
+    quick : the small CPU default (the quick sweep, small notebook sizes).
+    sweep_dir : reuse this sweep directory (default ``<out>/sweep``; finished runs are never redone).
+    workers : local sweep worker processes (None: 2, or 1 on a one-core machine).
+    sweep : further ``cbat.sweep.SweepSpec`` fields, e.g. ``{"data": {...}, "settings": {"epochs": 2}}``.
+    notebook_timeout_s : limit per notebook cell execution (None: no limit).
+    notebooks : per-notebook parameter overrides, ``{notebook stem: {parameter: value}}``.
+    """
+
+    task: str = "grammar"
+    variants: Optional[list[str]] = None
+    seeds: Optional[list[int]] = None
+    device: str = "auto"
+    quick: bool = False
+    sweep_dir: Optional[str] = None
+    workers: Optional[int] = None
+    sweep: dict[str, Any] = field(default_factory=dict)
+    notebook_timeout_s: Optional[float] = None
+    notebooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> "ReportParams":
+        """Read a YAML mapping of these fields; ``overrides`` (e.g. CLI flags that were given) win."""
+        import dataclasses
+
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: report parameters file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of report parameters, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown report parameter(s) {unknown}; known: {sorted(known)}")
+        if isinstance(data.get("notebooks"), dict) and not all(isinstance(v, dict) for v in data["notebooks"].values()):
+            raise ValueError(f"{path}: field 'notebooks' must map notebook names to parameter mappings")
+        for name in ("notebooks", "sweep"):
+            if not isinstance(data.get(name, {}), dict):
+                raise ValueError(f"{path}: field {name!r} must be a mapping")
+        data.update(overrides)
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        import dataclasses
+
+        return dataclasses.asdict(self)
+
+
+def sweep_spec(params: ReportParams):
+    """The ``SweepSpec`` of a report: the quick sweep (``--quick``) or the full default, with the task,
+    variants, seeds, device and ``params.sweep`` fields applied."""
+    from cbat.data import TASKS
+    from cbat.sweep import SweepSpec, quick_sweep_spec
+
+    if params.task not in TASKS:
+        raise ValueError(f"report parameter 'task' is {params.task!r}; expected one of {list(TASKS)}")
+    base = quick_sweep_spec() if params.quick else SweepSpec()
+    fields_ = dict(params.sweep)
+    data = {**base.data, "task": params.task, **fields_.pop("data", {})}
+    settings = {**base.settings, "device": params.device, "progress": False, **fields_.pop("settings", {})}
+    chosen = {"variants": params.variants, "seeds": params.seeds}
+    fields_.update({k: v for k, v in chosen.items() if v is not None})
+    try:
+        spec = SweepSpec(**{**base.to_dict(), **fields_, "data": data, "settings": settings})
+    except TypeError as err:
+        raise ValueError(f"report parameter 'sweep': {err}") from None
+    spec.variant_table()  # unknown variant names fail here, before anything is written
+    return spec
+
+
+def run_sweep(params: ReportParams, sweep_dir: str | Path):
+    """Run the report's sweep into ``sweep_dir``; finished runs there are reused, not retrained.
+
+    Returns the results table (``cbat.sweep.run_sweep``)."""
+    from cbat import sweep as sweeps
+
+    workers = params.workers or min(2, os.cpu_count() or 1)
+    return sweeps.run_sweep(sweep_spec(params), sweep_dir, workers=workers)
+
+
+def ensure_sweep(sweep_dir: Optional[str | Path], output_dir: str | Path, **params: Any) -> Path:
+    """``sweep_dir`` when given, else run the sweep of ``ReportParams(**params)`` into ``output_dir/sweep``
+    (finished runs reused) and return that folder. For notebooks that either load or run a sweep."""
+    if sweep_dir is not None:
+        return Path(sweep_dir)
+    target = Path(output_dir) / "sweep"
+    run_sweep(ReportParams(**params), target)
+    return target
+
+
+# Notebook sizes for ``--quick`` (CPU minutes, not hours); the notebooks' own defaults suit interactive use.
+QUICK_NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
+    "quickstart": {"n_pairs": 600, "epochs": 3},
+    "attention_explorer": {"n_samples": 4},
+    "loop_attribution": {"n_loops": 4},
+}
+# Known notebooks in report order; any other notebook in the folder runs once after them.
+NOTEBOOK_ORDER = ("quickstart", "ablation_report", "gate_explorer", "attention_explorer", "loop_attribution")
+TITLES = {"quickstart": "Quickstart: baseline vs cbat_v2", "ablation_report": "Ablation report and verdicts",
+          "gate_explorer": "Gate explorer", "attention_explorer": "Attention explorer",
+          "loop_attribution": "Loop attribution"}
+
+
+def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
+                   notebook_dir: Path = NOTEBOOK_DIR) -> list[NotebookJob]:
+    """One job per notebook in ``notebook_dir``; the attention explorer once per variant with attention.
+
+    Every job gets the same parameter pool (the notebook keeps the ones it declares), then the quick
+    sizes, then the user's per-notebook overrides.
+    """
+    from diagnostics.io import load_sweep
+
+    sweep = load_sweep(sweep_dir)
+    pool = {"sweep_dir": str(sweep_dir), "task": params.task, "device": params.device,
+            "variants": params.variants, "seeds": params.seeds, "output_dir": str(out_dir)}
+    sources = sorted(notebook_dir.glob("*.ipynb"),
+                     key=lambda p: (NOTEBOOK_ORDER.index(p.stem) if p.stem in NOTEBOOK_ORDER else len(NOTEBOOK_ORDER),
+                                    p.stem))
+    jobs = []
+    for source in sources:
+        parameters = {**pool, **(QUICK_NOTEBOOK_PARAMETERS.get(source.stem, {}) if params.quick else {}),
+                      **params.notebooks.get(source.stem, {})}
+        title = TITLES.get(source.stem, source.stem.replace("_", " ").capitalize())
+        if source.stem == "attention_explorer":
+            for run in _first_run_per_variant(sweep):
+                jobs.append(NotebookJob(f"{source.stem}__{run['variant']}", source,
+                                        {**parameters, "run_id": run["run_id"]}, f"{title}: {run['variant']}"))
+        else:
+            jobs.append(NotebookJob(source.stem, source, parameters, title))
+    return jobs
+
+
+def _first_run_per_variant(sweep) -> list[dict]:
+    """The lowest-seed finished run of each variant that has attention (the no_cross control has none)."""
+    runs = sweep.ok().drop_duplicates("variant")
+    return [row for row in runs.to_dict("records") if sweep.config(row["run_id"]).get("interaction") != "none"]
+
+
+def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path = NOTEBOOK_DIR,
+                 kernel: str = KERNEL) -> list[NotebookResult]:
+    """The whole batch: sweep (finished runs reused) -> notebooks -> HTML -> ``index.html``.
+
+    Prints the time of each stage on stderr and records it in ``report.json``.
+
+    Returns
+    -------
+    list of NotebookResult, in index order.
+    """
+    out, notebook_dir = Path(out), Path(notebook_dir)
+    sweep_spec(params)  # bad parameters fail before anything is written
+    unknown = sorted(set(params.notebooks) - {p.stem for p in notebook_dir.glob("*.ipynb")})
+    if unknown:
+        raise ValueError(f"report parameter 'notebooks' names {unknown}, which are not notebooks in {notebook_dir}")
+    out.mkdir(parents=True, exist_ok=True)
+    stage_seconds: dict[str, float] = {}
+
+    def timed(stage: str, work):
+        log(f"[report] {stage} ...")
+        start = time.perf_counter()
+        value = work()
+        stage_seconds[stage] = time.perf_counter() - start
+        log(f"[report] {stage}: {stage_seconds[stage]:.1f} s")
+        return value
+
+    sweep_dir = Path(params.sweep_dir) if params.sweep_dir else out / "sweep"
+    timed("sweep", lambda: run_sweep(params, sweep_dir))
+    jobs = plan_notebooks(params, sweep_dir, out, notebook_dir)
+
+    def report_one(result: NotebookResult) -> None:
+        log(f"[report]   {result.name}: {result.status} ({result.seconds:.1f} s){'  ' + result.error if result.error else ''}")
+
+    results = timed("execute", lambda: run_notebooks(jobs, out, kernel, params.notebook_timeout_s, report_one))
+    timed("render", lambda: render_all(results, out))
+    stage_seconds["total"] = sum(stage_seconds.values())
+    index = write_index(out, results, stage_seconds, params.to_dict())
+    log(f"[report] total: {stage_seconds['total']:.1f} s -> {index}")
+    return results

@@ -1,0 +1,54 @@
+"""``cbat report``: run (or reuse) the sweep, execute the notebooks with papermill, render HTML, write an index."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "run the sweep (finished runs reused), execute the notebooks and write an HTML report with an index"
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated names, e.g. baseline,cbat_v2")
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="reports/default", help="report folder (default: reports/default)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the small CPU default: quick sweep (4 presets x 3 seeds, grammar) and small notebooks")
+    parser.add_argument("--params", type=Path, help="YAML file of report parameters (flags given here win)")
+    parser.add_argument("--task", help="synthetic task: grammar, long_range, diffuse, sparse_strong")
+    parser.add_argument("--variants", type=_names, help="comma-separated variants (presets, ablations, sets)")
+    parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:<i> (default auto)")
+    parser.add_argument("--sweep", dest="sweep_dir", help="sweep folder to reuse or fill (default <out>/sweep)")
+    parser.add_argument("--workers", type=int, help="sweep worker processes (default 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cbat.cli import UserError
+    from cbat.report import ReportParams, build_report
+
+    given = {name: getattr(args, name) for name in ("task", "variants", "seeds", "device", "sweep_dir", "workers")
+             if getattr(args, name) is not None}
+    if args.quick:
+        given["quick"] = True
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}: expected a positive integer")
+    params = ReportParams.from_file(args.params, **given) if args.params else ReportParams(**given)
+    results = build_report(args.out, params)
+    failed = [r.name for r in results if r.status != "ok"]
+    if failed:
+        print(f"cbat report: {len(failed)} notebook(s) failed: {', '.join(failed)} (see {Path(args.out) / 'index.html'})")
+        return 1
+    print(f"cbat report: {len(results)} notebooks ok -> {Path(args.out) / 'index.html'}")
+    return 0

@@ -1,0 +1,385 @@
+"""The notebook explorers' logic as plain classes: pick something, get a plotly figure.
+
+``GateExplorer`` (run, block, training step -> gate histogram and saturation over training) reads a sweep
+directory; ``AttentionExplorer`` (sample, hook, head -> attention map, entropy per query, distance
+profile, anchor mass) captures attention on a fixed trained model and re-captures after a temperature
+what-if. ``widget()`` wires ipywidgets controls to ``select`` / ``set_temperature``; tests drive those
+methods directly, so every widget callback is reachable without a browser.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+from torch import nn
+
+import cbat
+from cbat.hooks import AttentionMeta, attention_stats
+from cbat.layers.attention import AttentionCore, RoPE_AdaptAttention
+from diagnostics import gates
+from diagnostics.attention import profile_from_pattern
+from diagnostics.figures import styled
+from diagnostics.io import load_sweep
+
+# Normalisers whose output depends on the temperature; a plain softmax core is run as temp_softmax
+# (identical at T = 1) so the what-if applies to the baseline too. hard_topk keeps its top-k softmax.
+_TEMPERED = {"softmax": "temp_softmax", "temp_softmax": "temp_softmax", "sparsemax": "sparsemax",
+             "entmax15": "entmax15"}
+
+
+def _training_rows(trace: pd.DataFrame) -> pd.DataFrame:
+    """Rows recorded during training (the trainer appends one 'final' evaluation forward)."""
+    return trace[trace["phase"] == "train"] if "phase" in trace.columns else trace
+
+
+def _nearest(value: int, choices: Sequence[int]) -> int:
+    return int(min(choices, key=lambda c: abs(c - value)))
+
+
+# --- gates ---------------------------------------------------------------------------------------------
+class GateExplorer:
+    """Gate values of the gated runs of a sweep: pick run, block and step.
+
+    Parameters
+    ----------
+    sweep_dir : a sweep directory (see ``diagnostics.io.load_sweep``).
+
+    Attributes
+    ----------
+    run_ids : finished runs whose config has gates.
+    run_id, block, step : the current selection; ``figure`` is its figure.
+    """
+
+    def __init__(self, sweep_dir: str | Path) -> None:
+        self.sweep = load_sweep(sweep_dir)
+        ok = self.sweep.ok()
+        self.run_ids = [r for r in ok["run_id"] if self.sweep.config(r).get("gate", "none") != "none"]
+        if not self.run_ids:
+            raise ValueError(f"{self.sweep.path}: no finished run has gates (config 'gate' is 'none' everywhere)")
+        self.run_id, self.block, self.step = self.run_ids[0], None, None
+        self.figure: Optional[go.Figure] = None
+        self.controls: dict = {}
+
+    def first_runs(self, variants: Sequence[str]) -> list[str]:
+        """The lowest-seed gated run of each of ``variants`` that has one (order kept)."""
+        ok = self.sweep.ok()
+        chosen = ok[ok["run_id"].isin(self.run_ids)].drop_duplicates("variant").set_index("variant")["run_id"]
+        return [chosen[v] for v in variants if v in chosen.index]
+
+    def saturation_by_variant(self) -> pd.DataFrame:
+        """Late-training saturation per gated variant with its gate kind (``diagnostics.gates.compare_kinds``)."""
+        table = gates.saturation(_training_rows(self.sweep.traces(self.run_ids)))
+        kinds = {v: self.sweep.variant_config(v).get("gate", "none") for v in table["variant"].unique()}
+        return gates.compare_kinds(table, kinds)
+
+    def gate_trace(self, run_id: str) -> pd.DataFrame:
+        """The gate rows recorded while ``run_id`` trained."""
+        return gates.gate_rows(_training_rows(self.sweep.trace(run_id)))
+
+    def blocks(self, run_id: str) -> list[int]:
+        return sorted(int(b) for b in self.gate_trace(run_id)["block"].unique())
+
+    def steps(self, run_id: str) -> list[int]:
+        rows = self.gate_trace(run_id)
+        return sorted(int(s) for s in rows.loc[rows["statistic"].str.startswith("hist_"), "step"].unique())
+
+    def select(self, run_id: Optional[str] = None, block: Optional[int] = None,
+               step: Optional[int] = None) -> go.Figure:
+        """Change any part of the selection and return the new figure.
+
+        A block the run lacks falls back to its first block; a step snaps to the nearest recorded one
+        (default: the last), so switching runs never leaves an impossible selection.
+        """
+        if run_id is not None:
+            if run_id not in self.run_ids:
+                raise ValueError(f"run {run_id!r} is not a gated finished run; expected one of {self.run_ids}")
+            self.run_id = run_id
+        blocks, steps = self.blocks(self.run_id), self.steps(self.run_id)
+        wanted_block = self.block if block is None else block
+        self.block = wanted_block if wanted_block in blocks else blocks[0]
+        wanted_step = self.step if step is None else step
+        self.step = steps[-1] if wanted_step is None else _nearest(wanted_step, steps)
+        self.figure = self._figure()
+        return self.figure
+
+    def _figure(self) -> go.Figure:
+        rows = self.gate_trace(self.run_id)
+        rows = rows[rows["block"] == self.block]
+        hist = gates.histogram(rows, step=self.step)
+        timeline = gates.gate_timeline(rows)
+        fig = make_subplots(rows=1, cols=2, subplot_titles=(f"gate values at step {self.step}",
+                                                            "fraction saturated over training"))
+        for name, part in hist.groupby("name"):
+            fig.add_trace(go.Bar(x=part["bin_start"] + 0.05, y=part["share"], name=name, legendgroup=name,
+                                 width=0.1 / max(hist["name"].nunique(), 1)), row=1, col=1)
+        for name, part in timeline.groupby("name"):
+            fig.add_trace(go.Scatter(x=part["step"], y=part["frac_saturated"], mode="lines+markers", name=name,
+                                     legendgroup=name, showlegend=False), row=1, col=2)
+        fig.add_vline(x=self.step, line_dash="dot", row=1, col=2)
+        fig.update_xaxes(title_text="gate value", range=[0, 1], row=1, col=1)
+        fig.update_xaxes(title_text="step", row=1, col=2)
+        fig.update_yaxes(title_text="share of values", row=1, col=1)
+        fig.update_yaxes(title_text="fraction <0.05 or >0.95", range=[0, 1], row=1, col=2)
+        return styled(fig, f"{self.run_id}: block {self.block} gates")
+
+    def compare(self, run_ids: Sequence[str], block: int = 0) -> go.Figure:
+        """Gate value histograms at each run's last step, side by side (e.g. v1 sigmoid vs v2 temperature)."""
+        unknown = [r for r in run_ids if r not in self.run_ids]
+        if unknown or not run_ids:
+            raise ValueError(f"compare needs gated finished runs; {unknown or 'none'} not in {self.run_ids}")
+        fig = make_subplots(rows=1, cols=len(run_ids), shared_yaxes=True, subplot_titles=list(run_ids))
+        for col, run_id in enumerate(run_ids, start=1):
+            rows = self.gate_trace(run_id)
+            hist = gates.histogram(rows[rows["block"] == block])
+            for name, part in hist.groupby("name"):
+                fig.add_trace(go.Bar(x=part["bin_start"] + 0.05, y=part["share"], name=f"{run_id}: {name}"),
+                              row=1, col=col)
+            fig.update_xaxes(title_text="gate value", range=[0, 1], row=1, col=col)
+        fig.update_yaxes(title_text="share of values", row=1, col=1)
+        return styled(fig, f"Gate values at the end of training, block {block}")
+
+    def widget(self):
+        """Dropdowns for run and block, a slider over recorded steps, and the figure below them."""
+        import ipywidgets as w
+
+        self.select()
+        run = w.Dropdown(options=self.run_ids, value=self.run_id, description="run")
+        block = w.Dropdown(options=self.blocks(self.run_id), value=self.block, description="block")
+        step = w.SelectionSlider(options=self.steps(self.run_id), value=self.step, description="step")
+        output = w.Output()
+        self.controls = {"run": run, "block": block, "step": step, "output": output}
+
+        def on_run(change):
+            self.select(run_id=change["new"])
+            with block.hold_trait_notifications(), step.hold_trait_notifications():
+                block.options, step.options = self.blocks(self.run_id), self.steps(self.run_id)
+                block.value, step.value = self.block, self.step
+            _show(output, self.figure)
+
+        run.observe(on_run, names="value")
+        block.observe(lambda c: _show(output, self.select(block=c["new"])), names="value")
+        step.observe(lambda c: _show(output, self.select(step=c["new"])), names="value")
+        _show(output, self.figure)
+        return w.VBox([w.HBox([run, block]), step, output])
+
+
+# --- attention -----------------------------------------------------------------------------------------
+class AttentionExplorer:
+    """Attention patterns of a fixed model on a few samples: pick sample, hook and head.
+
+    Parameters
+    ----------
+    model : a trained ``PRISMBackbone`` (any model with ``*.pattern`` hook points).
+    enhancer, promoter : float one-hot batches [B, 4, Le], [B, 4, Lp]; all B samples are captured.
+    names : glob patterns of the pattern hooks to capture.
+
+    Attributes
+    ----------
+    patterns, metas : captured maps [B, H, Lq, Lk] and their ``AttentionMeta`` by hook name.
+    temperature : the what-if temperature of the soft-sparse cores (None: as trained).
+    """
+
+    def __init__(self, model: nn.Module, enhancer: torch.Tensor, promoter: torch.Tensor,
+                 names: Sequence[str] = ("*.pattern",)) -> None:
+        self.model, self.enhancer, self.promoter, self.name_patterns = model, enhancer, promoter, list(names)
+        self.run_id: Optional[str] = None
+        self._trained = {core: (core.sparsity, core.temperature) for core in self.tempered_cores()}
+        self.temperature: Optional[float] = None
+        self.patterns: dict[str, torch.Tensor] = {}
+        self.metas: dict[str, AttentionMeta] = {}
+        self.capture()
+        self.names = list(self.patterns)
+        if not self.names:
+            raise ValueError(f"no attention pattern matched {self.name_patterns}; this model has no attention")
+        # Start on the first adaptive cross attention: the map the what-if acts on.
+        self.name = next((n for n in self.names if ".cross_" in n), self.names[0])
+        self.sample, self.head = 0, -1
+        self.figure: Optional[go.Figure] = None
+        self.controls: dict = {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, enhancer: torch.Tensor, promoter: torch.Tensor,
+                        names: Sequence[str] = ("*.pattern",)) -> "AttentionExplorer":
+        """Load ``model.pt`` of a run (``cbat.train.load_checkpoint``) and explore it on the given batch."""
+        from cbat.train import load_checkpoint
+
+        model, _ = load_checkpoint(path)
+        return cls(model, enhancer, promoter, names)
+
+    @classmethod
+    def from_run(cls, sweep_dir: str | Path, run_id: Optional[str] = None, n_samples: int = 4,
+                 names: Sequence[str] = ("*.pattern",)) -> "AttentionExplorer":
+        """Explore a run of a sweep on its ``n_samples`` top-scoring test pairs (its predicted loops).
+
+        ``run_id`` None picks the first finished run whose model has attention. The pairs are rebuilt
+        from the sweep's data spec (``cbat.sweep.load_data``), so nothing but the sweep folder is needed.
+        """
+        from cbat.sweep import load_data
+
+        sweep = load_sweep(sweep_dir)
+        ok = sweep.ok()
+        with_attention = [r for r in ok["run_id"] if sweep.config(r).get("interaction") != "none"]
+        if run_id is None:
+            if not with_attention:
+                raise ValueError(f"{sweep.path}: no finished run has attention")
+            run_id = with_attention[0]
+        elif run_id not in with_attention:
+            raise ValueError(f"run {run_id!r} is not a finished run with attention in {sweep.path}; "
+                             f"expected one of {with_attention}")
+        if n_samples < 1:
+            raise ValueError(f"n_samples={n_samples}; expected a positive integer")
+        data = sweep.spec.get("spec", {}).get("data")
+        if data is None:
+            raise ValueError(f"{sweep.path / 'sweep.json'}: no 'spec.data' field; cannot rebuild the run's pairs")
+        top = sweep.predictions(run_id).nlargest(n_samples, "prob")["pair_index"].to_numpy()
+        enhancer, promoter = load_data(data).onehot(top)
+        explorer = cls.from_checkpoint(sweep.file(run_id, "checkpoint"), enhancer, promoter, names)
+        explorer.run_id = run_id
+        return explorer
+
+    def tempered_cores(self) -> list[AttentionCore]:
+        """The adaptive (soft-sparse) attention cores the temperature what-if acts on."""
+        return [m.attn for m in self.model.modules()
+                if isinstance(m, RoPE_AdaptAttention) and m.attn.sparsity in _TEMPERED]
+
+    def capture(self) -> None:
+        """One eval forward with every chosen pattern captured (train/eval mode restored after)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), cbat.record(self.model, mode="capture", names=self.name_patterns,
+                                              max_samples=self.enhancer.shape[0]) as trace:
+                self.model(self.enhancer, self.promoter)
+        finally:
+            self.model.train(was_training)
+        self.patterns = {n: trace.captured[n][0] for n in trace.captured if n in trace.captured_meta}
+        self.metas = {n: trace.captured_meta[n] for n in self.patterns}
+
+    def set_temperature(self, temperature: Optional[float]) -> go.Figure:
+        """What-if: run the soft-sparse cores at ``temperature`` (None: as trained), re-capture, redraw.
+
+        Higher temperature flattens softmax-type maps (entropy up); lower sharpens them. The weights are
+        untouched, so this isolates the normaliser's share of the attention pattern.
+        """
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"temperature {temperature!r}; expected a positive number")
+        for core, (sparsity, trained_t) in self._trained.items():
+            core.sparsity, core.temperature = ((sparsity, trained_t) if temperature is None
+                                               else (_TEMPERED[sparsity], float(temperature)))
+        self.temperature = temperature
+        self.capture()
+        return self.select()
+
+    def temperature_sweep(self, temperatures: Sequence[float]) -> pd.DataFrame:
+        """Mean entropy and effective tokens of each adaptive cross-attention hook at each temperature.
+
+        The selection and the current temperature are restored afterwards.
+        """
+        adaptive = [n for n in self.names if ".cross_" in n]
+        current, rows = self.temperature, []
+        try:
+            for t in temperatures:
+                self.set_temperature(t)
+                stats = self.statistics()
+                stats = stats[(stats["head"] == -1) & stats["name"].isin(adaptive)]
+                for name, part in stats.groupby("name"):
+                    values = dict(zip(part["statistic"], part["value"]))
+                    rows.append({"temperature": float(t), "name": name, "entropy": values["entropy"],
+                                 "effective_tokens": values["effective_tokens"]})
+        finally:
+            self.set_temperature(current)
+        return pd.DataFrame(rows, columns=["temperature", "name", "entropy", "effective_tokens"])
+
+    def statistics(self) -> pd.DataFrame:
+        """Per hook and head (head -1 = mean), the ``cbat.hooks.attention_stats`` of the captured batch."""
+        rows = []
+        for name, pattern in self.patterns.items():
+            for stat, per_head in attention_stats(pattern, self.metas[name], far_bp=500.0).items():
+                values = per_head.tolist()
+                rows += [(name, stat, h, v) for h, v in enumerate(values)]
+                rows.append((name, stat, -1, float(np.nanmean(values)) if not np.all(np.isnan(values)) else np.nan))
+        return pd.DataFrame(rows, columns=["name", "statistic", "head", "value"])
+
+    def select(self, sample: Optional[int] = None, name: Optional[str] = None,
+               head: Optional[int] = None) -> go.Figure:
+        """Change any part of the selection (head -1 = mean over heads) and return the new figure."""
+        if name is not None:
+            if name not in self.patterns:
+                raise ValueError(f"hook {name!r} was not captured; expected one of {self.names}")
+            self.name = name
+        n_samples, n_heads = self.patterns[self.name].shape[:2]
+        if sample is not None:
+            if not 0 <= sample < n_samples:
+                raise ValueError(f"sample {sample}; expected 0..{n_samples - 1}")
+            self.sample = sample
+        if head is not None:
+            if not -1 <= head < n_heads:
+                raise ValueError(f"head {head}; expected -1 (mean) or 0..{n_heads - 1}")
+            self.head = head
+        self.figure = self._figure()
+        return self.figure
+
+    def _map(self) -> torch.Tensor:
+        """The selected map [Lq, Lk] (one sample, one head or the head mean)."""
+        pattern = self.patterns[self.name][self.sample]
+        return pattern.mean(0) if self.head == -1 else pattern[self.head]
+
+    def _figure(self) -> go.Figure:
+        meta, attn = self.metas[self.name], self._map()
+        rows = attn.clamp_min(1e-30)
+        entropy = -(torch.where(attn > 0, attn * rows.log(), torch.zeros_like(attn))).sum(-1)
+        profile = profile_from_pattern(attn[None, None], meta)
+        per_head = attention_stats(self.patterns[self.name][self.sample:self.sample + 1], meta, far_bp=500.0)
+        head_label = "mean over heads" if self.head == -1 else f"head {self.head}"
+        t_label = "as trained" if self.temperature is None else f"T = {self.temperature:g}"
+        fig = make_subplots(rows=2, cols=2, vertical_spacing=0.14,
+                            subplot_titles=("attention map (query x key)", "entropy per query (nats)",
+                                            "attention mass by distance", "mass on anchor tokens per head"))
+        fig.add_trace(go.Heatmap(z=attn.numpy(), colorscale="Viridis", colorbar=dict(len=0.45, y=0.78),
+                                 name="weight"), row=1, col=1)
+        fig.add_trace(go.Scatter(y=entropy.numpy(), mode="lines", name="entropy"), row=1, col=2)
+        fig.add_trace(go.Bar(x=profile["distance_bp"], y=profile["mass"], name="mass"), row=2, col=1)
+        fig.add_trace(go.Bar(x=[f"h{h}" for h in range(len(per_head["anchor_mass"]))],
+                             y=per_head["anchor_mass"].tolist(), name="anchor mass"), row=2, col=2)
+        fig.update_xaxes(title_text="key token", row=1, col=1)
+        fig.update_yaxes(title_text="query token", autorange="reversed", row=1, col=1)
+        fig.update_xaxes(title_text="query token", row=1, col=2)
+        fig.update_xaxes(title_text="distance (bp)", row=2, col=1)
+        fig.update_yaxes(range=[0, 1], row=2, col=2)
+        fig.update_layout(height=720, showlegend=False)
+        return styled(fig, f"{self.name}, sample {self.sample}, {head_label}, {t_label}")
+
+    def widget(self):
+        """Controls for sample, hook, head and a log-scale temperature slider, with the figure below."""
+        import ipywidgets as w
+
+        self.select()
+        n_samples, n_heads = self.patterns[self.name].shape[:2]
+        sample = w.IntSlider(value=self.sample, min=0, max=n_samples - 1, description="sample")
+        name = w.Dropdown(options=self.names, value=self.name, description="hook")
+        head = w.Dropdown(options=[("mean", -1)] + [(f"head {h}", h) for h in range(n_heads)], value=self.head,
+                          description="head")
+        temperature = w.FloatLogSlider(value=self.temperature or 1.0, base=10, min=-1, max=1, step=0.05,
+                                       description="temperature")
+        output = w.Output()
+        self.controls = {"sample": sample, "name": name, "head": head, "temperature": temperature, "output": output}
+        sample.observe(lambda c: _show(output, self.select(sample=c["new"])), names="value")
+        name.observe(lambda c: _show(output, self.select(name=c["new"])), names="value")
+        head.observe(lambda c: _show(output, self.select(head=c["new"])), names="value")
+        temperature.observe(lambda c: _show(output, self.set_temperature(c["new"])), names="value")
+        _show(output, self.figure)
+        return w.VBox([w.HBox([sample, name, head]), temperature, output])
+
+
+def _show(output, figure: go.Figure) -> None:
+    """Replace what an ipywidgets ``Output`` shows with ``figure``."""
+    from IPython.display import display
+
+    output.clear_output(wait=True)
+    with output:
+        display(figure)
