@@ -49,11 +49,15 @@ def sample_sites(rng: np.random.Generator, motif_name: str, strength: float, str
 def place(rng: np.random.Generator, sites, length: int, where: str) -> np.ndarray:
     """Start positions (bp) for ``sites`` in one sequence: disjoint slots inside each site's region."""
     n_slots = length // SLOT_BP
-    taken = np.zeros(n_slots, dtype=bool)
+    taken = np.zeros(n_slots + 1, dtype=bool)
     starts = np.empty(len(sites), dtype=np.int64)
-    # Constrained sites first so unconstrained ones cannot take their slots.
-    order = sorted(range(len(sites)), key=lambda i: sites[i].region[1] - sites[i].region[0])
-    for i in order:
+    for i, site in enumerate(sites):
+        if site.start is not None:  # fixed sites first: they block every slot they overlap
+            starts[i] = site.start
+            taken[site.start // SLOT_BP:(site.start + get_motif(site.motif).length - 1) // SLOT_BP + 1] = True
+    # Then the most constrained regions, so unconstrained sites cannot take their slots.
+    free_sites = [i for i, site in enumerate(sites) if site.start is None]
+    for i in sorted(free_sites, key=lambda i: sites[i].region[1] - sites[i].region[0]):
         site = sites[i]
         lo, hi = int(np.ceil(site.region[0] * n_slots)), int(np.floor(site.region[1] * n_slots))
         free = np.flatnonzero(~taken[lo:hi]) + lo

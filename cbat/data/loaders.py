@@ -129,13 +129,16 @@ def _check_duplicates(path: Path, meta: pd.DataFrame, labels: np.ndarray, where)
 def _meta(table: pd.DataFrame, enhancer_seqs, promoter_seqs) -> pd.DataFrame:
     n = len(table)
     get = lambda col, default: table[col].astype(str).to_numpy() if col in table.columns else default  # noqa: E731
-    return pd.DataFrame({
+    meta = pd.DataFrame({
         "pair_id": get("pair_id", np.array([f"pair{i:06d}" for i in range(n)])),
         "cell_line": get("cell_line", np.full(n, "unknown")),
         "chrom": get("chrom", np.full(n, "unknown")),
         "enhancer_id": get("enhancer_id", np.array([_sequence_id(s) for s in enhancer_seqs])),
         "promoter_id": get("promoter_id", np.array([_sequence_id(s) for s in promoter_seqs])),
     })
+    # Any further columns (loci, mechanism ...) ride along unchanged.
+    extra = [c for c in table.columns if c not in meta.columns and c not in ("enhancer_seq", "promoter_seq", "label")]
+    return pd.concat([meta, table[extra].reset_index(drop=True)], axis=1)
 
 
 def _assemble(path, enhancer, promoter, labels, meta, where) -> EPIDataset:

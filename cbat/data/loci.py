@@ -13,7 +13,7 @@ CHROM_SIZES_MB = {"chr1": 248, "chr2": 242, "chr3": 198, "chr4": 190, "chr5": 18
                   "chr8": 145, "chr9": 138, "chr10": 134, "chr11": 135, "chr12": 133, "chr13": 114, "chr14": 107,
                   "chr15": 102, "chr16": 90, "chr17": 83, "chr18": 80, "chr19": 59, "chr20": 64, "chr21": 47,
                   "chr22": 51, "chrX": 156}
-POSITIVES_PER_PROMOTER = 3.0
+POSITIVES_PER_PROMOTER = 4.0
 MIN_DISTANCE_BP, MAX_DISTANCE_BP = 10_000, 1_000_000
 
 
@@ -21,7 +21,7 @@ def assign_promoters(rng: np.random.Generator, labels: np.ndarray) -> tuple[np.n
     """Promoter index per pair of one cell line and the number of promoters in its pool."""
     n_pos = int(labels.sum())
     n_promoters = max(2, int(np.ceil(max(n_pos, 1) / POSITIVES_PER_PROMOTER)))
-    activity = rng.lognormal(0.0, 1.0, n_promoters)
+    activity = rng.lognormal(0.0, 1.5, n_promoters)
     index = np.empty(len(labels), dtype=np.int64)
     index[labels == 1] = rng.choice(n_promoters, n_pos, p=activity / activity.sum())
     index[labels == 0] = rng.integers(0, n_promoters, int((labels == 0).sum()))

@@ -87,21 +87,20 @@ def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction
     planner = make_task(task)
     pair_cell = np.array(cell_lines)[rng.permutation(n_pairs) % len(cell_lines)]
     labels = np.zeros(n_pairs, dtype=np.int64)
+    labels[rng.permutation(n_pairs)[:int(round(n_pairs * positive_fraction))]] = 1
     promoter_of_pair = np.empty(n_pairs, dtype=np.int64)
     promoter_cell, promoter_state, promoter_sites = [], [], []
     for cell in cell_lines:
         members = np.flatnonzero(pair_cell == cell)
-        n_pos = int(round(len(members) * positive_fraction))
-        labels[members[rng.permutation(len(members))[:n_pos]]] = 1
         local, n_promoters = assign_promoters(rng, labels[members])
         promoter_of_pair[members] = local + len(promoter_cell)
         for _ in range(n_promoters):
-            state, sites = planner.plan_promoter(rng, cell)
+            state, sites = planner.plan_promoter(rng, cell, promoter_len)
             promoter_cell.append(cell)
             promoter_state.append(state)
             promoter_sites.append(sites)
 
-    plans = [planner.plan_enhancer(rng, pair_cell[i], promoter_state[promoter_of_pair[i]], labels[i])
+    plans = [planner.plan_enhancer(rng, pair_cell[i], promoter_state[promoter_of_pair[i]], labels[i], enhancer_len)
              for i in range(n_pairs)]
     promoters = _build_side(rng, promoter_sites, promoter_len, "promoter")
     enhancers = _build_side(rng, [plan.sites for plan in plans], enhancer_len, "enhancer")

@@ -2,8 +2,7 @@
 
 Each task plans a promoter once (promoters are shared between pairs, as in real data) and then, for every
 pair that uses it, plans the enhancer so the pair is positive or negative. Negatives carry the same kinds
-and numbers of motifs as positives and only break the cross-sequence rule, so no single sequence (and no
-bag of motifs pooled per sequence) reveals the label without relating the two sequences.
+of motifs as positives and break a cross-sequence rule, so no single sequence reveals the label.
 """
 from __future__ import annotations
 
@@ -16,19 +15,20 @@ from cbat.data.motifs import CELL_LINE_TFS, ENHANCER_DECOYS, PROMOTER_DECOYS, co
 TASKS = ("grammar", "long_range", "diffuse", "sparse_strong")
 STRONG, MEDIUM, WEAK = 4.0, 2.0, 1.0  # exponent on the PFM: 1 = plain JASPAR draw, larger = nearer consensus
 WHOLE = (0.0, 1.0)
-# long_range: enhancer sites in its last 35 %, promoter sites in its first 35 %; at 600/400 bp the aligned
-# token offset is then >= 25 tokens (250 bp), beyond a 16-token window; at 3000/2000 bp >= 125 tokens.
-FAR_ENHANCER, FAR_PROMOTER = (0.65, 1.0), (0.0, 0.35)
+BP_PER_TOKEN = 10  # the model's conv stem pools 10 bp into one token; probe offsets are set in tokens
+EASY_NEGATIVE_SHARE = 1 / 3  # probe negatives whose enhancer lacks the looping TF (the rest break placement)
 
 
 @dataclass(frozen=True)
 class Site:
-    """A motif to plant: ``region`` is the allowed (start, end) as fractions of the sequence length."""
+    """A motif to plant: either at a fixed ``start`` (bp) or in a free slot inside ``region`` (fractions of
+    the sequence length)."""
 
     motif: str
     strand: str
     strength: float
     region: tuple[float, float] = WHOLE
+    start: int | None = None
 
 
 @dataclass
@@ -59,54 +59,75 @@ def _incompatible_enhancer_tf(rng, cell_line: str, promoter_tf: str) -> str:
     return str(rng.choice(tfs))
 
 
-class PairTask:
-    """``sparse_strong`` (and, with far regions, ``long_range``): one strong compatible TF pair decides.
+def _aligned_start(rng, anchor_bp: int, band: tuple[int, int], signed: bool, enhancer_len: int, width: int) -> int:
+    """An enhancer start whose token offset from ``anchor_bp`` (promoter frame) lies in ``band``.
 
-    Promoter: one strong site of a cell-line TF Y plus two weak promoter decoys. Enhancer: one strong site
-    of TF X plus two weak enhancer decoys; positive iff X is Y's compatible partner in that cell line,
-    negative with another TF of the same vocabulary.
+    ``signed``: offsets ``lo..hi`` only (enhancer later in the aligned frame); else either sign.
+    """
+    offsets = np.arange(band[0], band[1] + 1)
+    if not signed:
+        offsets = np.concatenate([offsets, -offsets[offsets > 0]])
+    starts = anchor_bp + offsets * BP_PER_TOKEN
+    starts = starts[(starts >= 0) & (starts + width <= enhancer_len)]
+    if starts.size == 0:
+        raise ValueError(f"synthetic: a {enhancer_len}-bp enhancer cannot hold a site at token offset {band} from "
+                         f"promoter position {anchor_bp}; use longer enhancers")
+    return int(rng.choice(starts))
+
+
+class PlacementTask:
+    """The probes: one looping TF pair whose *placement across the pair* decides the label.
+
+    Every pair of a cell line carries the same kind of content: the promoter a site (or a cluster of
+    sites) of a cell-line TF Y, the enhancer a strong site of Y's compatible partner X, plus weak decoys.
+    Positives put X at a token offset from Y (in the model's aligned frame: enhancer token i vs promoter
+    token j) inside ``positive_band``; hard negatives put the very same motifs at an offset inside
+    ``negative_band``; easy negatives (a third) replace X with a decoy. A per-sequence model cannot see
+    offsets across the pair, so it can only reject the easy negatives (AUROC ceiling about 0.67).
+
+    * ``sparse_strong``: one strong promoter site; positive |offset| <= 2 tokens, negative 12-30 tokens.
+    * ``long_range``: one strong promoter site in the promoter's first part; positive offset +20..+28
+      tokens, negative +36..+46: both beyond a 16-token window, so a windowed model sees neither.
+    * ``diffuse``: a cluster of six weak promoter sites (150 bp); positive when X faces the cluster
+      centre (|offset| <= 3 tokens), negative 20-35 tokens away. Reading it needs the attention mass
+      summed over the cluster: a normaliser that keeps the top 2-3 keys selects two weak sites in both
+      classes and outputs the same thing.
     """
 
-    def __init__(self, far: bool) -> None:
-        self.enhancer_region, self.promoter_region = (FAR_ENHANCER, FAR_PROMOTER) if far else (WHOLE, WHOLE)
+    def __init__(self, positive_band, negative_band, signed: bool, cluster: int, promoter_region=WHOLE) -> None:
+        self.positive_band, self.negative_band, self.signed = positive_band, negative_band, signed
+        self.cluster, self.promoter_region = cluster, promoter_region
 
-    def plan_promoter(self, rng, cell_line):
+    def plan_promoter(self, rng, cell_line, promoter_len):
+        from cbat.data.background import SLOT_BP
+        from cbat.data.motifs import get_motif
+
         tf = str(rng.choice(CELL_LINE_TFS[cell_line]))
-        return tf, [Site(tf, _strand(rng), STRONG, self.promoter_region)] + _decoys(rng, PROMOTER_DECOYS, 2)
+        span = self.cluster * SLOT_BP
+        lo = int(self.promoter_region[0] * promoter_len)
+        hi = int(self.promoter_region[1] * promoter_len) - span
+        first = int(rng.integers(lo, max(hi, lo) + 1))
+        width = get_motif(tf).length
+        strength = WEAK if self.cluster > 1 else STRONG
+        sites = [Site(tf, _strand(rng), strength, start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1)))
+                 for k in range(self.cluster)]
+        anchor = int(round(np.mean([site.start for site in sites])))  # the key site, or the cluster's centre
+        return (tf, anchor, len(sites)), sites + _decoys(rng, PROMOTER_DECOYS, 1)
 
-    def plan_enhancer(self, rng, cell_line, promoter_tf, label) -> EnhancerPlan:
-        tf = _enhancer_tf_for(cell_line, promoter_tf) if label else _incompatible_enhancer_tf(rng, cell_line,
-                                                                                                promoter_tf)
-        sites = [Site(tf, _strand(rng), STRONG, self.enhancer_region)] + _decoys(rng, ENHANCER_DECOYS, 2)
-        return EnhancerPlan(sites, [0] if label else [], [0] if label else [], "tf_pair" if label else "none")
+    def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
+        from cbat.data.motifs import get_motif
 
-
-class DiffuseTask:
-    """``diffuse``: many weak sites add up.
-
-    Promoter: weak sites of every TF of the cell line, a dominant TF Y with 6-7 copies and the others with
-    2-3 copies each. Enhancer: two sites of TF X plus two decoys; positive iff X's partner is the dominant Y
-    (6-7 weak compatible sites), negative when X's partner has only 2-3. A normaliser that keeps only the
-    top 2-3 keys per query sees the same evidence in both classes.
-    """
-
-    def plan_promoter(self, rng, cell_line):
-        tfs = CELL_LINE_TFS[cell_line]
-        dominant = str(rng.choice(tfs))
-        sites = []
-        for tf in tfs:
-            copies = rng.integers(6, 8) if tf == dominant else rng.integers(2, 4)
-            sites += [Site(tf, _strand(rng), WEAK) for _ in range(copies)]
-        return (dominant, sites), sites
-
-    def plan_enhancer(self, rng, cell_line, state, label) -> EnhancerPlan:
-        dominant, promoter_sites = state
-        tf = _enhancer_tf_for(cell_line, dominant) if label else _incompatible_enhancer_tf(rng, cell_line, dominant)
-        sites = [Site(tf, _strand(rng), MEDIUM) for _ in range(2)] + _decoys(rng, ENHANCER_DECOYS, 2)
+        promoter_tf, anchor, n_key = state
+        tf = _enhancer_tf_for(cell_line, promoter_tf)
+        decoys = _decoys(rng, ENHANCER_DECOYS, 1)
+        if not label and rng.random() < EASY_NEGATIVE_SHARE:
+            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + decoys)
+        band = self.positive_band if label else self.negative_band
+        start = _aligned_start(rng, anchor, band, self.signed, enhancer_len, get_motif(tf).length)
+        sites = [Site(tf, _strand(rng), STRONG, start=start)] + decoys
         if not label:
             return EnhancerPlan(sites)
-        causal_promoter = [i for i, s in enumerate(promoter_sites) if s.motif == dominant]
-        return EnhancerPlan(sites, [0, 1], causal_promoter, "weak_sum")
+        return EnhancerPlan(sites, [0], list(range(n_key)), "placement")
 
 
 class GrammarTask:
@@ -118,13 +139,13 @@ class GrammarTask:
     Negatives have tandem CTCF (same strand) and an incompatible TF pair.
     """
 
-    def plan_promoter(self, rng, cell_line):
+    def plan_promoter(self, rng, cell_line, promoter_len):
         tf = str(rng.choice(CELL_LINE_TFS[cell_line]))
         ctcf_strand = _strand(rng)
         sites = [Site("CTCF", ctcf_strand, STRONG), Site(tf, _strand(rng), MEDIUM), Site("YY1", _strand(rng), WEAK)]
         return (tf, ctcf_strand), sites
 
-    def plan_enhancer(self, rng, cell_line, state, label) -> EnhancerPlan:
+    def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
         promoter_tf, promoter_strand = state
         mechanism = str(rng.choice(["ctcf_convergent", "tf_pair"])) if label else "none"
         convergent = mechanism == "ctcf_convergent"
@@ -141,8 +162,12 @@ class GrammarTask:
 
 def make_task(name: str):
     """The planner for a task name."""
-    planners = {"grammar": GrammarTask, "long_range": lambda: PairTask(far=True),
-                "sparse_strong": lambda: PairTask(far=False), "diffuse": DiffuseTask}
+    planners = {
+        "grammar": GrammarTask,
+        "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, cluster=1),
+        "long_range": lambda: PlacementTask((20, 28), (36, 46), signed=True, cluster=1, promoter_region=(0.0, 0.3)),
+        "diffuse": lambda: PlacementTask((0, 3), (20, 35), signed=False, cluster=6),
+    }
     if name not in planners:
         raise ValueError(f"unknown synthetic task {name!r}; expected one of {list(TASKS)}")
     return planners[name]()

@@ -1,0 +1,63 @@
+"""Splits (chromosome, cell line, random with a warning) and the propensity-only baseline."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from cbat.data import EPIDataset, propensity_scores, split, synthetic
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic("sparse_strong", 400, seed=2, use_cache=False)
+
+
+def test_chrom_split_keeps_test_sequences_out_of_training(ds):
+    parts = split(ds, by="chrom", seed=1)
+    assert parts.name == "chrom" and len(parts.test_groups) >= 1
+    assert set(ds.meta["chrom"].iloc[parts.test]) == set(parts.test_groups)
+    assert not set(ds.meta["chrom"].iloc[parts.train]) & set(parts.test_groups)
+    assert not set(ds.meta["chrom"].iloc[parts.val]) & set(parts.test_groups)
+    for side in (ds.enhancer, ds.promoter):
+        train_seqs = {row.tobytes() for row in side[parts.train]}
+        assert not any(row.tobytes() in train_seqs for row in side[parts.test])
+    assert len(np.intersect1d(parts.train, parts.val)) == 0
+    assert len(parts.train) + len(parts.val) + len(parts.test) == len(ds)
+    assert 0.1 < len(parts.test) / len(ds) < 0.45
+
+
+def test_chrom_split_named_chromosomes_and_determinism(ds):
+    chosen = ds.meta["chrom"].value_counts().index[:2].tolist()
+    parts = split(ds, by="chrom", test=chosen)
+    assert set(ds.meta["chrom"].iloc[parts.test]) == set(chosen)
+    again = split(ds, by="chrom", seed=4)
+    assert np.array_equal(split(ds, by="chrom", seed=4).test, again.test)
+
+
+def test_cell_line_split_leaves_one_out(ds):
+    parts = split(ds, by="cell_line")
+    assert parts.name == "cell_line_NHEK"
+    assert set(ds.meta["cell_line"].iloc[parts.test]) == {"NHEK"}
+    assert "NHEK" not in set(ds.meta["cell_line"].iloc[np.concatenate([parts.train, parts.val])])
+
+
+def test_random_split_warns(ds):
+    with pytest.warns(UserWarning, match="leak"):
+        parts = split(ds, by="random", seed=0)
+    assert len(np.intersect1d(parts.train, parts.test)) == 0
+
+
+@pytest.mark.parametrize("kwargs, fragment", [(dict(by="gene"), "by='gene'"), (dict(by="chrom", test="chr99"), "chr99"),
+                                              (dict(by="cell_line", test="HeLa"), "HeLa")])
+def test_split_errors(ds, kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        split(ds, **kwargs)
+
+
+def test_propensity_scores_use_training_rates_only():
+    meta = pd.DataFrame({"pair_id": list("abcdef"), "cell_line": "X", "chrom": "chr1",
+                         "enhancer_id": list("uvwxyz"), "promoter_id": ["p", "p", "q", "q", "p", "r"]})
+    codes = np.zeros((6, 4), dtype=np.uint8)
+    data = EPIDataset(codes, codes, np.array([1, 1, 0, 0, 1, 0]), meta)
+    scores = propensity_scores(data, train=[0, 1, 2, 3], test=[4, 5], keys=("promoter_id",), prior_weight=0.0)
+    assert scores[0] == 1.0      # promoter p: 2 of 2 training pairs positive
+    assert scores[1] == 0.5      # promoter r unseen: the training base rate

@@ -1,0 +1,151 @@
+"""The synthetic benchmark: determinism, cache, ground truth, loci, and checks that it means something."""
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from cbat.data import TASKS, oracle_scores, propensity_baseline, split, synthetic
+from cbat.data.encoding import onehot
+from cbat.data.loci import CHROM_SIZES_MB
+from cbat.data.motifs import get_motif
+from cbat.data.tasks import BP_PER_TOKEN, make_task
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cbat-cache")
+
+
+@pytest.fixture(scope="module")
+def grammar(cache_dir):
+    return synthetic("grammar", 800, seed=0, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def probes(cache_dir):
+    return {task: synthetic(task, 300, seed=3, cache_dir=cache_dir) for task in TASKS if task != "grammar"}
+
+
+def test_same_seed_same_data_other_seed_differs():
+    a, b = (synthetic("diffuse", 40, seed=5, use_cache=False) for _ in range(2))
+    c = synthetic("diffuse", 40, seed=6, use_cache=False)
+    assert np.array_equal(a.enhancer, b.enhancer) and np.array_equal(a.promoter, b.promoter)
+    assert np.array_equal(a.labels, b.labels) and a.truth.equals(b.truth) and a.meta.equals(b.meta)
+    assert not np.array_equal(a.enhancer, c.enhancer)
+
+
+def test_cache_is_keyed_atomic_and_survives_corruption(tmp_path):
+    first = synthetic("sparse_strong", 30, seed=1, cache_dir=tmp_path)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary file left behind
+    again = synthetic("sparse_strong", 30, seed=1, cache_dir=tmp_path)
+    assert np.array_equal(first.enhancer, again.enhancer) and first.truth.equals(again.truth)
+    synthetic("sparse_strong", 30, seed=2, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2  # other parameters, other file
+    files[0].write_bytes(b"not an npz")
+    rebuilt = synthetic("sparse_strong", 30, seed=1, cache_dir=tmp_path)
+    assert np.array_equal(first.promoter, rebuilt.promoter)
+
+
+def test_shapes_ratio_and_paper_scale():
+    small = synthetic("grammar", 420, seed=0, positive_fraction=0.048, cell_lines=["K562", "NHEK"], use_cache=False)
+    assert small.labels.sum() == round(420 * 0.048) and small.cell_lines == ["K562", "NHEK"]
+    big = synthetic("long_range", 12, seed=0, enhancer_len=3000, promoter_len=2000, use_cache=False)
+    assert big.enhancer.shape == (12, 3000) and big.promoter.shape == (12, 2000)
+    e, p = big.onehot(np.arange(3))
+    assert e.shape == (3, 4, 3000) and torch_allclose_ones(e.sum(1))
+
+
+def torch_allclose_ones(x):
+    return bool(((x - 1).abs() < 1e-6).all())
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(task="nope"), "task 'nope'"), (dict(positive_fraction=0.0), "positive_fraction"),
+    (dict(enhancer_len=100), "too short"), (dict(cell_lines=["HeLa"]), "cell_lines"), (dict(n_pairs=1), "n_pairs")])
+def test_bad_parameters(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        synthetic(**{"n_pairs": 10, **kwargs}, use_cache=False)
+
+
+def _site_score(ds, row) -> float:
+    """Relative PWM score of a truth row's planted window (1 = consensus)."""
+    codes = (ds.enhancer if row.side == "enhancer" else ds.promoter)[row.pair_index, row.start:row.end]
+    window = onehot(codes[None])[0].numpy()
+    if row.strand == "-":
+        window = window[::-1, ::-1]
+    pwm = get_motif(row.motif_name).log_odds()
+    return float((pwm.T * window).sum() / pwm.max(axis=1).sum())
+
+
+def test_truth_describes_the_sequences(grammar):
+    truth = grammar.truth
+    assert set(truth["role"]) == {"causal", "decoy"}
+    strong = truth[truth["strength"] >= 4].sample(60, random_state=0)
+    scores = np.array([_site_score(grammar, row) for row in strong.itertuples()])
+    assert np.median(scores) > 0.85
+    causal = truth[truth["role"] == "causal"].groupby("pair_index")["side"].nunique()
+    positives = np.flatnonzero(grammar.labels == 1)
+    assert set(causal.index) == set(positives) and (causal == 2).all()  # both sides of every positive
+
+
+def test_convergent_ctcf_matches_locus_order(grammar):
+    meta, truth = grammar.meta, grammar.truth
+    ctcf = truth[(truth["motif_name"] == "CTCF") & (truth["role"] == "causal") & (truth["side"] == "enhancer")]
+    upstream = (meta["enhancer_start"] < meta["promoter_start"]).to_numpy()[ctcf["pair_index"]]
+    assert len(ctcf) > 50
+    assert np.array_equal(upstream, (ctcf["strand"] == "+").to_numpy())
+
+
+def test_loci_chromosomes_and_promoter_sharing(grammar):
+    meta = grammar.meta
+    assert set(meta["chrom"]) <= set(CHROM_SIZES_MB) and meta["chrom"].nunique() >= 15
+    assert meta["promoter_id"].str.startswith(tuple(meta["chrom"].unique())).all()
+    positives = meta[grammar.labels == 1]
+    shared = positives["promoter_id"].map(positives["promoter_id"].value_counts()) > 1
+    assert shared.mean() > 0.8  # TargetFinder GM12878: ~89 %
+    same = meta.groupby("promoter_id").apply(lambda g: len({grammar.promoter[i].tobytes() for i in g.index}))
+    assert (same == 1).all()  # a shared promoter id is one sequence
+
+
+def test_probe_placement_follows_the_design(probes):
+    for task, ds in probes.items():
+        planner = make_task(task)
+        causal = ds.truth[ds.truth["role"] == "causal"]
+        e_start = causal[causal["side"] == "enhancer"].groupby("pair_index")["start"].first()
+        p_anchor = causal[causal["side"] == "promoter"].groupby("pair_index")["start"].mean().round()
+        offset = ((e_start - p_anchor.loc[e_start.index]) / BP_PER_TOKEN).round()
+        offset = offset if planner.signed else offset.abs()
+        assert offset.between(*planner.positive_band).all(), task
+        assert len(e_start) == ds.labels.sum()
+
+
+def test_oracle_reads_the_rules_from_sequence(grammar, probes):
+    assert roc_auc_score(grammar.labels, oracle_scores(grammar)) >= 0.95
+    for task, ds in probes.items():
+        assert roc_auc_score(ds.labels, oracle_scores(ds)) >= 0.9, task
+
+
+def _kmer_counts(codes: np.ndarray, k: int = 4) -> np.ndarray:
+    codes = np.minimum(codes.astype(np.int64), 4)
+    index = sum(codes[:, i:codes.shape[1] - k + 1 + i] * 5 ** (k - 1 - i) for i in range(k))
+    counts = np.stack([np.bincount(row, minlength=5 ** k) for row in index])
+    return counts / counts.sum(1, keepdims=True)
+
+
+def test_composition_alone_does_not_solve_grammar(grammar):
+    parts = split(grammar, by="chrom", seed=0)
+    for side in (grammar.enhancer, grammar.promoter):
+        features = _kmer_counts(side)
+        model = LogisticRegression(C=1.0, max_iter=2000).fit(features[parts.train], grammar.labels[parts.train])
+        auroc = roc_auc_score(grammar.labels[parts.test], model.decision_function(features[parts.test]))
+        assert auroc <= 0.70
+
+
+def test_propensity_shows_pair_leakage(grammar):
+    with pytest.warns(UserWarning, match="leak"):
+        leaky = split(grammar, by="random", seed=0)
+    honest = split(grammar, by="chrom", seed=0)
+    random_auc = propensity_baseline(grammar, leaky)["auroc"]
+    chrom_auc = propensity_baseline(grammar, honest)["auroc"]
+    assert random_auc >= 0.65 and chrom_auc <= 0.55 and random_auc - chrom_auc >= 0.15
