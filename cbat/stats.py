@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
+from scipy.stats import rankdata
+from sklearn.metrics import f1_score, precision_score, recall_score
 
 from cbat.metrics import DEFAULT_THRESHOLD, expected_calibration_error
 from cbat.sweep import read_records
@@ -26,9 +27,31 @@ def _thresholded(score: Callable) -> Callable:
     return lambda y, p: score(y, p >= DEFAULT_THRESHOLD, zero_division=0)
 
 
+# The bootstrap scores thousands of resamples, so the two ranking metrics are computed directly (same
+# definitions as scikit-learn's average_precision_score and roc_auc_score, about 20x faster; a test pins
+# the agreement).
+def average_precision(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Sum over distinct thresholds of (recall step) x precision, as ``sklearn.metrics.average_precision_score``."""
+    order = np.argsort(-probs, kind="mergesort")
+    labels, probs = labels[order], probs[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(probs)), labels.size - 1]
+    true_pos = np.cumsum(labels)[last_of_tie]
+    precision = true_pos / (last_of_tie + 1)
+    recall = true_pos / true_pos[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mann-Whitney U with average ranks for ties, as ``sklearn.metrics.roc_auc_score``."""
+    ranks = rankdata(probs)
+    n_pos = labels.sum()
+    n_neg = labels.size - n_pos
+    return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "aupr": average_precision_score,
-    "auroc": roc_auc_score,
+    "aupr": average_precision,
+    "auroc": roc_auc,
     "f1": _thresholded(f1_score),
     "precision": _thresholded(precision_score),
     "recall": _thresholded(recall_score),

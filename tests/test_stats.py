@@ -1,0 +1,69 @@
+"""Paired bootstrap against the baseline: a clear gain beats, a clear loss trails, no gain is unclear."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from cbat.stats import average_precision, compare_to_baseline, paired_bootstrap, roc_auc, verdict
+
+N_PAIRS, N_SEEDS = 200, 3
+
+
+@pytest.fixture(scope="module")
+def scores():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, N_PAIRS)
+    noise = rng.normal(0, 1, (N_SEEDS, N_PAIRS))
+    sharp = 1 / (1 + np.exp(-(3.0 * (labels - 0.5) + noise)))  # separates the classes well
+    blurred = 1 / (1 + np.exp(-(0.3 * (labels - 0.5) + noise)))  # barely does
+    return labels, sharp, blurred
+
+
+def test_fast_ranking_metrics_match_scikit_learn(scores):
+    labels, sharp, _ = scores
+    rounded = np.round(sharp[0], 1)  # many ties
+    for probs in (sharp[0], rounded):
+        assert average_precision(labels, probs) == pytest.approx(average_precision_score(labels, probs))
+        assert roc_auc(labels, probs) == pytest.approx(roc_auc_score(labels, probs))
+
+
+def test_clear_gain_beats_and_clear_loss_trails(scores):
+    labels, sharp, blurred = scores
+    gain = paired_bootstrap(labels, blurred, sharp, "aupr", n_boot=200)
+    assert gain["ci_low"] > 0 and gain["mean_diff"] > 0
+    assert verdict("aupr", gain["ci_low"], gain["ci_high"]) == "beats"
+    loss = paired_bootstrap(labels, sharp, blurred, "auroc", n_boot=200)
+    assert verdict("auroc", loss["ci_low"], loss["ci_high"]) == "trails"
+
+
+def test_same_predictions_are_no_clear_difference(scores):
+    labels, sharp, _ = scores
+    same = paired_bootstrap(labels, sharp, sharp.copy(), "aupr", n_boot=100)
+    assert same["mean_diff"] == 0 and same["ci_low"] <= 0 <= same["ci_high"]
+    assert verdict("aupr", same["ci_low"], same["ci_high"]) == "no clear difference"
+
+
+def test_lower_is_better_for_calibration_error():
+    assert verdict("ece", -0.05, -0.01) == "beats"
+    assert verdict("ece", 0.01, 0.05) == "trails"
+
+
+def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
+    labels, sharp, blurred = scores
+    for variant, probs in (("baseline", blurred), ("better", sharp)):
+        for seed in range(N_SEEDS):
+            run_dir = tmp_path / "runs" / f"{variant}__s{seed}__chrom"
+            run_dir.mkdir(parents=True)
+            pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "K562", "label": labels,
+                          "logit": 0.0, "prob": probs[seed]}).to_parquet(run_dir / "predictions.parquet")
+            (run_dir / "record.json").write_text(json.dumps({
+                "run_id": run_dir.name, "variant": variant, "seed": seed, "split": "chrom", "status": "ok",
+                "paths": {"predictions": "predictions.parquet"}}))
+    table = compare_to_baseline(tmp_path, metrics=("aupr", "ece"), n_boot=100)
+    assert list(table.variant.unique()) == ["better"] and table.n_seeds.eq(N_SEEDS).all()
+    assert table.set_index("metric").loc["aupr", "verdict"] == "beats"
+    with pytest.raises(ValueError, match="no finished run of the baseline"):
+        compare_to_baseline(tmp_path, baseline="missing")

@@ -1,0 +1,39 @@
+"""Variant sets: every mechanism switch is ablated both ways, each variant differs from its parent in
+exactly the fields of its factors, and switches that only work together are grouped."""
+import dataclasses
+
+import pytest
+
+import cbat
+from cbat.ablations import FACTORS, add_one_in, leave_one_out, presets, resolve_variants
+
+
+def _changed_fields(a, b):
+    return {f.name for f in dataclasses.fields(a) if f.name != "name" and getattr(a, f.name) != getattr(b, f.name)}
+
+
+@pytest.mark.parametrize("variants, parent", [(leave_one_out, "cbat_v2"), (add_one_in, "baseline")])
+def test_single_factor_variants_change_only_their_factors(variants, parent):
+    built = variants()
+    assert len(built) == len(FACTORS)
+    for variant in built:
+        fields = {f for factor in variant.factors for f in FACTORS[factor]}
+        changed = _changed_fields(variant.config, cbat.preset(parent))
+        assert changed and changed <= fields, variant.name
+        assert variant.config.name == variant.name and variant.parent == parent
+
+
+def test_concat_anchors_are_grouped_with_joint_attention():
+    by_name = {v.name: v for v in leave_one_out() + add_one_in()}
+    assert set(by_name["baseline+anchors"].factors) == {"anchors", "joint_attn"}
+    assert "joint_attn" in by_name["baseline+anchors"].config.block_recipe
+    assert set(by_name["cbat_v2-joint_attn"].factors) == {"joint_attn", "anchors"}
+    assert by_name["cbat_v2-joint_attn"].config.n_anchors == 0
+
+
+def test_resolve_variants_expands_sets_and_rejects_unknown_names():
+    names = [v.name for v in resolve_variants(["presets", "cbat_v2-window", "baseline"])]
+    assert names == ["baseline", "cbat_v1", "cbat_v2", "cbat_v3", "cbat_v2-window"]
+    assert [v.name for v in presets(include_no_cross=True)][-1] == "no_cross"
+    with pytest.raises(ValueError, match="unknown variant 'cbat_v9'"):
+        resolve_variants(["cbat_v9"])
