@@ -18,10 +18,13 @@ import statistics
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 import cbat
+from cbat.batches import DeviceBatches
 from cbat.hooks import HookPoint
 
 LENGTHS = {"small": (600, 400), "paper": (3000, 2000)}
@@ -96,6 +99,36 @@ def bench_one(preset: str, length: str, batch: int, steps: int, device: str, bf1
     return row
 
 
+def time_epoch(preset: str, n_pairs: int, batch: int, device: str, bf16: bool) -> dict:
+    """One training epoch over ``n_pairs`` random pairs at paper length, fed by ``DeviceBatches``."""
+    e_len, p_len = LENGTHS["paper"]
+    rng = np.random.default_rng(0)
+    codes = SimpleNamespace(enhancer=rng.integers(0, 4, (n_pairs, e_len), dtype=np.uint8),
+                            promoter=rng.integers(0, 4, (n_pairs, p_len), dtype=np.uint8))
+    labels = torch.as_tensor(rng.integers(0, 2, n_pairs), dtype=torch.float32, device=device)
+    model = cbat.build_model(cbat.preset(preset), seed=0).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batches = DeviceBatches(codes, device)
+    order = torch.randperm(n_pairs)
+    def step(index):
+        e, p = batches.onehot(index)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(e, p).float(), labels[index])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    step(order[:batch])  # warm-up (kernel selection)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for first in range(0, n_pairs, batch):
+        step(order[first:first + batch])
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"preset": preset, "n_pairs": n_pairs, "batch": batch, "epoch_s": seconds, "pairs_per_s": n_pairs / seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -105,6 +138,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs=2, default=None, metavar=("SMALL", "PAPER"),
                         help="batch sizes (default: 32 and 4 on CPU, 256 and 128 on CUDA)")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--epoch-pairs", type=int, default=0,
+                        help="also time one epoch of the baseline and cbat_v2 over this many paper-length pairs")
     parser.add_argument("--out", help="also write the table as CSV")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: "<preset>:<length>:<batch>" in a subprocess
     args = parser.parse_args()
@@ -135,6 +170,10 @@ def main() -> None:
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.out:
         table.to_csv(args.out, index=False)
+    if args.epoch_pairs:
+        epochs = pd.DataFrame([time_epoch(p, args.epoch_pairs, batches["paper"], args.device, args.bf16)
+                               for p in ("baseline", "cbat_v2")])
+        print(epochs.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
 
 
 if __name__ == "__main__":
