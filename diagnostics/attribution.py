@@ -288,7 +288,7 @@ def saliency(model: torch.nn.Module, enhancer: torch.Tensor, promoter: torch.Ten
     with _evaluating(model) as device:
         method = Saliency(model)
         for lo in range(0, len(enhancer), batch_size):
-            inputs = (enhancer[lo:lo + batch_size].to(device), promoter[lo:lo + batch_size].to(device))
+            inputs = tuple(x[lo:lo + batch_size].to(device).requires_grad_() for x in (enhancer, promoter))
             g_e, g_p = method.attribute(inputs, abs=False)
             parts_e.append((g_e * inputs[0]).detach().float().cpu())
             parts_p.append((g_p * inputs[1]).detach().float().cpu())

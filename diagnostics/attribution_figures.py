@@ -96,7 +96,7 @@ def seqlet_logos(seqlets: pd.DataFrame, contributions: dict[str, np.ndarray], lo
     top, columns : int
         How many logos, and panels per row.
     """
-    chosen = seqlets.sort_values("score", ascending=False).head(top)
+    chosen = seqlets.loc[seqlets["score"].abs().sort_values(ascending=False).index].head(top)
     n_rows = max(1, -(-len(chosen) // columns))
     titles = [f"loop {s.loop} {s.side} {s.start}-{s.end}: {s.motif_name if s.matched else 'unmatched'}"
               for s in chosen.itertuples()]

@@ -174,22 +174,23 @@ def smooth(scores: np.ndarray, width: int) -> np.ndarray:
 def call_seqlets(scores: np.ndarray, width: int = 15, z: float = 3.0, max_seqlets: int = 5) -> pd.DataFrame:
     """High-attribution windows of one sequence's per-base scores.
 
-    Windows of ``width`` bases are taken greedily around the highest peaks of the smoothed scores; a peak
-    counts when it is positive and above ``median + z * 1.4826 * MAD`` of the smoothed track (a robust z-score
-    within the sequence). Neighbours of a taken window are suppressed so seqlets do not overlap.
+    Windows of ``width`` bases are taken greedily around the highest peaks of |smoothed scores| (as in
+    TF-MoDISco, a site can push the logit either way); a peak counts when it is above
+    ``median + z * 1.4826 * MAD`` of that track (a robust z-score within the sequence). Neighbours of a taken
+    window are suppressed so seqlets do not overlap.
 
     Returns
     -------
     DataFrame
-        ``start``, ``end`` (half-open, in bases) and ``score`` (summed attribution), strongest first.
+        ``start``, ``end`` (half-open, in bases) and ``score`` (summed signed attribution), strongest first.
     """
     scores = np.asarray(scores, dtype=float)
     if scores.ndim != 1:
         raise ValueError(f"call_seqlets: expected one track of per-base scores [L], got shape {scores.shape}")
     width = min(width, len(scores))
-    track = smooth(scores, width)
+    track = np.abs(smooth(scores, width))
     mad = np.median(np.abs(track - np.median(track)))
-    threshold = max(np.median(track) + z * 1.4826 * mad, 0.0)
+    threshold = np.median(track) + z * 1.4826 * mad
     rows = []
     while len(rows) < max_seqlets:
         peak = int(np.argmax(track))

@@ -2,15 +2,17 @@
 
 Three figures, each computed per sequence side:
 
-- **position recovery**: ROC-AUC and PR-AUC (average precision) of the per-base attribution, separating
+- **position recovery**: ROC-AUC and PR-AUC (average precision) of the per-base attribution magnitude
+  (|attribution|: a motif can drive the logit either way through attention and gates), separating
   positions of planted *causal* motifs from pure background, per sequence and then averaged. Labels follow the
   tfomics ``interpretability_performance`` convention (Koo lab): a motif position is positive when the
   generating distribution carries information there (``2 + sum p log2 p > 0.01`` bits); positions of planted
-  motifs below that, and decoy sites, are left out; everything else is background.
+  motifs below that, and decoy sites, are left out; everything else is background. Taking the magnitude follows
+  the later tfomics code (``np.abs(np.sum(score, axis=2))``); ``absolute=False`` gives the signed variant.
 - **motif identity**: the fraction of planted causal motifs whose top-scoring overlapping seqlet is matched to
   the right JASPAR id (a causal motif without an overlapping seqlet counts as a miss).
-- **decoys vs causal**: each planted site's summed attribution; ROC-AUC of causal (1) vs decoy (0) sites, and
-  the two means. Decoys should score lower.
+- **decoys vs causal**: each planted site's mean attribution magnitude per base (a mean, so motif length does
+  not decide); ROC-AUC of causal (1) vs decoy (0) sites, and the two means. Decoys should score lower.
 """
 from __future__ import annotations
 
@@ -27,10 +29,11 @@ INFO_THRESHOLD = 0.01  # bits, the tfomics default
 def site_information(motif_name: str, strand: str, strength: float = 1.0) -> np.ndarray:
     """Information (bits vs uniform) per position of the distribution a planted site was drawn from.
 
-    The benchmark draws each base from ``strength * PFM + (1 - strength) * uniform``; ``-`` sites are reverse
-    complemented, which reverses the positions.
+    Mirrors :func:`cbat.data.background.sample_sites`: each base is drawn from the JASPAR frequencies raised
+    to ``strength`` and renormalised; ``-`` sites are reverse complemented, which reverses the positions.
     """
-    probs = strength * get_motif(motif_name).probs + (1 - strength) * 0.25
+    probs = get_motif(motif_name).probs ** strength
+    probs = probs / probs.sum(axis=1, keepdims=True)
     info = 2.0 + (probs * np.log2(probs + 1e-10)).sum(1)
     return info[::-1] if strand == "-" else info
 
@@ -72,11 +75,11 @@ def position_recovery(scores: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
 
 
 def site_scores(scores: np.ndarray, truth: pd.DataFrame, pair_indices, side: str) -> pd.DataFrame:
-    """Every planted site of the attributed pairs on ``side`` with its summed attribution (``site_score``)."""
+    """Every planted site of the attributed pairs on ``side`` with its mean attribution per base (``site_score``)."""
     pair_indices = np.asarray(pair_indices)
     row_of = {int(p): i for i, p in enumerate(pair_indices)}
     sites = truth[(truth["side"] == side) & truth["pair_index"].isin(row_of)].copy()
-    sites["site_score"] = [float(scores[row_of[int(s.pair_index)], int(s.start):int(s.end)].sum())
+    sites["site_score"] = [float(scores[row_of[int(s.pair_index)], int(s.start):int(s.end)].mean())
                            for s in sites.itertuples()]
     return sites
 
@@ -91,7 +94,7 @@ def motif_identity(seqlets: pd.DataFrame, truth: pd.DataFrame, pair_indices) -> 
     for site in causal.itertuples():
         mine = seqlets[(seqlets["loop"] == site.pair_index) & (seqlets["side"] == site.side)
                        & (seqlets["start"] < site.end) & (seqlets["end"] > site.start)]
-        top = mine.sort_values("score", ascending=False).iloc[0] if len(mine) else None
+        top = mine.loc[mine["score"].abs().idxmax()] if len(mine) else None
         rows.append({"pair_index": int(site.pair_index), "side": site.side, "motif_id": site.motif_id,
                      "motif_name": site.motif_name, "found": top is not None,
                      "seqlet_motif_id": top["motif_id"] if top is not None else None,
@@ -101,7 +104,7 @@ def motif_identity(seqlets: pd.DataFrame, truth: pd.DataFrame, pair_indices) -> 
 
 
 def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_indices,
-                    seqlets: pd.DataFrame | None = None) -> dict[str, float]:
+                    seqlets: pd.DataFrame | None = None, absolute: bool = True) -> dict[str, float]:
     """All recovery figures for a set of attributed pairs, as one flat dict.
 
     Parameters
@@ -114,6 +117,8 @@ def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_ind
         Dataset indices of the attributed pairs.
     seqlets : DataFrame, optional
         The annotated seqlet table; adds ``motif_id_fraction`` and ``seqlet_found_fraction``.
+    absolute : bool
+        Score positions and sites by |attribution| (default) or by the signed attribution.
 
     Returns
     -------
@@ -127,7 +132,7 @@ def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_ind
     out: dict[str, float] = {}
     per_sequence, sites = [], []
     for side in SIDES:
-        side_scores = np.asarray(scores[side])
+        side_scores = np.abs(scores[side]) if absolute else np.asarray(scores[side])
         result = position_recovery(side_scores, planted_labels(truth, pair_indices, side, side_scores.shape[1]))
         out[f"{side}_auroc"], out[f"{side}_auprc"] = result["auroc"].mean(), result["auprc"].mean()
         out[f"{side}_n"] = float(len(result))
@@ -147,3 +152,81 @@ def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_ind
         out["motif_id_fraction"] = identity["correct"].mean() if len(identity) else np.nan
         out["seqlet_found_fraction"] = identity["found"].mean() if len(identity) else np.nan
     return {key: float(value) for key, value in out.items()}
+
+
+# --- a small scored model ------------------------------------------------------------------------
+
+def seed_stems_with_motifs(model, motif_names, scale: float = 0.5) -> None:
+    """Start both convolution stems of a ``PRISMBackbone`` from JASPAR PWMs (in place).
+
+    Channel ``2k`` holds motif k's log-odds and channel ``2k + 1`` its reverse complement, cropped to the most
+    informative ``stem_kernel`` columns, with a bias that lets only good matches through the GELU. Filters
+    found from scratch on a pair rule (no single sequence predicts the label) take far longer than a CPU
+    test allows; seeded filters leave the model to learn the interaction, which is what attribution explains.
+    """
+    import torch
+
+    from cbat.data.motifs import get_motif
+
+    kernel = model.stem_e.conv.kernel_size[0]
+    if 2 * len(motif_names) > model.stem_e.conv.out_channels:
+        raise ValueError(f"{len(motif_names)} motifs need {2 * len(motif_names)} stem channels; "
+                         f"the model has {model.stem_e.conv.out_channels}")
+    with torch.no_grad():
+        for stem in (model.stem_e, model.stem_p):
+            for k, name in enumerate(motif_names):
+                probs = get_motif(name).probs  # [width, 4]
+                log_odds = np.log2(probs / 0.25).T
+                if log_odds.shape[1] > kernel:
+                    info = (probs * np.log2(probs / 0.25)).sum(1)
+                    first = int(np.argmax(np.convolve(info, np.ones(kernel), "valid")))
+                    log_odds = log_odds[:, first:first + kernel]
+                weights = np.zeros((4, kernel))
+                offset = (kernel - log_odds.shape[1]) // 2
+                weights[:, offset:offset + log_odds.shape[1]] = log_odds
+                for channel, matrix in ((2 * k, weights), (2 * k + 1, weights[::-1, ::-1])):
+                    stem.conv.weight[channel] = torch.tensor(scale * matrix.copy(), dtype=stem.conv.weight.dtype)
+                    stem.conv.bias[channel] = -0.6 * scale * matrix.max(0).sum()
+
+
+def train_probe_model(dataset, train_index, cfg=None, epochs: int = 3, lr: float = 3e-3, batch_size: int = 32,
+                      seed: int = 0):
+    """A small CBAT model trained (AdamW + BCE) on ``dataset`` for attribution scoring.
+
+    The stems start from the PWMs of the motifs planted in ``dataset`` (:func:`seed_stems_with_motifs`);
+    everything is trained. Deterministic for a seed on CPU.
+
+    Parameters
+    ----------
+    dataset : cbat.data.EPIDataset
+        A synthetic dataset (its ``truth`` names the motifs to seed).
+    train_index : array of int
+        Pairs to train on.
+    cfg : cbat.CBATConfig, optional
+        Default: the baseline preset with ``d_model=32``.
+
+    Returns
+    -------
+    torch.nn.Module in eval mode.
+    """
+    import dataclasses
+
+    import torch
+
+    import cbat
+
+    cfg = cfg if cfg is not None else dataclasses.replace(cbat.preset("baseline"), d_model=32)
+    model = cbat.build_model(cfg, seed=seed)
+    names = sorted(set(dataset.truth["motif_name"])) if dataset.truth is not None else []
+    seed_stems_with_motifs(model, names[:cfg.d_model // 2])
+    labels = torch.tensor(dataset.labels, dtype=torch.float32)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
+    rng = np.random.default_rng(seed)
+    model.train()
+    for _ in range(epochs):
+        for batch in np.array_split(rng.permutation(train_index), max(1, len(train_index) // batch_size)):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(*dataset.onehot(batch)), labels[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return model.eval()

@@ -1,0 +1,139 @@
+"""Attribution mechanics: dinucleotide shuffle, IG on both inputs, convergence flags, modes, ISM, loop choice."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import cbat
+from diagnostics import attribution as A
+
+
+def dinucleotide_counts(codes: np.ndarray) -> np.ndarray:
+    counts = np.zeros((15, 15), dtype=int)
+    np.add.at(counts, (codes[:-1], codes[1:]), 1)
+    return counts
+
+
+@pytest.fixture(scope="module")
+def model():
+    return cbat.build_model(dataclasses.replace(cbat.preset("baseline"), d_model=16, n_heads=2), seed=0)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    rng = np.random.default_rng(1)
+    enhancer = torch.from_numpy(A.codes_to_onehot(rng.integers(0, 4, (3, 120)).astype(np.uint8)))
+    promoter = torch.from_numpy(A.codes_to_onehot(rng.integers(0, 4, (3, 80)).astype(np.uint8)))
+    return enhancer, promoter
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dinucleotide_shuffle_keeps_every_dinucleotide_count(seed):
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(5, size=400, p=[0.3, 0.2, 0.2, 0.28, 0.02]).astype(np.uint8)  # with some N (code 4)
+    shuffled = A.dinucleotide_shuffle(codes, np.random.default_rng(seed + 10))
+    np.testing.assert_array_equal(dinucleotide_counts(shuffled), dinucleotide_counts(codes))
+    assert shuffled[0] == codes[0] and shuffled[-1] == codes[-1]
+    assert (shuffled != codes).mean() > 0.4  # it really moved bases
+
+
+def test_dinucleotide_shuffle_is_seeded_and_reaches_many_sequences():
+    codes = np.random.default_rng(0).integers(0, 4, 60).astype(np.uint8)
+    first = A.dinucleotide_shuffle(codes, np.random.default_rng(7))
+    np.testing.assert_array_equal(first, A.dinucleotide_shuffle(codes, np.random.default_rng(7)))
+    rng = np.random.default_rng(3)
+    distinct = {A.dinucleotide_shuffle(codes, rng).tobytes() for _ in range(30)}
+    assert len(distinct) > 25
+
+
+def test_onehot_codes_round_trip_keeps_n_and_iupac():
+    codes = np.array([[0, 1, 2, 3, 4, 5, 14, 0]], dtype=np.uint8)
+    np.testing.assert_array_equal(A.onehot_to_codes(A.codes_to_onehot(codes)), codes)
+
+
+def test_shuffled_references_shape_and_composition(pair):
+    enhancer, _ = pair
+    refs = A.shuffled_references(enhancer, n_shuffles=4, seed=0)
+    assert refs.shape == (12, 4, 120)
+    np.testing.assert_allclose(refs[4:8].sum(-1), enhancer[1:2].expand(4, -1, -1).sum(-1))
+
+
+def test_integrated_gradients_attributes_both_inputs_and_restores_mode(model, pair):
+    enhancer, promoter = pair
+    model.train()
+    result = A.integrated_gradients(model, enhancer, promoter, n_shuffles=3, n_steps=24, internal_batch_size=16,
+                                    progress=False)
+    assert model.training and all(m.training for m in model.modules())
+    assert result.enhancer.shape == (3, 4, 120) and result.promoter.shape == (3, 4, 80)
+    assert np.abs(result.enhancer).sum() > 0 and np.abs(result.promoter).sum() > 0
+    # completeness: attributions of both inputs together explain logit - reference logit up to the delta
+    total = result.enhancer.sum((1, 2)) + result.promoter.sum((1, 2))
+    np.testing.assert_allclose(total - (result.logit - result.reference_logit), result.delta, atol=1e-4)
+    table = result.convergence_table(delta_threshold=0.05)
+    assert list(table.columns) == ["logit", "reference_logit", "delta", "relative_delta", "flagged"]
+    assert not table["flagged"].any()
+    assert result.convergence_table(0.0)["flagged"].sum() == (np.abs(result.delta) > 0).sum()
+    with torch.no_grad():
+        model.eval()
+        np.testing.assert_allclose(result.logit, model(enhancer, promoter).numpy(), atol=1e-5)
+
+
+def test_integrated_gradients_is_deterministic_for_a_seed(model, pair):
+    enhancer, promoter = pair
+    a = A.integrated_gradients(model, enhancer[:1], promoter[:1], n_shuffles=2, n_steps=8, seed=3, progress=False)
+    b = A.integrated_gradients(model, enhancer[:1], promoter[:1], n_shuffles=2, n_steps=8, seed=3, progress=False)
+    np.testing.assert_array_equal(a.enhancer, b.enhancer)
+
+
+def test_coarse_integration_gets_flagged(model, pair):
+    enhancer, promoter = pair
+    coarse = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=1, progress=False)
+    fine = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=64, progress=False)
+    assert np.abs(fine.delta).mean() < np.abs(coarse.delta).mean()
+    threshold = float(np.abs(fine.delta).max()) * 1.01
+    assert coarse.convergence_table(threshold)["flagged"].any()
+    assert not fine.convergence_table(threshold)["flagged"].any()
+
+
+def test_saliency_and_ism_agree_with_integrated_gradients(model, pair):
+    enhancer, promoter = pair
+    ig = A.integrated_gradients(model, enhancer[:1], promoter[:1], n_shuffles=4, n_steps=32, progress=False)
+    sal = A.saliency(model, enhancer[:1], promoter[:1])
+    ism = A.in_silico_mutagenesis(model, enhancer[:1], promoter[:1])
+    assert ism[0].shape == (1, 120) and ism[1].shape == (1, 80)
+    agreement = A.ism_agreement(ig, ism, np.array([5]))
+    assert set(agreement["side"]) == {"enhancer", "promoter"} and (agreement["loop"] == 5).all()
+    assert (agreement["pearson"] > 0.2).all()
+    assert (A.ism_agreement(sal, ism)["pearson"] > 0.2).all()
+    # saliency x input keeps the gradient only at the observed base
+    np.testing.assert_allclose(sal.enhancer * (1 - enhancer[:1].numpy()), 0.0)
+
+
+def test_projection_places_the_per_base_score_on_the_observed_base(pair):
+    enhancer, _ = pair
+    attr = np.random.default_rng(0).normal(size=(3, 4, 120))
+    projected = A.project_observed(attr, enhancer)
+    np.testing.assert_allclose(projected.sum(1), attr.sum(1))
+    np.testing.assert_allclose(projected * (1 - enhancer.numpy()), 0.0)
+
+
+def test_select_loops_ranks_per_cell_line_and_marks_outcomes():
+    predictions = pd.DataFrame({"pair_index": range(6), "cell_line": list("AAABBB"), "label": [1, 0, 1, 0, 1, 1],
+                                "logit": 0.0, "prob": [0.9, 0.95, 0.2, 0.6, 0.7, 0.1]})
+    loops = A.select_loops(predictions, top=2)
+    assert loops["pair_index"].tolist() == [1, 0, 4, 3]
+    assert loops["outcome"].tolist() == ["FP", "TP", "TP", "FP"] and loops["rank"].tolist() == [1, 2, 1, 2]
+    assert A.select_loops(predictions, top=10, threshold=0.65)["pair_index"].tolist() == [1, 0, 4]
+    assert A.select_loops(predictions, top=3, per_cell_line=False)["pair_index"].tolist() == [1, 0, 4]
+    with pytest.raises(ValueError, match="prob"):
+        A.select_loops(predictions.drop(columns="prob"))
+
+
+def test_bad_inputs_are_named(model, pair):
+    enhancer, promoter = pair
+    with pytest.raises(ValueError, match="enhancer"):
+        A.integrated_gradients(model, enhancer[:, :3], promoter, progress=False)
+    with pytest.raises(ValueError, match="loops"):
+        A.saliency(model, enhancer[:2], promoter)
