@@ -112,6 +112,7 @@ class SweepSpec:
         runs = []
         for name, variant in self.variant_table().items():
             settings = {**self.settings, **variant["settings"]}
+            TrainSettings.from_dict(settings, f"sweep spec: settings of variant {name!r}")
             for seed in self.seeds:
                 for split in self.splits:
                     runs.append({"run_id": run_id(name, seed, split), "variant": name, "seed": seed,
@@ -196,8 +197,7 @@ def execute_run(run: dict, run_dir: str | Path) -> dict:
     record = {key: run[key] for key in ("run_id", "variant", "seed", "split", "task")}
     record.update(status="failed", error=None, config=run["config"], settings=run["settings"],
                   factors=run.get("factors", []), metrics={}, history=[], diagnostics={},
-                  paths={name: f"{name}.{ext}" for name, ext in
-                         (("trace", "parquet"), ("predictions", "parquet"), ("model", "pt"))},
+                  paths={"trace": "trace.parquet", "predictions": "predictions.parquet", "checkpoint": "model.pt"},
                   timings={})
     started = time.perf_counter()
     try:
@@ -311,6 +311,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     backend : "local" (child processes) or "ray" (tasks on ``ray.init()``'s cluster, or the running one;
         ``RAY_ADDRESS`` selects a cluster; the sweep folder must be on a filesystem all nodes share).
     retry_failed : run failed runs again.
+    progress : tqdm bars on stderr (overall, and per run when ``workers == 1``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}; expected one of {list(BACKENDS)}")
@@ -331,6 +332,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
         pending.append(run)
     if pending:
         load_data(spec.data)  # generate (and cache) the data once before workers read it
+    # Progress is presentation, not part of the experiment: per-run bars only when runs do not interleave.
+    pending = [{**run, "settings": {**run["settings"], "progress": progress and workers == 1}} for run in pending]
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="sweep", unit="run", disable=not progress)
 
     def finished(run: dict) -> None:

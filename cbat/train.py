@@ -493,7 +493,7 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
     settings = settings or TrainSettings()
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     run = _Run(cfg, dataset, split, settings, seed, out_dir)
     if resume and run.state_path is not None and run.state_path.exists():
         run.load_state()
@@ -531,7 +531,10 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
                                         "label": run.labels[index], "logit": logits.astype(np.float64),
                                         "prob": probs})
     progress.eval_s += time.perf_counter() - tick
-    timings = {"train_s": progress.train_s, "eval_s": progress.eval_s, "total_s": time.perf_counter() - started}
+    # cpu_s (this process's CPU time, all threads) estimates the wall time on an idle machine; a resumed
+    # run counts only its last attempt here.
+    timings = {"train_s": progress.train_s, "eval_s": progress.eval_s, "total_s": time.perf_counter() - started,
+               "cpu_s": time.process_time() - cpu_started}
     result = TrainResult(model=run.model, cfg=cfg, settings=settings, seed=seed, history=progress.history,
                          metrics=metrics, predictions=predictions, trace=trace, timings=timings,
                          best_epoch=progress.best_epoch, steps=progress.step)

@@ -6,8 +6,7 @@ import pytest
 
 from cbat.sweep import SweepSpec, load_results, read_records, run_sweep
 
-TINY_SETTINGS = {"epochs": 1, "batch_size": 32, "hook_every": 2, "num_threads": 1, "progress": False,
-                 "device": "cpu"}
+TINY_SETTINGS = {"epochs": 1, "batch_size": 32, "hook_every": 2, "num_threads": 1, "device": "cpu"}
 
 
 def tiny_spec(**overrides) -> SweepSpec:
@@ -34,7 +33,7 @@ def test_directory_contract(local_sweep):
     assert record["status"] == "ok" and record["variant"] == "baseline" and record["task"] == "grammar"
     assert set(record["metrics"]["test"]["pooled"]) >= {"aupr", "auroc", "f1", "ece", "mean_prob", "base_rate"}
     assert record["metrics"]["test"]["per_cell_line"] and record["history"]
-    assert set(record["timings"]) == {"train_s", "eval_s", "total_s"}
+    assert set(record["timings"]) == {"train_s", "eval_s", "total_s", "cpu_s"}
     run_dir = out / "runs" / "baseline__s0__chrom"
     for path in record["paths"].values():
         assert (run_dir / path).is_file()

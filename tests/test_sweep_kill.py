@@ -11,7 +11,7 @@ import pandas as pd
 
 SPEC = {"variants": ["baseline"], "seeds": [0, 1, 2], "splits": ["chrom"],
         "data": {"task": "grammar", "n_pairs": 120, "seed": 0},
-        "settings": {"epochs": 2, "batch_size": 16, "num_threads": 1, "progress": False, "device": "cpu"}}
+        "settings": {"epochs": 2, "batch_size": 16, "num_threads": 1, "device": "cpu"}}
 RUN_IDS = [f"baseline__s{seed}__chrom" for seed in (0, 1, 2)]
 
 

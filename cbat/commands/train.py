@@ -70,8 +70,6 @@ def settings_overrides(args: argparse.Namespace) -> dict:
             settings[name] = getattr(args, name)
     if args.device is not None:
         settings["device"] = args.device
-    if args.no_progress:
-        settings["progress"] = False
     return settings
 
 
