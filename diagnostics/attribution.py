@@ -442,7 +442,8 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
     attribution = integrated_gradients(model, enhancer, promoter, n_shuffles, n_steps, internal_batch_size, seed,
                                        progress=progress)
     convergence = attribution.convergence_table(delta_threshold)
-    loops = pd.concat([loops.reset_index(drop=True), convergence], axis=1)
+    # the attributed logit replaces the predicted one (same model, same inputs)
+    loops = pd.concat([loops.drop(columns=["logit"], errors="ignore").reset_index(drop=True), convergence], axis=1)
     checks = []
     if n_ism > 0:
         ism = in_silico_mutagenesis(model, enhancer[:n_ism], promoter[:n_ism])

@@ -1,0 +1,127 @@
+"""Attribution scored against planted motifs on a small model trained here on ``sparse_strong``.
+
+The thresholds must hold for the real attribution and fail for broken ones: random scores, and the
+attribution of another loop (the wrong input for these sequences).
+"""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import cbat.data
+from cbat.cli import main
+from diagnostics import attribution as A
+from diagnostics import motifs as M
+from diagnostics import recovery as R
+from diagnostics.attribution_figures import write_loop_report
+
+DATA = {"task": "sparse_strong", "n_pairs": 1000, "seed": 0, "enhancer_len": 300, "promoter_len": 200,
+        "cell_lines": ["GM12878"]}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: one thread is faster and the same on every machine
+    try:
+        ds = cbat.data.synthetic(**DATA, cache_dir=tmp_path_factory.mktemp("cache"))
+        train, test = np.arange(800), np.arange(800, 1000)
+        model = R.train_probe_model(ds, train, epochs=3, seed=0)
+        logits = A.predict(model, *ds.onehot(test))
+        predictions = pd.DataFrame({"pair_index": test, "cell_line": ds.meta["cell_line"].to_numpy()[test],
+                                    "label": ds.labels[test], "logit": logits, "prob": 1 / (1 + np.exp(-logits))})
+        loops = A.select_loops(predictions, top=10)
+        db = M.MotifDB.from_jaspar(ids=tuple(sorted(set(ds.truth["motif_id"]))), release="JASPAR2024")
+        report = A.explain_loops(model, ds, loops, db, n_shuffles=4, n_steps=32, n_ism=1, progress=False)
+        yield ds, model, predictions, report, db
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_scored_model_learned_the_pair_rule(trained):
+    _, _, predictions, report, _ = trained
+    assert roc_auc_score(predictions["label"], predictions["logit"]) > 0.9
+    assert (report.loops["outcome"] == "TP").mean() > 0.8
+
+
+def test_attribution_recovers_planted_causal_motifs(trained):
+    _, _, _, report, _ = trained
+    scores = report.recovery
+    assert scores["enhancer_n"] >= 8 and scores["promoter_n"] >= 8
+    assert scores["auroc"] > 0.85 and scores["auprc"] > 0.5
+    assert scores["motif_id_fraction"] >= 0.8
+    assert scores["causal_vs_decoy_auroc"] > 0.8 and scores["decoys_lower"] == 1.0
+
+
+def test_broken_attributions_fail_the_same_thresholds(trained):
+    ds, _, _, report, db = trained
+    index = report.loops["pair_index"].to_numpy()
+    scores = report.scores()
+    rng = np.random.default_rng(0)
+    random = R.recovery_scores({side: rng.normal(size=s.shape) for side, s in scores.items()}, ds.truth, index)
+    assert random["auroc"] < 0.65 and random["auprc"] < 0.5 and random["causal_vs_decoy_auroc"] < 0.8
+    # the wrong input: each loop scored with the attribution of another loop
+    shifted = {side: np.roll(s, 1, axis=0) for side, s in scores.items()}
+    codes = {"enhancer": ds.enhancer[index], "promoter": ds.promoter[index]}
+    seqlets = M.annotate_seqlets(shifted, codes, report.loops, db)
+    wrong = R.recovery_scores(shifted, ds.truth, index, seqlets)
+    assert wrong["auroc"] < 0.65 and wrong["auprc"] < 0.5
+    assert wrong["motif_id_fraction"] < 0.8 and wrong["causal_vs_decoy_auroc"] < 0.8
+
+
+def test_tables_are_tidy_and_aggregate_per_cell_line(trained):
+    ds, _, _, report, _ = trained
+    assert list(report.seqlets.columns) == M.SEQLET_COLUMNS
+    assert set(report.seqlets["side"]) == {"enhancer", "promoter"}
+    assert (report.seqlets["end"] - report.seqlets["start"] == 15).all()
+    matched = report.seqlets[report.seqlets["matched"]]
+    assert set(matched["motif_id"]) <= set(ds.truth["motif_id"])
+    summary = report.motif_summary
+    assert (summary["cell_line"] == "GM12878").all() and summary["loop_fraction"].between(0, 1).all()
+    # GM12878 causal TFs lead both sides
+    causal_names = set(ds.truth.loc[ds.truth["role"] == "causal", "motif_name"])
+    for side in ("enhancer", "promoter"):
+        assert summary[summary["side"] == side].iloc[0]["motif_name"] in causal_names
+    pairs = report.motif_pairs
+    assert pairs["n_loops"].is_monotonic_decreasing and pairs.iloc[0]["n_loops"] >= 2
+    assert {"enhancer_motif", "promoter_motif"} <= set(pairs.columns)
+    assert set(report.ism["method"]) == {"integrated_gradients", "saliency"}
+    assert (report.ism.query("method == 'integrated_gradients'")["pearson"] > 0.3).all()
+
+
+def test_report_files_and_html(trained, tmp_path):
+    _, _, _, report, _ = trained
+    written = write_loop_report(report, tmp_path, n_tracks=1, n_logos=2)
+    for name in ("loops", "seqlets", "motif_summary", "motif_pairs", "ism_check"):
+        assert pd.read_parquet(tmp_path / f"{name}.parquet").shape[0] == len(getattr(
+            report, {"loops": "loops", "seqlets": "seqlets", "motif_summary": "motif_summary",
+                     "motif_pairs": "motif_pairs", "ism_check": "ism"}[name]))
+        assert (tmp_path / f"{name}.csv").is_file()
+    assert json.loads((tmp_path / "recovery.json").read_text())["auroc"] == pytest.approx(report.recovery["auroc"])
+    html = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Plotly.newPlot" in html
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert set(written) >= {"report", "recovery", "attribution"}
+
+
+def test_cli_attribute_on_a_checkpoint(trained, tmp_path, capsys):
+    from cbat.train import save_checkpoint
+
+    _, model, _, _, _ = trained
+    save_checkpoint(tmp_path / "model.pt", model, model.cfg)
+    code = main(["attribute", "--run", str(tmp_path / "model.pt"), "--data", json.dumps(DATA), "--top", "2",
+                 "--n-shuffles", "2", "--n-steps", "8", "--ism", "0", "--motifs", "truth", "--device", "cpu",
+                 "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0
+    loops = pd.read_parquet(tmp_path / "out" / "loops.parquet")
+    assert len(loops) == 2 and {"delta", "flagged", "outcome"} <= set(loops.columns)
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert "recovery:" in capsys.readouterr().err
+
+
+def test_cli_attribute_names_bad_input(tmp_path, capsys):
+    assert main(["attribute", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "neither a run folder nor a checkpoint" in capsys.readouterr().err
