@@ -82,9 +82,9 @@ def test_tables_are_tidy_and_aggregate_per_cell_line(trained):
     summary = report.motif_summary
     assert (summary["cell_line"] == "GM12878").all() and summary["loop_fraction"].between(0, 1).all()
     # GM12878 causal TFs lead both sides
-    causal_names = set(ds.truth.loc[ds.truth["role"] == "causal", "motif_name"])
+    causal_ids = set(ds.truth.loc[ds.truth["role"] == "causal", "motif_id"])
     for side in ("enhancer", "promoter"):
-        assert summary[summary["side"] == side].iloc[0]["motif_name"] in causal_names
+        assert summary[summary["side"] == side].iloc[0]["motif_id"] in causal_ids
     pairs = report.motif_pairs
     assert pairs["n_loops"].is_monotonic_decreasing and pairs.iloc[0]["n_loops"] >= 2
     assert {"enhancer_motif", "promoter_motif"} <= set(pairs.columns)
