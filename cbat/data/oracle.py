@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from cbat.data.dataset import EPIDataset
+from cbat.data.background import SLOT_BP
 from cbat.data.encoding import onehot
 from cbat.data.motifs import CELL_LINE_TFS, compatible_partner, get_motif
-from cbat.data.tasks import BP_PER_TOKEN, make_task
+from cbat.data.tasks import BP_PER_TOKEN, LOOPING_TF, make_task
 
 HIT_FRACTION = 0.7  # a window is a hit when its score reaches this share of the motif's best possible score
 
@@ -36,38 +37,37 @@ def scan(codes: np.ndarray, names) -> np.ndarray:
 def oracle_scores(ds: EPIDataset) -> np.ndarray:
     """Score each pair of a synthetic dataset by the planted rule of its task, read from sequence only."""
     task = str(ds.meta["task"].iloc[0])
+    if task != "grammar":
+        return _placement_scores(task, scan(ds.enhancer, [LOOPING_TF])[:, 0], scan(ds.promoter, [LOOPING_TF])[:, 0])
     scores = np.zeros(len(ds))
     for cell in ds.cell_lines:
         rows = np.flatnonzero(ds.meta["cell_line"].to_numpy() == cell)
         tfs = list(CELL_LINE_TFS[cell])
-        partners = [tfs.index(compatible_partner(cell, tf)) for tf in tfs]
-        e_scan, p_scan = scan(ds.enhancer[rows], tfs + ["CTCF"]), scan(ds.promoter[rows], tfs + ["CTCF"])
-        e_best, p_best = e_scan.max(-1), p_scan.max(-1)  # [n, motifs, strands]
-        if task == "grammar":
-            tf_pair = p_best[:, :-1].max(-1).argmax(-1) == np.array(partners)[e_best[:, :-1].max(-1).argmax(-1)]
-            opposite = e_best[:, -1].argmax(-1) != p_best[:, -1].argmax(-1)
-            scores[rows] = np.maximum(tf_pair, opposite)
-        else:
-            scores[rows] = _placement_scores(task, e_scan[:, :-1], p_scan[:, :-1], partners)
+        partners = np.array([tfs.index(compatible_partner(cell, tf)) for tf in tfs])
+        e_best = scan(ds.enhancer[rows], tfs + ["CTCF"]).max(-1)  # [n, motifs, strands]
+        p_best = scan(ds.promoter[rows], tfs + ["CTCF"]).max(-1)
+        tf_pair = p_best[:, :-1].max(-1).argmax(-1) == partners[e_best[:, :-1].max(-1).argmax(-1)]
+        opposite = e_best[:, -1].argmax(-1) != p_best[:, -1].argmax(-1)
+        scores[rows] = np.maximum(tf_pair, opposite)
     return scores
 
 
-def _placement_scores(task, e_scan, p_scan, partners) -> np.ndarray:
-    """Enhancer site strength, minus 1 when its offset to the partner's site (or cluster) is off the band."""
+def _placement_scores(task, e_scan, p_scan) -> np.ndarray:
+    """Enhancer site strength, minus 1 when its offset to the promoter site (or cluster) is off the band."""
     planner = make_task(task)
-    n = len(e_scan)
-    e_strand_best = e_scan.max(2)                       # [n, motifs, positions]
-    e_tf = e_strand_best.max(-1).argmax(-1)
-    e_score = e_strand_best.max(-1).max(-1)
-    e_pos = e_strand_best[np.arange(n), e_tf].argmax(-1)
-    partner_track = p_scan.max(2)[np.arange(n), np.array(partners)[e_tf]]  # [n, positions]
+    e_track, p_track = e_scan.max(1), p_scan.max(1)  # best strand, [n, positions]
+    e_pos = e_track.argmax(-1)
     if planner.cluster > 1:
-        hits = partner_track >= HIT_FRACTION
-        positions = np.arange(partner_track.shape[1])
-        p_pos = (hits * positions).sum(-1) / np.maximum(hits.sum(-1), 1)
+        # the cluster: the window of the cluster's span holding the most weak hits
+        span = planner.cluster * SLOT_BP
+        hits = torch.from_numpy((p_track >= HIT_FRACTION).astype(np.float32))[:, None]
+        first = F.conv1d(hits, torch.ones(1, 1, span)).squeeze(1).numpy().argmax(-1)
+        inside = (hits[:, 0].numpy() > 0) & (np.abs(np.arange(p_track.shape[1]) - (first + span // 2)[:, None])
+                                             < span // 2)
+        p_pos = (inside * np.arange(p_track.shape[1])).sum(-1) / np.maximum(inside.sum(-1), 1)
     else:
-        p_pos = partner_track.argmax(-1)
+        p_pos = p_track.argmax(-1)
     offset = (e_pos - p_pos) / BP_PER_TOKEN
     offset = offset if planner.signed else np.abs(offset)
     lo, hi = planner.positive_band
-    return e_score - 1.0 * ~((offset >= lo - 1) & (offset <= hi + 1))
+    return e_track.max(-1) - 1.0 * ~((offset >= lo - 1) & (offset <= hi + 1))

@@ -15,7 +15,7 @@ from cbat.data.loci import assign_promoters, enhancer_centres, promoter_loci
 from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
 from cbat.data.tasks import TASKS, make_task
 
-GENERATOR_VERSION = 1  # bump when the generated data change for the same parameters
+GENERATOR_VERSION = 2  # bump when the generated data change for the same parameters
 
 
 def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhancer_len: int = 600,

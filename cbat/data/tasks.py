@@ -16,6 +16,7 @@ TASKS = ("grammar", "long_range", "diffuse", "sparse_strong")
 STRONG, MEDIUM, WEAK = 4.0, 2.0, 1.0  # exponent on the PFM: 1 = plain JASPAR draw, larger = nearer consensus
 WHOLE = (0.0, 1.0)
 BP_PER_TOKEN = 10  # the model's conv stem pools 10 bp into one token; probe offsets are set in tokens
+LOOPING_TF = "CTCF"  # the probes' looping factor on both sides (a 19-bp, high-information motif)
 EASY_NEGATIVE_SHARE = 1 / 3  # probe negatives whose enhancer lacks the looping TF (the rest break placement)
 
 
@@ -75,20 +76,26 @@ def _aligned_start(rng, anchor_bp: int, band: tuple[int, int], signed: bool, enh
     return int(rng.choice(starts))
 
 
-class PlacementTask:
-    """The probes: one looping TF pair whose *placement across the pair* decides the label.
+def _context(rng, cell_line, pool) -> list[Site]:
+    """Weak sites that carry no label: one TF of the cell line and one common decoy."""
+    return [Site(str(rng.choice(CELL_LINE_TFS[cell_line])), _strand(rng), WEAK)] + _decoys(rng, pool, 1)
 
-    Every pair of a cell line carries the same kind of content: the promoter a site (or a cluster of
-    sites) of a cell-line TF Y, the enhancer a strong site of Y's compatible partner X, plus weak decoys.
-    Positives put X at a token offset from Y (in the model's aligned frame: enhancer token i vs promoter
-    token j) inside ``positive_band``; hard negatives put the very same motifs at an offset inside
-    ``negative_band``; easy negatives (a third) replace X with a decoy. A per-sequence model cannot see
-    offsets across the pair, so it can only reject the easy negatives (AUROC ceiling about 0.67).
+
+class PlacementTask:
+    """The probes: one CTCF pair whose *placement across the pair* decides the label.
+
+    Every pair carries the same kind of content: the promoter a CTCF site (or a cluster of weak CTCF
+    sites), the enhancer a strong CTCF site, and both sides weak context sites (a TF of the cell line and
+    a common decoy). Positives put the enhancer site at a token offset from the promoter site (in the
+    model's aligned frame: enhancer token i vs promoter token j) inside ``positive_band``; hard negatives
+    put the very same motifs at an offset inside ``negative_band``; easy negatives (a third) replace the
+    enhancer CTCF with a decoy. A per-sequence model cannot see offsets across the pair, so it can only
+    reject the easy negatives (AUROC ceiling about 0.67).
 
     * ``sparse_strong``: one strong promoter site; positive |offset| <= 2 tokens, negative 12-30 tokens.
     * ``long_range``: one strong promoter site in the promoter's first part; positive offset +20..+28
       tokens, negative +36..+46: both beyond a 16-token window, so a windowed model sees neither.
-    * ``diffuse``: a cluster of six weak promoter sites (150 bp); positive when X faces the cluster
+    * ``diffuse``: a cluster of six weak promoter sites (150 bp); positive when the enhancer site faces the cluster
       centre (|offset| <= 3 tokens), negative 20-35 tokens away. Reading it needs the attention mass
       summed over the cluster: a normaliser that keeps the top 2-3 keys selects two weak sites in both
       classes and outputs the same thing.
@@ -102,7 +109,7 @@ class PlacementTask:
         from cbat.data.background import SLOT_BP
         from cbat.data.motifs import get_motif
 
-        tf = str(rng.choice(CELL_LINE_TFS[cell_line]))
+        tf = LOOPING_TF
         span = self.cluster * SLOT_BP
         lo = int(self.promoter_region[0] * promoter_len)
         hi = int(self.promoter_region[1] * promoter_len) - span
@@ -112,14 +119,13 @@ class PlacementTask:
         sites = [Site(tf, _strand(rng), strength, start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1)))
                  for k in range(self.cluster)]
         anchor = int(round(np.mean([site.start for site in sites])))  # the key site, or the cluster's centre
-        return (tf, anchor, len(sites)), sites + _decoys(rng, PROMOTER_DECOYS, 1)
+        return (tf, anchor, len(sites)), sites + _context(rng, cell_line, PROMOTER_DECOYS)
 
     def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
         from cbat.data.motifs import get_motif
 
-        promoter_tf, anchor, n_key = state
-        tf = _enhancer_tf_for(cell_line, promoter_tf)
-        decoys = _decoys(rng, ENHANCER_DECOYS, 1)
+        tf, anchor, n_key = state
+        decoys = _context(rng, cell_line, ENHANCER_DECOYS)
         if not label and rng.random() < EASY_NEGATIVE_SHARE:
             return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + decoys)
         band = self.positive_band if label else self.negative_band
