@@ -462,3 +462,52 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
         scores_truth = recovery.recovery_scores(scores, dataset.truth, index, seqlets)
     return LoopReport(loops, attribution, {"enhancer": enhancer.numpy(), "promoter": promoter.numpy()}, seqlets,
                       motifs.motif_summary(seqlets), motifs.motif_pairs(seqlets), ism_table, scores_truth, truth)
+
+
+def load_run(path, device: str = "cpu", data: dict | None = None):
+    """Model, dataset and predictions of a trained run, for attribution.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run folder of a sweep (``model.pt``, ``predictions.parquet``; the data spec comes from
+        ``record.json`` or the sweep's ``sweep.json`` two levels up) or a bare ``model.pt`` checkpoint.
+    device : str
+        Where the model goes.
+    data : dict, optional
+        A data spec (``{"task": ..., ...}`` or ``{"path": ...}``) that replaces the run's own data; the run's
+        predictions then do not apply and every pair is scored.
+
+    Returns
+    -------
+    (model, dataset, predictions DataFrame[pair_index, cell_line, label, logit, prob])
+    """
+    import json
+    from pathlib import Path
+
+    from cbat.sweep import load_data
+    from cbat.train import load_checkpoint
+
+    path = Path(path)
+    if path.is_dir():
+        checkpoint, spec = path / "model.pt", None
+        for source in (path / "record.json", path.parent.parent / "sweep.json"):
+            if spec is None and source.is_file():
+                spec = json.loads(source.read_text()).get("data")
+    elif path.is_file():
+        checkpoint, spec = path, None
+    else:
+        raise FileNotFoundError(f"{path}: neither a run folder nor a checkpoint file")
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: no model.pt in this run folder")
+    if data is None and not isinstance(spec, dict):
+        raise ValueError(f"{path}: no data spec in record.json or sweep.json; pass the data explicitly")
+    model, _ = load_checkpoint(checkpoint, device)
+    dataset = load_data(dict(data if data is not None else spec))
+    if data is None and (path / "predictions.parquet").is_file():
+        return model, dataset, pd.read_parquet(path / "predictions.parquet")
+    index = np.arange(len(dataset))
+    logits = predict(model, *dataset.onehot(index))
+    predictions = pd.DataFrame({"pair_index": index, "cell_line": dataset.meta["cell_line"].to_numpy(),
+                                "label": dataset.labels, "logit": logits, "prob": 1 / (1 + np.exp(-logits))})
+    return model, dataset, predictions

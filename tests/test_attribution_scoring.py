@@ -124,4 +124,4 @@ def test_cli_attribute_on_a_checkpoint(trained, tmp_path, capsys):
 
 def test_cli_attribute_names_bad_input(tmp_path, capsys):
     assert main(["attribute", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
-    assert "neither a run folder nor a checkpoint" in capsys.readouterr().err
+    assert "neither a run folder nor a checkpoint file" in capsys.readouterr().err

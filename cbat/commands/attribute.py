@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -43,35 +42,6 @@ def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
-def _run_files(path: Path) -> tuple[Path, dict | None]:
-    """(checkpoint, record or None) of ``--run``."""
-    from cbat.cli import UserError
-
-    if path.is_dir():
-        checkpoint = path / "model.pt"
-        if not checkpoint.is_file():
-            raise UserError(f"--run {path}: no model.pt in this run folder")
-        record_path = path / "record.json"
-        record = json.loads(record_path.read_text()) if record_path.is_file() else None
-        return checkpoint, record
-    if path.is_file():
-        return path, None
-    raise UserError(f"--run {path}: neither a run folder nor a checkpoint file")
-
-
-def _dataset(args: argparse.Namespace, record: dict | None):
-    """(dataset, True when the data are the run's own so its predictions.parquet applies)."""
-    from cbat.cli import UserError
-    from cbat.commands.train import data_spec
-    from cbat.sweep import load_data
-
-    if args.data is not None:
-        return load_data(data_spec(args)), False
-    if record is None or not isinstance(record.get("data"), dict):
-        raise UserError(f"--run {args.run}: no record with a data spec; pass --data")
-    return load_data(dict(record["data"])), True
-
-
 def _motif_db(args: argparse.Namespace, dataset):
     from cbat.cli import UserError
     from diagnostics.motifs import MotifDB
@@ -89,27 +59,15 @@ def _motif_db(args: argparse.Namespace, dataset):
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pandas as pd
-
     from cbat.cli import UserError
-    from cbat.train import load_checkpoint
-    from diagnostics.attribution import explain_loops, predict, select_loops
+    from cbat.commands.train import data_spec
+    from diagnostics.attribution import explain_loops, load_run, select_loops
     from diagnostics.attribution_figures import write_loop_report
 
     if args.top < 1 or args.n_shuffles < 1 or args.n_steps < 1 or args.internal_batch_size < 1:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
-    checkpoint, record = _run_files(args.run)
-    model, _ = load_checkpoint(checkpoint, _device(args.device))
-    dataset, own_data = _dataset(args, record)
-    predictions_path = args.run / "predictions.parquet" if args.run.is_dir() else None
-    if own_data and predictions_path is not None and predictions_path.is_file():
-        predictions = pd.read_parquet(predictions_path)
-    else:  # score every pair of the given data
-        index = np.arange(len(dataset))
-        logits = predict(model, *dataset.onehot(index))
-        predictions = pd.DataFrame({"pair_index": index, "cell_line": dataset.meta["cell_line"].to_numpy(),
-                                    "label": dataset.labels, "logit": logits, "prob": 1 / (1 + np.exp(-logits))})
+    model, dataset, predictions = load_run(args.run, _device(args.device),
+                                           data_spec(args) if args.data is not None else None)
     loops = select_loops(predictions, top=args.top, per_cell_line=not args.pooled, threshold=args.threshold)
     if loops.empty:
         raise UserError("no predicted loops to attribute (lower --threshold?)")
