@@ -101,8 +101,9 @@ class SweepSpec:
                 continue
             if not isinstance(entry, dict) or "name" not in entry:
                 raise ValueError(f"sweep spec: variant {entry!r} must be a name or a mapping with a 'name'")
-            cfg = load_config(entry.get("config", "baseline"))
-            cfg = dataclasses.replace(cfg, name=entry["name"], **entry.get("overrides", {}))
+            fields = {**load_config(entry.get("config", "baseline")).to_dict(), **entry.get("overrides", {}),
+                      "name": entry["name"]}
+            cfg = CBATConfig.from_dict(fields, source=f"sweep spec: variant {entry['name']!r}")
             table[entry["name"]] = {"config": cfg, "settings": dict(entry.get("settings", {})),
                                     "parent": str(entry.get("config", "baseline")), "factors": []}
         return table

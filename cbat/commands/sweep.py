@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import yaml
@@ -38,7 +37,7 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
     if args.spec is not None:
         if not args.spec.is_file():
             raise UserError(f"--spec {args.spec}: file not found")
-        data = yaml.safe_load(args.spec.read_text()) if args.spec.suffix != ".json" else json.loads(args.spec.read_text())
+        data = yaml.safe_load(args.spec.read_text())  # YAML is a superset of JSON: both kinds of file load
         return SweepSpec.from_dict(data, source=str(args.spec))
     settings = settings_overrides(args)
     if args.quick:
