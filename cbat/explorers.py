@@ -266,6 +266,10 @@ class AttentionExplorer:
         Higher temperature flattens softmax-type maps (entropy up); lower sharpens them. The weights are
         untouched, so this isolates the normaliser's share of the attention pattern.
         """
+        self._apply_temperature(temperature)
+        return self.select()
+
+    def _apply_temperature(self, temperature: Optional[float]) -> None:
         if temperature is not None and not temperature > 0:
             raise ValueError(f"temperature {temperature!r}; expected a positive number")
         for core, (sparsity, trained_t) in self._trained.items():
@@ -273,7 +277,6 @@ class AttentionExplorer:
                                                else (_TEMPERED[sparsity], float(temperature)))
         self.temperature = temperature
         self.capture()
-        return self.select()
 
     def temperature_sweep(self, temperatures: Sequence[float]) -> pd.DataFrame:
         """Mean entropy and effective tokens of each adaptive cross-attention hook at each temperature.
@@ -284,7 +287,7 @@ class AttentionExplorer:
         current, rows = self.temperature, []
         try:
             for t in temperatures:
-                self.set_temperature(t)
+                self._apply_temperature(t)
                 stats = self.statistics()
                 stats = stats[(stats["head"] == -1) & stats["name"].isin(adaptive)]
                 for name, part in stats.groupby("name"):
@@ -292,7 +295,7 @@ class AttentionExplorer:
                     rows.append({"temperature": float(t), "name": name, "entropy": values["entropy"],
                                  "effective_tokens": values["effective_tokens"]})
         finally:
-            self.set_temperature(current)
+            self._apply_temperature(current)  # same selection and temperature: the figure stays valid
         return pd.DataFrame(rows, columns=["temperature", "name", "entropy", "effective_tokens"])
 
     def statistics(self) -> pd.DataFrame:

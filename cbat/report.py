@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL = "python3"
 RECORD_MIME = "application/vnd.cbat.record+json"
-STATUSES = ("ok", "failed")
 
 
 # --- helpers called inside notebooks -----------------------------------------------------------------
@@ -394,6 +393,7 @@ def ensure_sweep(sweep_dir: Optional[str | Path], output_dir: str | Path, **para
 QUICK_NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
     "quickstart": {"n_pairs": 600, "epochs": 3},
     "attention_explorer": {"n_samples": 4},
+    "ablation_report": {"n_boot": 300},
     "loop_attribution": {"n_loops": 4},
 }
 # Known notebooks in report order; any other notebook in the folder runs once after them.
@@ -412,8 +412,11 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
     """
     from diagnostics.io import load_sweep
 
+    from cbat.train import TrainSettings
+
     sweep = load_sweep(sweep_dir)
-    pool = {"sweep_dir": str(sweep_dir), "task": params.task, "device": params.device,
+    device = TrainSettings(device=params.device).resolved_device()  # notebooks get a concrete torch device
+    pool = {"sweep_dir": str(sweep_dir), "task": params.task, "device": device,
             "variants": params.variants, "seeds": params.seeds, "output_dir": str(out_dir)}
     sources = sorted(notebook_dir.glob("*.ipynb"),
                      key=lambda p: (NOTEBOOK_ORDER.index(p.stem) if p.stem in NOTEBOOK_ORDER else len(NOTEBOOK_ORDER),
