@@ -18,12 +18,12 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def grammar(cache_dir):
-    return synthetic("grammar", 800, seed=0, cache_dir=cache_dir)
+    return synthetic("grammar", 600, seed=0, cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="module")
 def probes(cache_dir):
-    return {task: synthetic(task, 300, seed=3, cache_dir=cache_dir) for task in TASKS if task != "grammar"}
+    return {task: synthetic(task, 200, seed=3, cache_dir=cache_dir) for task in TASKS if task != "grammar"}
 
 
 def test_same_seed_same_data_other_seed_differs():
@@ -62,7 +62,8 @@ def torch_allclose_ones(x):
 
 @pytest.mark.parametrize("kwargs, fragment", [
     (dict(task="nope"), "task 'nope'"), (dict(positive_fraction=0.0), "positive_fraction"),
-    (dict(enhancer_len=100), "too short"), (dict(cell_lines=["HeLa"]), "cell_lines"), (dict(n_pairs=1), "n_pairs")])
+    (dict(enhancer_len=100), "too short"), (dict(cell_lines=["HeLa"]), "cell_lines"), (dict(n_pairs=1), "n_pairs"),
+    (dict(task="long_range", enhancer_len=400), "expected >= 500"), (dict(task="sparse_strong", copies=0), "copies")])
 def test_bad_parameters(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         synthetic(**{"n_pairs": 10, **kwargs}, use_cache=False)
@@ -118,6 +119,15 @@ def test_probe_placement_follows_the_design(probes):
         offset = offset if planner.signed else offset.abs()
         assert offset.between(*planner.positive_band).all(), task
         assert len(e_start) == ds.labels.sum()
+
+
+def test_copies_repeat_the_decisive_pair_with_one_placement():
+    ds = synthetic("long_range", 40, seed=0, copies=2, use_cache=False)
+    causal = ds.truth[ds.truth["role"] == "causal"]
+    per_pair = causal.groupby(["pair_index", "side"]).size().unstack()
+    assert (per_pair["enhancer"] == 2).all() and (per_pair["promoter"] == 2).all()
+    gaps = causal.groupby(["pair_index", "side"])["start"].agg(lambda s: s.max() - s.min()).unstack()
+    assert (gaps["enhancer"] == gaps["promoter"]).all()
 
 
 def test_oracle_reads_the_rules_from_sequence(grammar, probes):

@@ -54,7 +54,7 @@ def oracle_scores(ds: EPIDataset) -> np.ndarray:
 
 def _placement_scores(task, e_scan, p_scan) -> np.ndarray:
     """Enhancer site strength, minus 1 when its offset to the promoter site (or cluster) is off the band."""
-    planner = make_task(task)
+    planner = make_task(task)  # bands and cluster size do not depend on copies
     e_track, p_track = e_scan.max(1), p_scan.max(1)  # best strand, [n, positions]
     e_pos = e_track.argmax(-1)
     if planner.cluster > 1:

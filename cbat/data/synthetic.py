@@ -15,12 +15,14 @@ from cbat.data.loci import assign_promoters, enhancer_centres, promoter_loci
 from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
 from cbat.data.tasks import TASKS, make_task
 
-GENERATOR_VERSION = 2  # bump when the generated data change for the same parameters
+GENERATOR_VERSION = 3
+# hard negatives sit 20-46 tokens from the promoter site, so these probes need room on the enhancer
+MIN_ENHANCER_LEN = {"long_range": 500, "diffuse": 450}  # bump when the generated data change for the same parameters
 
 
 def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhancer_len: int = 600,
               promoter_len: int = 400, positive_fraction: float = 0.5, cell_lines=None, cache_dir=None,
-              use_cache: bool = True) -> EPIDataset:
+              use_cache: bool = True, copies: int = 1) -> EPIDataset:
     """Generate (or read from cache) a synthetic enhancer-promoter benchmark.
 
     Parameters
@@ -42,6 +44,9 @@ def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhance
         Cache folder; default ``$CBAT_CACHE`` or ``~/.cache/cbat-lab``.
     use_cache : bool
         Read and write the cache.
+    copies : int
+        Probes only: how many times the decisive CTCF pair (or weak-site cluster) is repeated with the same
+        placement. More copies give a stronger signal for small models and few epochs.
 
     Returns
     -------
@@ -52,9 +57,11 @@ def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhance
     """
     cell_lines = tuple(CELL_LINE_TFS) if cell_lines is None else tuple(cell_lines)
     _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell_lines)
+    if int(copies) < 1:
+        raise ValueError(f"synthetic: copies is {copies}; expected 1 or more")
     params = dict(task=task, n_pairs=int(n_pairs), seed=int(seed), enhancer_len=int(enhancer_len),
                   promoter_len=int(promoter_len), positive_fraction=float(positive_fraction),
-                  cell_lines=list(cell_lines), version=GENERATOR_VERSION)
+                  cell_lines=list(cell_lines), copies=int(copies), version=GENERATOR_VERSION)
     path = cache.cache_path(cache.cache_root(cache_dir), f"synthetic-{task}", params)
     if use_cache and path.exists():
         cached = cache.load(path)
@@ -76,15 +83,18 @@ def _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell
     if enhancer_len < 300 or promoter_len < 200:
         raise ValueError(f"synthetic: lengths {enhancer_len}/{promoter_len} bp are too short; expected "
                          "enhancer_len >= 300 and promoter_len >= 200")
+    if enhancer_len < MIN_ENHANCER_LEN.get(task, 0):
+        raise ValueError(f"synthetic: {task} places its enhancer sites far from the promoter site; enhancer_len "
+                         f"{enhancer_len} is too short, expected >= {MIN_ENHANCER_LEN[task]}")
     unknown = sorted(set(cell_lines) - set(CELL_LINE_TFS))
     if unknown or not cell_lines:
         raise ValueError(f"synthetic: cell_lines {list(cell_lines)} invalid; expected a non-empty subset of "
                          f"{list(CELL_LINE_TFS)}")
 
 
-def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction, cell_lines) -> EPIDataset:
+def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction, cell_lines, copies) -> EPIDataset:
     rng = np.random.default_rng(seed)
-    planner = make_task(task)
+    planner = make_task(task, copies)
     pair_cell = np.array(cell_lines)[rng.permutation(n_pairs) % len(cell_lines)]
     labels = np.zeros(n_pairs, dtype=np.int64)
     labels[rng.permutation(n_pairs)[:int(round(n_pairs * positive_fraction))]] = 1

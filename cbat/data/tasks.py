@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cbat.data.motifs import CELL_LINE_TFS, ENHANCER_DECOYS, PROMOTER_DECOYS, compatible_partner
+from cbat.data.motifs import CELL_LINE_TFS, ENHANCER_DECOYS, PROMOTER_DECOYS, compatible_partner, get_motif
 
 TASKS = ("grammar", "long_range", "diffuse", "sparse_strong")
 STRONG, MEDIUM, WEAK = 4.0, 2.0, 1.0  # exponent on the PFM: 1 = plain JASPAR draw, larger = nearer consensus
@@ -101,39 +101,44 @@ class PlacementTask:
       classes and outputs the same thing.
     """
 
-    def __init__(self, positive_band, negative_band, signed: bool, cluster: int, promoter_region=WHOLE) -> None:
+    def __init__(self, positive_band, negative_band, signed: bool, cluster: int, promoter_region=WHOLE,
+                 copies: int = 1) -> None:
         self.positive_band, self.negative_band, self.signed = positive_band, negative_band, signed
-        self.cluster, self.promoter_region = cluster, promoter_region
+        self.cluster, self.promoter_region, self.copies = cluster, promoter_region, copies
 
     def plan_promoter(self, rng, cell_line, promoter_len):
         from cbat.data.background import SLOT_BP
-        from cbat.data.motifs import get_motif
 
-        tf = LOOPING_TF
-        span = self.cluster * SLOT_BP
-        lo = int(self.promoter_region[0] * promoter_len)
-        hi = int(self.promoter_region[1] * promoter_len) - span
-        first = int(rng.integers(lo, max(hi, lo) + 1))
-        width = get_motif(tf).length
-        strength = WEAK if self.cluster > 1 else STRONG
-        sites = [Site(tf, _strand(rng), strength, start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1)))
-                 for k in range(self.cluster)]
-        anchor = int(round(np.mean([site.start for site in sites])))  # the key site, or the cluster's centre
-        return (tf, anchor, len(sites)), sites + _context(rng, cell_line, PROMOTER_DECOYS)
+        width = get_motif(LOOPING_TF).length
+        strength = MEDIUM if self.cluster > 1 else STRONG
+        # copies x cluster key sites in consecutive slots (slot-aligned, so they never collide with context sites)
+        n_key = self.copies * self.cluster
+        lo = int(np.ceil(self.promoter_region[0] * promoter_len / SLOT_BP))
+        hi = int(self.promoter_region[1] * promoter_len) // SLOT_BP - n_key
+        if hi < lo:
+            raise ValueError(f"synthetic: a {promoter_len}-bp promoter cannot hold {n_key} key sites; use longer "
+                             "promoters or fewer copies")
+        first = int(rng.integers(lo, hi + 1)) * SLOT_BP
+        sites = [Site(LOOPING_TF, _strand(rng), strength, start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1)))
+                 for k in range(n_key)]
+        # anchor of each copy: its key site, or its cluster's centre
+        anchors = [int(round(np.mean([s.start for s in sites[c * self.cluster:(c + 1) * self.cluster]])))
+                   for c in range(self.copies)]
+        return (anchors, n_key), sites + _context(rng, cell_line, PROMOTER_DECOYS)
 
     def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
-        from cbat.data.motifs import get_motif
-
-        tf, anchor, n_key = state
+        anchors, n_key = state
         decoys = _context(rng, cell_line, ENHANCER_DECOYS)
         if not label and rng.random() < EASY_NEGATIVE_SHARE:
-            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + decoys)
+            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, self.copies, STRONG) + decoys)
         band = self.positive_band if label else self.negative_band
-        start = _aligned_start(rng, anchor, band, self.signed, enhancer_len, get_motif(tf).length)
-        sites = [Site(tf, _strand(rng), STRONG, start=start)] + decoys
+        # one offset for all copies keeps the enhancer sites as far apart as the promoter's (no overlap)
+        start = _aligned_start(rng, anchors[0], band, self.signed, enhancer_len - (anchors[-1] - anchors[0]),
+                               get_motif(LOOPING_TF).length)
+        sites = [Site(LOOPING_TF, _strand(rng), STRONG, start=start + a - anchors[0]) for a in anchors] + decoys
         if not label:
             return EnhancerPlan(sites)
-        return EnhancerPlan(sites, [0], list(range(n_key)), "placement")
+        return EnhancerPlan(sites, list(range(self.copies)), list(range(n_key)), "placement")
 
 
 class GrammarTask:
@@ -166,13 +171,14 @@ class GrammarTask:
         return EnhancerPlan(sites, causal, list(causal), mechanism, upstream)
 
 
-def make_task(name: str):
-    """The planner for a task name."""
+def make_task(name: str, copies: int = 1):
+    """The planner for a task name; ``copies`` repeats the probes' decisive pair (or cluster)."""
     planners = {
         "grammar": GrammarTask,
-        "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, cluster=1),
-        "long_range": lambda: PlacementTask((20, 28), (36, 46), signed=True, cluster=1, promoter_region=(0.0, 0.3)),
-        "diffuse": lambda: PlacementTask((0, 3), (20, 35), signed=False, cluster=6),
+        "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, cluster=1, copies=copies),
+        "long_range": lambda: PlacementTask((20, 28), (36, 46), signed=True, cluster=1, promoter_region=(0.0, 0.3),
+                                            copies=copies),
+        "diffuse": lambda: PlacementTask((0, 3), (20, 35), signed=False, cluster=6, copies=copies),
     }
     if name not in planners:
         raise ValueError(f"unknown synthetic task {name!r}; expected one of {list(TASKS)}")
