@@ -69,7 +69,8 @@ class Sweep:
         """The config of a variant (taken from its first run; all seeds of a variant share it)."""
         run_ids = self.runs.loc[self.runs["variant"] == variant, "run_id"]
         if run_ids.empty:
-            raise SweepError(f"{self.path}: no run of variant {variant!r}; variants: {sorted(self.runs.variant.unique())}")
+            known = sorted(self.runs["variant"].unique())
+            raise SweepError(f"{self.path}: no run of variant {variant!r}; variants: {known}")
         return self.config(run_ids.iloc[0])
 
     # --- per-run files ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ H2    a strongly sparse normaliser (hard_topk, sparsemax, entmax15, temp_softmax
 H3    more blocks and/or gates vs fewer / none
 H4    ``pos_modulation`` on vs off (long_range preferred)
 H5    ``n_anchors`` > 0 vs 0
-H6    any variant with an auxiliary loss weight > 0 (its partner without aux losses is shown when present)
+H6    any variant with an auxiliary loss weight > 0; its twin without auxiliary losses measures the cost
 ====  ==========================================================================================
 
 Decision rules (thresholds are keyword arguments of ``assess``): an effect counts only when its 95%
@@ -197,7 +197,8 @@ def judge_v1a(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
         for variant in pair:
             run_id = sweep.ok(variant, eff.task, eff.split)["run_id"].iloc[0]
             _, (enh, pro) = probe.batch_of(run_id)
-            table = attention.unselected_gradient(probe.model(run_id), enh, pro, topk=sweep.variant_config(pair[0])["topk"])
+            table = attention.unselected_gradient(probe.model(run_id), enh, pro,
+                                                  topk=sweep.variant_config(pair[0])["topk"])
             grads.append(table.assign(variant=variant, run_id=run_id))
     verdict, text = _by_sign(eff, SUPPORTED, NOT_SUPPORTED)
     figures = {"ranking": forest_figure(effects_frame([eff]))}
@@ -273,7 +274,8 @@ def judge_v1d(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
     drift = calibration.drift_table(sweep.runs[sweep.runs["run_id"].isin(recall.run_ids)])
     per_seed = drift.pivot_table(index="seed", columns="variant", values="drift")
     up = per_seed[treat] - per_seed[ref]
-    text = (f"drift (mean prob − base rate): {treat} {per_seed[treat].mean():+.3f}, {ref} {per_seed[ref].mean():+.3f} "
+    text = (f"drift (mean prob − base rate): {treat} {per_seed[treat].mean():+.3f}, "
+            f"{ref} {per_seed[ref].mean():+.3f} "
             f"(higher in {int((up > 0).sum())}/{len(up)} seeds); {recall.text()}; {precision.text()}")
     if recall.sign > 0 and (up > 0).all():
         verdict = SUPPORTED
@@ -447,36 +449,49 @@ def judge_h5(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
 
 
 def judge_h6(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    aux = [v for v in sweep.ok()["variant"].unique()
-           if any(sweep.variant_config(v)[f] > 0 for f in ("sparsity_loss_weight", "immax_weight", "speculation_weight"))]
+    weights = ("sparsity_loss_weight", "immax_weight", "speculation_weight")
+    aux = [v for v in sweep.ok()["variant"].unique() if any(sweep.variant_config(v)[f] > 0 for f in weights)]
     if not aux:
         return _missing("H6", "a variant with an auxiliary loss weight > 0")
     run_ids = _run_ids_of(sweep, aux)
-    table = losses.shares(_traces(sweep, run_ids))
+    traces = _traces(sweep, run_ids)
+    table = losses.shares(traces)
     table = table[~table["component"].isin([losses.MAIN, losses.TOTAL])]
     if table.empty or table.groupby("variant")["seed"].nunique().max() < s["min_seeds"]:
         return Verdict("H6", INCONCLUSIVE, f"loss traces of fewer than {s['min_seeds']} seeds", "", run_ids)
-    table = table.assign(overweight=(table["share"] >= s["share_threshold"]) & (table["grad_cosine"] < 0))
+    # A dominant term whose gradient is orthogonal to or against BCE's spends the step on itself.
+    table = table.assign(dominant=table["share"] >= s["share_threshold"],
+                         conflict=table["grad_cosine"] < s["competing_cosine"])
     per = table.groupby(["variant", "component"]).agg(
         share=("share", "mean"), cosine=("grad_cosine", "mean"), seeds=("seed", "nunique"),
-        all_seeds=("overweight", "all"), any_seed=("overweight", "any")).reset_index()
+        dominant=("dominant", "all"), any_dominant=("dominant", "any"), conflict=("conflict", "all")).reset_index()
     text = "; ".join(f"{r.variant}/{r.component}: share {r.share:.2f}, cosine with BCE {r.cosine:+.2f} "
                      f"({r.seeds} seeds)" for r in per.itertuples())
-    hits = per[per["all_seeds"] & (per["seeds"] >= s["min_seeds"])]
-    pairs = contrasts(sweep, _AUX_FIELDS, lambda c: True, lambda c: all(c[f] == 0 for f in _AUX_FIELDS
-                                                                        if f != "sparsity_target"))
-    figures = {"shares": losses.share_figure(_traces(sweep, run_ids)), "conflict": losses.conflict_figure(table)}
-    if not hits.empty:
-        worst = hits.sort_values("share").iloc[-1]
-        pair = next((p for p in pairs if p[0] == worst.variant), None)
-        eff = _effects(sweep, pair, ("aupr",), "", s)["aupr"] if pair else None
-        if eff is not None:
-            text += f"; {eff.text()}"
-        return Verdict("H6", SUPPORTED, f"{text}; share >= {s['share_threshold']} with conflicting gradient in "
-                       f"every seed", "", sorted(set(run_ids) | set(_run_ids(eff))), figures)
-    verdict = NOT_SUPPORTED if not per["any_seed"].any() else INCONCLUSIVE
-    return Verdict("H6", verdict, f"{text}; no auxiliary loss holds share >= {s['share_threshold']} with a "
-                   f"negative gradient cosine in every seed", "", run_ids, figures)
+    figures = {"shares": losses.share_figure(traces), "conflict": losses.conflict_figure(table)}
+    dominant = per[per["dominant"] & (per["seeds"] >= s["min_seeds"])].sort_values("share")
+    if dominant.empty:
+        verdict = INCONCLUSIVE if per["any_dominant"].any() else NOT_SUPPORTED
+        return Verdict("H6", verdict, f"{text}; no auxiliary loss holds share >= {s['share_threshold']} in every "
+                       "seed", "", run_ids, figures)
+    worst = dominant.iloc[-1]
+    # The cost to the main task: the same config without auxiliary losses, when the sweep has it.
+    twins = contrasts(sweep, _AUX_FIELDS, lambda c: True,
+                      lambda c: all(c[f] == 0 for f in _AUX_FIELDS if f != "sparsity_target"))
+    twin = next((p for p in twins if p[0] == worst.variant), None)
+    eff = _effects(sweep, twin, ("aupr",), "", s)["aupr"] if twin else None
+    cost = eff is not None and eff.n_seeds >= s["min_seeds"] and eff.sign < 0
+    text += (f"; {worst.variant}/{worst.component} holds >= {s['share_threshold']} of the objective in every seed"
+             + (f"; {eff.text()}" if eff is not None else "; no twin without auxiliary losses"))
+    if worst.conflict:
+        text += f"; its gradient cosine with BCE stays below {s['competing_cosine']} (competing) in every seed"
+    if worst.conflict or cost:
+        verdict = SUPPORTED
+    elif eff is not None and eff.sign > 0:
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = INCONCLUSIVE
+        text += "; dominant but neither a conflicting (competing) gradient nor a measured AUPR cost"
+    return Verdict("H6", verdict, text, "", sorted(set(run_ids) | set(_run_ids(eff))), figures)
 
 
 JUDGES: dict[str, Callable[[Sweep, _Probe, dict], Verdict]] = {
@@ -486,7 +501,8 @@ JUDGES: dict[str, Callable[[Sweep, _Probe, dict], Verdict]] = {
 
 def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = True, min_seeds: int = 3,
            n_boot: int = 1000, seed: int = 0, probe_batch: int = 32, saturation_threshold: float = 0.2,
-           share_threshold: float = 0.5, equivalence_margin: float = 0.01, min_far_mass: float = 0.05,
+           share_threshold: float = 0.5, competing_cosine: float = 0.2, equivalence_margin: float = 0.01,
+           min_far_mass: float = 0.05,
            decay_threshold: float = 0.5, gate_noise_threshold: float = 1e-3, bin_bp: float = 50.0,
            v1_variant: str = "cbat_v1", baseline_variant: str = ablations.BASELINE) -> Assessment:
     """Judge every hypothesis of the log on a sweep directory.
@@ -500,7 +516,9 @@ def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = Tru
     min_seeds : paired seeds a contrast needs before any verdict other than "inconclusive".
     n_boot, seed : bootstrap replicates and its RNG seed (``cbat.stats.paired_bootstrap``).
     saturation_threshold : V1c, share of gate values <0.05 or >0.95 late in training that counts as saturated.
-    share_threshold : H6, share of the objective that counts as overweight (with a negative gradient cosine).
+    share_threshold, competing_cosine : H6, share of the objective that counts as dominant; "supported" also
+        needs a gradient cosine with BCE below ``competing_cosine`` (orthogonal or opposed) in every seed, or an
+        AUPR cost against the twin without auxiliary losses.
     equivalence_margin : H5, largest AUPR gain from anchors that still counts as "unused".
     min_far_mass : H1, attention mass the global model must put beyond the window for the window to matter.
     decay_threshold, gate_noise_threshold : H3, first/last block gradient ratio below which gradients count
@@ -520,7 +538,8 @@ def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = Tru
     if unknown:
         raise ValueError(f"unknown hypothesis id(s) {unknown}; expected some of {list(CLAIMS)}")
     settings = dict(min_seeds=min_seeds, n_boot=n_boot, seed=seed, saturation_threshold=saturation_threshold,
-                    share_threshold=share_threshold, equivalence_margin=equivalence_margin,
+                    share_threshold=share_threshold, competing_cosine=competing_cosine,
+                    equivalence_margin=equivalence_margin,
                     min_far_mass=min_far_mass, decay_threshold=decay_threshold,
                     gate_noise_threshold=gate_noise_threshold, bin_bp=bin_bp, v1_variant=v1_variant,
                     baseline_variant=baseline_variant)

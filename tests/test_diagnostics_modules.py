@@ -57,7 +57,8 @@ def test_block_decay_is_the_first_to_last_block_ratio():
                    for step in range(3) for g, v in norms.items()])
     decay = gradients.block_decay(trace)
     assert decay["n_blocks"].iloc[0] == 3
-    assert decay["first_to_last"].iloc[0] == pytest.approx(0.1) and decay["first_to_head"].iloc[0] == pytest.approx(0.05)
+    assert decay["first_to_last"].iloc[0] == pytest.approx(0.1)
+    assert decay["first_to_head"].iloc[0] == pytest.approx(0.05)
     profile = gradients.depth_profile(trace)
     assert list(profile["group"]) == ["head", "blocks.2", "blocks.1", "blocks.0", "stem_e"]
     assert isinstance(gradients.depth_figure(profile), go.Figure)

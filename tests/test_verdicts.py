@@ -105,6 +105,11 @@ def test_h6_needs_a_dominant_share_and_a_conflicting_gradient(tmp_path):
     light = write_sweep(tmp_path / "light", variants, [0, 1, 2], by_variant(baseline=0.5, aux=0.5),
                         lambda v, s: loss_trace({"bce": 0.6, "speculation": 0.05}, {"speculation": -0.4}))
     assert verdict_of(light, "H6").verdict == "not supported"
+    aligned = write_sweep(tmp_path / "aligned", variants, [0, 1, 2], by_variant(baseline=0.5, aux=0.5),
+                          lambda v, s: loss_trace({"bce": 0.6, "speculation": 3.0}, {"speculation": 0.4}))
+    row = verdict_of(aligned, "H6")
+    assert row.verdict == "inconclusive" and "Δ" in row.evidence
+    assert "neither a conflicting (competing) gradient" in row.evidence
 
 
 def test_v1c_reads_late_saturation_of_sigmoid_gates(tmp_path):

@@ -1,0 +1,54 @@
+"""End to end on the probe tasks with a planted cause: real sweeps (tiny, CPU), then ``assess``.
+
+Sized for CI, so only the checks that do not need a well-trained model are asserted here: the measured
+gradient cut of hard top-k, H6 on a far too heavy auxiliary loss, and "not supported" where the cause is
+absent. The ranking/recall checks (H1 on long_range, H2 and V1a on diffuse) need models that learn the
+probes and run at a larger size in ``benchmarks/bench_verdicts.py``.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cbat.sweep import SweepSpec, run_sweep
+from diagnostics.verdicts import assess
+
+SETTINGS = {"epochs": 2, "batch_size": 32, "lr": 3e-3, "patience": 2, "hook_every": 3, "progress": False}
+DENSE = {"name": "dense", "config": "baseline", "overrides": {"d_model": 16}}
+TOPK = {"name": "topk1", "config": "baseline", "overrides": {"d_model": 16, "sparsity": "hard_topk", "topk": 1}}
+HEAVY = {"name": "aux_heavy", "config": "baseline",
+         "overrides": {"d_model": 16, "sparsity_loss_weight": 50.0, "sparsity_target": 0.05}}
+
+
+def sweep(path, task: str, variants: list[dict]):
+    spec = SweepSpec(variants=variants, seeds=[0, 1, 2], splits=["chrom"],
+                     data={"task": task, "n_pairs": 300, "seed": 0}, settings=SETTINGS)
+    run_sweep(spec, path, workers=1, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sparse_strong(tmp_path_factory):
+    path = sweep(tmp_path_factory.mktemp("truth") / "sparse_strong", "sparse_strong", [DENSE, TOPK, HEAVY])
+    return assess(path, hypotheses=["V1a", "H2", "H6"], n_boot=50, probe_batch=8).table.set_index("id")
+
+
+def test_hard_topk_gradient_cut_is_measured_on_trained_models(sparse_strong):
+    row = sparse_strong.loc["V1a"]
+    zeros = [float(x) for x in re.findall(r"exactly zero in (\d+)%", row.evidence)]
+    assert zeros == [100.0], row.evidence
+    soft = re.search(r"dense mean ([0-9.e+-]+) \(zero in (\d+)%\)", row.evidence)
+    assert soft and float(soft.group(1)) > 0 and int(soft.group(2)) == 0, row.evidence
+    assert row.verdict != "not supported" and len(row.run_ids) == 6
+
+
+def test_far_too_heavy_aux_loss_is_found(sparse_strong):
+    row = sparse_strong.loc["H6"]
+    assert row.verdict == "supported", row.evidence
+    share = float(re.search(r"aux_heavy/sparsity: share ([0-9.]+)", row.evidence).group(1))
+    assert share >= 0.5
+
+
+def test_sparsity_is_not_blamed_where_one_strong_site_decides(sparse_strong):
+    assert sparse_strong.loc["H2"].verdict != "supported", sparse_strong.loc["H2"].evidence
