@@ -63,7 +63,7 @@ def test_shuffled_references_shape_and_composition(pair):
 def test_integrated_gradients_attributes_both_inputs_and_restores_mode(model, pair):
     enhancer, promoter = pair
     model.train()
-    result = A.integrated_gradients(model, enhancer, promoter, n_shuffles=3, n_steps=24, internal_batch_size=16,
+    result = A.integrated_gradients(model, enhancer, promoter, n_shuffles=3, n_steps=16, internal_batch_size=32,
                                     progress=False)
     assert model.training and all(m.training for m in model.modules())
     assert result.enhancer.shape == (3, 4, 120) and result.promoter.shape == (3, 4, 80)
@@ -90,7 +90,7 @@ def test_integrated_gradients_is_deterministic_for_a_seed(model, pair):
 def test_coarse_integration_gets_flagged(model, pair):
     enhancer, promoter = pair
     coarse = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=1, progress=False)
-    fine = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=64, progress=False)
+    fine = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=32, progress=False)
     assert np.abs(fine.delta).mean() < np.abs(coarse.delta).mean()
     threshold = float(np.abs(fine.delta).max()) * 1.01
     assert coarse.convergence_table(threshold)["flagged"].any()

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motifs", default="jaspar",
                         help="'jaspar' (CORE vertebrates, default), 'truth' (the planted motifs' ids) or "
                              "comma-separated JASPAR ids")
-    parser.add_argument("--jaspar-release", default=None, help="bundled JASPAR release (default the newest)")
+    parser.add_argument("--jaspar-release", default=None,
+                        help="bundled JASPAR release (default the newest; the benchmark's own for synthetic data)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<i> (default auto)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
@@ -47,7 +48,10 @@ def _motif_db(args: argparse.Namespace, dataset):
     from diagnostics.motifs import MotifDB
 
     if args.motifs == "jaspar":
-        return MotifDB.from_jaspar(release=args.jaspar_release)
+        release = args.jaspar_release
+        if release is None and dataset.truth is not None:  # the synthetic benchmark pins its JASPAR release
+            from cbat.data.motifs import JASPAR_RELEASE as release
+        return MotifDB.from_jaspar(release=release)
     if args.motifs == "truth":
         if dataset.truth is None:
             raise UserError("--motifs truth: the data carry no planted motifs; use 'jaspar' or a list of ids")
