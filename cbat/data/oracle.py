@@ -46,9 +46,15 @@ def oracle_scores(ds: EPIDataset) -> np.ndarray:
         partners = np.array([tfs.index(compatible_partner(cell, tf)) for tf in tfs])
         e_best = scan(ds.enhancer[rows], tfs + ["CTCF"]).max(-1)  # [n, motifs, strands]
         p_best = scan(ds.promoter[rows], tfs + ["CTCF"]).max(-1)
-        tf_pair = p_best[:, :-1].max(-1).argmax(-1) == partners[e_best[:, :-1].max(-1).argmax(-1)]
-        opposite = e_best[:, -1].argmax(-1) != p_best[:, -1].argmax(-1)
-        scores[rows] = np.maximum(tf_pair, opposite)
+        # TF rule: how much better the best compatible (X, Y) pair scores than the best incompatible one
+        e_tf, p_tf = e_best[:, :-1].max(-1), p_best[:, :-1].max(-1)
+        pair = np.minimum(e_tf[:, :, None], p_tf[:, None, :])  # [n, enhancer TF, promoter TF]
+        compatible = np.zeros((len(tfs), len(tfs)), dtype=bool)
+        compatible[np.arange(len(tfs)), partners] = True
+        tf_rule = pair[:, compatible].max(-1) - pair[:, ~compatible].max(-1)
+        # CTCF rule: positive when the two sides' strand preferences are opposite
+        ctcf_rule = (e_best[:, -1, 0] - e_best[:, -1, 1]) * (p_best[:, -1, 1] - p_best[:, -1, 0])
+        scores[rows] = np.maximum(tf_rule, ctcf_rule)
     return scores
 
 
