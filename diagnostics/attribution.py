@@ -473,7 +473,7 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
         A run folder of a sweep (``model.pt``, ``predictions.parquet``; the data spec comes from
         ``record.json`` or the sweep's ``sweep.json`` two levels up) or a bare ``model.pt`` checkpoint.
     device : str
-        Where the model goes.
+        Where the model goes: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:<i>"``.
     data : dict, optional
         A data spec (``{"task": ..., ...}`` or ``{"path": ...}``) that replaces the run's own data; the run's
         predictions then do not apply and every pair is scored.
@@ -502,6 +502,8 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
         raise FileNotFoundError(f"{checkpoint}: no model.pt in this run folder")
     if data is None and not isinstance(spec, dict):
         raise ValueError(f"{path}: no data spec in record.json or sweep.json; pass the data explicitly")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     model, _ = load_checkpoint(checkpoint, device)
     dataset = load_data(dict(data if data is not None else spec))
     if data is None and (path / "predictions.parquet").is_file():

@@ -107,12 +107,14 @@ def test_report_files_and_html(trained, tmp_path):
     assert set(written) >= {"report", "recovery", "attribution"}
 
 
-def test_cli_attribute_on_a_checkpoint(trained, tmp_path, capsys):
+def test_cli_attribute_on_a_sweep_run(trained, tmp_path, capsys):
     from cbat.train import save_checkpoint
 
     _, model, _, _, _ = trained
-    save_checkpoint(tmp_path / "model.pt", model, model.cfg)
-    code = main(["attribute", "--run", str(tmp_path / "model.pt"), "--data", json.dumps(DATA), "--top", "2",
+    run_dir = tmp_path / "sweep" / "runs" / "baseline__s0__chrom"
+    save_checkpoint(run_dir / "model.pt", model, model.cfg)
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"data": DATA}))  # the data spec comes from here
+    code = main(["attribute", "--run", str(run_dir), "--top", "2",
                  "--n-shuffles", "2", "--n-steps", "8", "--ism", "0", "--motifs", "truth", "--device", "cpu",
                  "--out", str(tmp_path / "out"), "--no-progress"])
     assert code == 0

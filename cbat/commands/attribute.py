@@ -37,12 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _device(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def _motif_db(args: argparse.Namespace, dataset):
     from cbat.cli import UserError
     from diagnostics.motifs import MotifDB
@@ -70,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1 or args.n_shuffles < 1 or args.n_steps < 1 or args.internal_batch_size < 1:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
-    model, dataset, predictions = load_run(args.run, _device(args.device),
+    model, dataset, predictions = load_run(args.run, args.device,
                                            data_spec(args) if args.data is not None else None)
     loops = select_loops(predictions, top=args.top, per_cell_line=not args.pooled, threshold=args.threshold)
     if loops.empty:
