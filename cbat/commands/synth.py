@@ -20,6 +20,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--promoter-len", type=int, default=400, help="bp (paper scale: 2000)")
     parser.add_argument("--positive-fraction", type=float, default=0.5, help="0.5 for 1:1, 0.048 for ~1:20")
     parser.add_argument("--cell-lines", nargs="+", default=None, help="subset of GM12878 K562 Stomach NHEK")
+    parser.add_argument("--copies", type=int, default=None, help="probes: repeats of the decisive pair "
+                        "(default: 2 for long_range, else 1)")
     parser.add_argument("--out", required=True, help="output file: pairs table (.parquet, .csv or .tsv); the "
                         "ground truth goes next to it as <stem>.truth.<ext>")
 
@@ -49,7 +51,7 @@ def run(args) -> int:
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
     ds = cbat.data.synthetic(task=args.task, n_pairs=args.n_pairs, seed=args.seed, enhancer_len=args.enhancer_len,
                              promoter_len=args.promoter_len, positive_fraction=args.positive_fraction,
-                             cell_lines=args.cell_lines)
+                             cell_lines=args.cell_lines, copies=args.copies)
     truth_path = out.with_name(f"{out.stem}.truth{out.suffix}")
     _write(ds.to_table(), out)
     _write(ds.truth, truth_path)
