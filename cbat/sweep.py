@@ -11,8 +11,9 @@ Sweep directory (read by diagnostics and notebooks)::
 
 ``run_id = "<variant>__s<seed>__<split>"`` with ":" in the split written as "-" (``cell_line-NHEK``).
 A run without ``record.json`` is unfinished: a rerun trains it again (continuing from its last epoch
-checkpoint), so a killed sweep resumes and the table never holds duplicates or half rows. Each run
-executes in its own child process (local backend) or Ray task, seeded from its own seed only.
+checkpoint), so a killed sweep resumes and the table never holds duplicates or half rows. Every run is
+seeded from its own seed only; with ``workers > 1`` each runs in its own child process (local backend),
+with one worker they run one after another in the calling process, on Ray each is a task.
 """
 from __future__ import annotations
 
@@ -307,8 +308,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     Parameters
     ----------
     spec : the sweep; rerunning the same spec into the same folder skips finished runs.
-    workers : runs at the same time (local backend); each gets max(1, cores // workers) torch threads
-        unless ``settings.num_threads`` says otherwise.
+    workers : runs at the same time (local backend: 1 runs them in this process, more use child
+        processes); each gets max(1, cores // workers) torch threads unless ``settings.num_threads`` says
+        otherwise.
     backend : "local" (child processes) or "ray" (tasks on ``ray.init()``'s cluster, or the running one;
         ``RAY_ADDRESS`` selects a cluster; the sweep folder must be on a filesystem all nodes share).
     retry_failed : run failed runs again.
@@ -362,7 +364,24 @@ def _fail_record(run: dict, run_dir: Path, error: str) -> None:
         write_json(run_dir / "record.json", record)
 
 
+def _run_inline(pending: list[dict], sweep_dir: Path, finished) -> None:
+    """One worker: runs one after another in this process (no start-up cost; each run seeds itself)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        for run in pending:
+            torch.set_num_threads(_threads(run["settings"], 1))
+            execute_run(run, sweep_dir / "runs" / run["run_id"])
+            finished(run)
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished) -> None:
+    if workers == 1:
+        _run_inline(pending, sweep_dir, finished)
+        return
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
