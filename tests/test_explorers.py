@@ -1,0 +1,151 @@
+"""The explorers' widget callbacks, driven directly: each selection changes the figure it should, and the
+temperature what-if changes soft attention, leaves hard top-k alone and restores the trained model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import cbat
+from cbat.explorers import AttentionExplorer, GateExplorer
+from test_report_support import tiny_sweep
+
+
+def random_pair(n: int = 3, enhancer_len: int = 300, promoter_len: int = 200, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    def onehot(length):
+        return torch.nn.functional.one_hot(torch.randint(0, 4, (n, length), generator=gen), 4).float().transpose(1, 2)
+    return onehot(enhancer_len), onehot(promoter_len)
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    return tiny_sweep(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def v2_explorer():
+    return AttentionExplorer(cbat.build_model(cbat.preset("cbat_v2"), seed=0), *random_pair())
+
+
+# --- gates -------------------------------------------------------------------------------------------
+def bars(figure):
+    return {t.name: np.asarray(t.y) for t in figure.data if t.type == "bar"}
+
+
+def test_gate_selection_moves_the_step_and_keeps_histograms_normalised(sweep_dir):
+    explorer = GateExplorer(sweep_dir)
+    assert [r.split("__")[0] for r in explorer.run_ids] == ["cbat_v1", "cbat_v2"]
+    steps = explorer.steps(explorer.run_id)
+    last = explorer.select()
+    assert explorer.step == steps[-1] and last.layout.shapes[0].x0 == steps[-1]
+    first = explorer.select(step=steps[0] + 0.4)  # snaps to the nearest recorded step
+    assert explorer.step == steps[0] and first.layout.shapes[0].x0 == steps[0]
+    for figure in (first, last):
+        shares = bars(figure)
+        assert shares and all(abs(v.sum() - 1) < 1e-6 for v in shares.values())  # every gate's values binned
+    assert all(name.startswith(f"blocks.{explorer.block}.gate_") for name in bars(first))
+
+
+def test_gate_run_and_block_switches(sweep_dir):
+    explorer = GateExplorer(sweep_dir)
+    v2 = explorer.run_ids[1]
+    explorer.select(block=1)
+    figure = explorer.select(run_id=v2)
+    assert explorer.run_id == v2 and v2 in figure.layout.title.text
+    assert explorer.block in explorer.blocks(v2)
+    assert "blocks.0.gate_joint.value" in bars(explorer.select(block=0))  # v2's recipe has a joint-attention gate
+    with pytest.raises(ValueError, match="not a gated finished run"):
+        explorer.select(run_id="baseline__s0__chrom")
+    compared = explorer.compare(explorer.run_ids)
+    assert [a.text for a in compared.layout.annotations] == explorer.run_ids
+
+
+def test_gate_widget_controls_call_the_explorer(sweep_dir):
+    explorer = GateExplorer(sweep_dir)
+    explorer.widget()
+    controls = explorer.controls
+    controls["step"].value = controls["step"].options[0]
+    assert explorer.step == controls["step"].options[0]
+    assert explorer.figure.layout.shapes[0].x0 == explorer.step
+    controls["run"].value = explorer.run_ids[1]
+    assert explorer.run_id == explorer.run_ids[1]
+    assert list(controls["step"].options) == explorer.steps(explorer.run_ids[1])
+
+
+# --- attention ---------------------------------------------------------------------------------------
+def heatmap(figure):
+    return np.asarray(next(t for t in figure.data if t.type == "heatmap").z)
+
+
+def mean_entropy(explorer, name):
+    stats = explorer.statistics()
+    return stats.query("name == @name and statistic == 'entropy' and head == -1")["value"].item()
+
+
+def test_attention_selection_changes_the_map(v2_explorer):
+    explorer = v2_explorer
+    assert explorer.name.endswith("cross_ep.attn.pattern")
+    sample0 = heatmap(explorer.select(sample=0, head=-1))
+    rows = sample0.sum(1)
+    assert np.allclose(rows, 1, atol=1e-4)  # every query's weights sum to one
+    assert not np.allclose(heatmap(explorer.select(sample=1)), sample0)
+    head0 = heatmap(explorer.select(head=0))
+    assert not np.allclose(head0, heatmap(explorer.select(head=1)))
+    other = next(n for n in explorer.names if n != explorer.name)
+    explorer.select(name=other)
+    assert explorer.name == other
+    with pytest.raises(ValueError, match="sample 9"):
+        explorer.select(sample=9)
+
+
+def test_temperature_what_if_flattens_soft_attention_and_restores(v2_explorer):
+    explorer = v2_explorer
+    name = next(n for n in explorer.names if ".cross_ep." in n)
+    trained = explorer.patterns[name].clone()
+    base = mean_entropy(explorer, name)
+    explorer.set_temperature(4.0)
+    hot = mean_entropy(explorer, name)
+    explorer.set_temperature(0.25)
+    cold = mean_entropy(explorer, name)
+    assert cold < base < hot
+    explorer.set_temperature(None)
+    assert torch.equal(explorer.patterns[name], trained)
+    cfg = explorer.model.cfg
+    assert all((c.sparsity, c.temperature) == (cfg.sparsity, cfg.temperature) for c in explorer.tempered_cores())
+    assert explorer.figure.layout.title.text.endswith("as trained")
+
+
+def test_temperature_what_if_converts_plain_softmax_and_leaves_hard_topk():
+    enhancer, promoter = random_pair(2)
+    baseline = AttentionExplorer(cbat.build_model(cbat.preset("baseline"), seed=0), enhancer, promoter)
+    table = baseline.temperature_sweep([0.5, 2.0])
+    assert table["entropy"].is_monotonic_increasing and table["entropy"].iloc[-1] > table["entropy"].iloc[0]
+    assert [c.sparsity for c in baseline.tempered_cores()] == ["softmax"]  # restored after the what-if
+    v1 = AttentionExplorer(cbat.build_model(cbat.preset("cbat_v1"), seed=0), enhancer, promoter)
+    assert v1.tempered_cores() == []
+    flat = v1.temperature_sweep([0.5, 2.0]).groupby("name")["entropy"].agg(np.ptp)
+    assert (flat < 1e-6).all()
+    with pytest.raises(ValueError, match="positive"):
+        v1.set_temperature(0)
+
+
+def test_attention_widget_temperature_slider_recomputes(v2_explorer):
+    explorer = v2_explorer
+    explorer.select(name=next(n for n in explorer.names if ".cross_ep." in n))
+    explorer.widget()
+    before = heatmap(explorer.figure)
+    explorer.controls["temperature"].value = 5.0
+    assert explorer.temperature == pytest.approx(5.0)
+    assert not np.allclose(heatmap(explorer.figure), before)
+    explorer.controls["sample"].value = 2
+    assert explorer.sample == 2
+    explorer.set_temperature(None)
+
+
+def test_from_run_explores_the_top_scoring_test_pairs(sweep_dir):
+    explorer = AttentionExplorer.from_run(sweep_dir, "cbat_v2__s0__chrom", n_samples=2)
+    assert explorer.run_id == "cbat_v2__s0__chrom"
+    assert all(p.shape[0] == 2 for p in explorer.patterns.values())
+    with pytest.raises(ValueError, match="not a finished run with attention"):
+        AttentionExplorer.from_run(sweep_dir, "nope", n_samples=2)

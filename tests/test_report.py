@@ -1,0 +1,115 @@
+"""The batch report: index with a status per notebook, a failing notebook isolated, offline HTML, stage
+times, reuse of finished sweep runs, parameters from YAML and the CLI's one-line errors."""
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import pytest
+
+from cbat.cli import main
+from cbat.report import RECORD_MIME, ReportParams, read_records, run_sweep, sweep_spec
+from test_report_support import BROKEN_ERROR, shared_report, tiny_params, tiny_sweep
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return shared_report(tmp_path_factory)
+
+
+def test_index_links_every_notebook_with_its_status(report):
+    out, results = report
+    index = (out / "index.html").read_text()
+    assert {"quickstart", "gate_explorer", "ablation_report", "broken"} <= set(results)
+    assert {n for n in results if n.startswith("attention_explorer__")} == {
+        "attention_explorer__baseline", "attention_explorer__cbat_v1", "attention_explorer__cbat_v2"}
+    for result in results.values():
+        assert f'href="{result.html.name}"' in index
+        assert f'class="{result.status}">{result.status}<' in index
+
+
+def test_failed_notebook_is_marked_with_its_error_and_the_rest_still_render(report):
+    out, results = report
+    broken = results["broken"]
+    assert broken.status == "failed"
+    assert broken.error == f"RuntimeError: {BROKEN_ERROR}"
+    assert html.escape(broken.error) in (out / "index.html").read_text()
+    assert BROKEN_ERROR in broken.html.read_text()  # the failed page renders and shows where it stopped
+    others = [r for r in results.values() if r.name != "broken"]
+    assert others and all(r.html is not None and r.html.stat().st_size > 0 for r in others)
+
+
+def test_pages_work_offline(report):
+    _, results = report
+    for result in results.values():
+        page = result.html.read_text()
+        # No script or stylesheet from elsewhere (plotly.js itself mentions cdn.plot.ly for geo maps only).
+        assert not re.search(r"<script[^>]+src=", page), f"{result.name} loads a script from outside"
+        assert not re.search(r"<link[^>]+href=[\"']?https?:", page), f"{result.name} loads a stylesheet"
+        assert "cdnjs.cloudflare.com" not in page  # nbconvert's default require.js / MathJax
+        assert RECORD_MIME not in page
+    gate_page = results["gate_explorer"].html.read_text()
+    assert "Plotly.newPlot" in gate_page and "plotly.js v" in gate_page.lower()  # figures + inline library
+
+
+def test_stage_times_and_records_are_in_report_json(report):
+    out, results = report
+    summary = json.loads((out / "report.json").read_text())
+    assert set(summary["stage_seconds"]) == {"sweep", "execute", "render", "total"}
+    assert all(v >= 0 for v in summary["stage_seconds"].values())
+    stages = summary["stage_seconds"]
+    assert stages["total"] == pytest.approx(stages["sweep"] + stages["execute"] + stages["render"])
+    assert results["quickstart"].records == read_records(results["quickstart"].ipynb)
+
+
+def test_rerun_reuses_finished_runs(tmp_path_factory):
+    sweep_dir = tiny_sweep(tmp_path_factory)
+    records = sorted((sweep_dir / "runs").glob("*/record.json"))
+    before = {p: p.stat().st_mtime_ns for p in records}
+    table = run_sweep(tiny_params(sweep_dir), sweep_dir)
+    assert {p: p.stat().st_mtime_ns for p in records} == before
+    assert sorted(table["run_id"]) == sorted(p.parent.name for p in records)
+
+
+def test_read_records_last_value_wins():
+    def output(name, value):
+        return {"output_type": "display_data", "metadata": {}, "data": {RECORD_MIME: {"name": name, "value": value}}}
+
+    nb = {"cells": [{"cell_type": "code", "outputs": [output("a", 1), output("b", [1, 2])]},
+                    {"cell_type": "markdown"}, {"cell_type": "code", "outputs": [output("a", 3)]}]}
+    assert read_records(nb) == {"a": 3, "b": [1, 2]}
+
+
+def test_params_from_yaml_with_cli_overrides(tmp_path):
+    path = tmp_path / "report.yaml"
+    path.write_text("task: long_range\nseeds: [0, 1]\nnotebooks:\n  quickstart: {epochs: 1}\n"
+                    "sweep:\n  settings: {epochs: 2}\n")
+    params = ReportParams.from_file(path, seeds=[5], quick=True)
+    assert (params.task, params.seeds, params.quick) == ("long_range", [5], True)
+    spec = sweep_spec(params)
+    assert spec.data["task"] == "long_range" and spec.seeds == [5] and spec.settings["epochs"] == 2
+    assert spec.variants == ["presets"]  # the quick sweep's four presets
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "nope"], "report parameter 'task' is 'nope'"),
+    (["--variants", "baseline,nope"], "unknown variant 'nope'"),
+    (["--params", "missing.yaml"], "missing.yaml: report parameters file not found"),
+])
+def test_cli_rejects_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main(["report", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_yaml_with_unknown_field_or_notebook_is_rejected(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds: [0]\nepochs: 3\n")
+    assert main(["report", "--out", str(tmp_path / "o"), "--params", str(bad)]) == 2
+    assert "unknown report parameter(s) ['epochs']" in capsys.readouterr().err
+    bad.write_text("notebooks:\n  no_such_notebook: {a: 1}\n")
+    assert main(["report", "--out", str(tmp_path / "o"), "--params", str(bad)]) == 2
+    assert "['no_such_notebook'], which are not notebooks" in capsys.readouterr().err
