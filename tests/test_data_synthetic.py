@@ -63,7 +63,8 @@ def torch_allclose_ones(x):
 @pytest.mark.parametrize("kwargs, fragment", [
     (dict(task="nope"), "task 'nope'"), (dict(positive_fraction=0.0), "positive_fraction"),
     (dict(enhancer_len=100), "too short"), (dict(cell_lines=["HeLa"]), "cell_lines"), (dict(n_pairs=1), "n_pairs"),
-    (dict(task="long_range", enhancer_len=400), "expected >= 500"), (dict(task="sparse_strong", copies=0), "copies")])
+    (dict(task="long_range", enhancer_len=400), "expected >= 500"),
+    (dict(task="diffuse", promoter_len=300), "expected >= 400 bp"), (dict(task="sparse_strong", copies=0), "copies")])
 def test_bad_parameters(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         synthetic(**{"n_pairs": 10, **kwargs}, use_cache=False)

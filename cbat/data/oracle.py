@@ -64,15 +64,11 @@ def _placement_scores(task, e_scan, p_scan) -> np.ndarray:
     e_track, p_track = e_scan.max(1), p_scan.max(1)  # best strand, [n, positions]
     e_pos = e_track.argmax(-1)
     if planner.cluster > 1:
-        # the cluster: the window of the cluster's span holding the most weak hits
-        span = planner.cluster * SLOT_BP
-        hits = torch.from_numpy((p_track >= HIT_FRACTION).astype(np.float32))[:, None]
-        first = F.conv1d(hits, torch.ones(1, 1, span)).squeeze(1).numpy().argmax(-1)
-        inside = (hits[:, 0].numpy() > 0) & (np.abs(np.arange(p_track.shape[1]) - (first + span // 2)[:, None])
-                                             < span // 2)
-        p_pos = (inside * np.arange(p_track.shape[1])).sum(-1) / np.maximum(inside.sum(-1), 1)
-    else:
-        p_pos = p_track.argmax(-1)
+        # diffuse: how many weaker promoter hits lie within 8 tokens of the enhancer site
+        hits = p_track >= HIT_FRACTION
+        near = np.abs(np.arange(p_track.shape[1])[None] - e_pos[:, None]) <= 8 * BP_PER_TOKEN
+        return e_track.max(-1) + (hits & near).sum(-1)
+    p_pos = p_track.argmax(-1)
     offset = (e_pos - p_pos) / BP_PER_TOKEN
     offset = offset if planner.signed else np.abs(offset)
     lo, hi = planner.positive_band

@@ -15,9 +15,9 @@ from cbat.data.loci import assign_promoters, enhancer_centres, promoter_loci
 from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
 from cbat.data.tasks import TASKS, make_task
 
-GENERATOR_VERSION = 3
-# hard negatives sit 20-46 tokens from the promoter site, so these probes need room on the enhancer
-MIN_ENHANCER_LEN = {"long_range": 500, "diffuse": 450}
+GENERATOR_VERSION = 4
+# long_range hard negatives sit 36-46 tokens from the promoter site, so the enhancer needs room
+MIN_ENHANCER_LEN = {"long_range": 500}
 # long_range with one pair is learnt only after ~16 epochs at 1500-2000 pairs; two copies within 10
 DEFAULT_COPIES = {"long_range": 2}  # bump when the generated data change for the same parameters
 

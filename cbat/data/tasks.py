@@ -95,10 +95,6 @@ class PlacementTask:
     * ``sparse_strong``: one strong promoter site; positive |offset| <= 2 tokens, negative 12-30 tokens.
     * ``long_range``: one strong promoter site in the promoter's first part; positive offset +20..+28
       tokens, negative +36..+46: both beyond a 16-token window, so a windowed model sees neither.
-    * ``diffuse``: a cluster of six weak promoter sites (150 bp); positive when the enhancer site faces the cluster
-      centre (|offset| <= 3 tokens), negative 20-35 tokens away. Reading it needs the attention mass
-      summed over the cluster: a normaliser that keeps the top 2-3 keys selects two weak sites in both
-      classes and outputs the same thing.
     """
 
     def __init__(self, positive_band, negative_band, signed: bool, cluster: int, promoter_region=WHOLE,
@@ -141,6 +137,52 @@ class PlacementTask:
         return EnhancerPlan(sites, list(range(self.copies)), list(range(n_key)), "placement")
 
 
+class DiffuseTask(PlacementTask):
+    """``diffuse``: the promoter holds a cluster of six weaker CTCF sites and, at least 15 tokens away, a
+    pair of the same sites. Positives face the cluster centre, hard negatives the pair (0-3 tokens);
+    easy negatives lack the enhancer CTCF. Near the enhancer site both classes show CTCF keys; only the
+    attention mass summed over many keys (six against two) tells them apart, so a normaliser that keeps
+    the top 2 keys per query outputs the same average in both classes.
+    """
+
+    CLUSTER, PAIR, GAP_SLOTS = 6, 2, 6
+
+    def __init__(self, copies: int = 1) -> None:
+        super().__init__((0, 3), (0, 3), signed=False, cluster=self.CLUSTER, copies=1)
+
+    def plan_promoter(self, rng, cell_line, promoter_len):
+        from cbat.data.background import SLOT_BP
+
+        width = get_motif(LOOPING_TF).length
+        n_slots = promoter_len // SLOT_BP
+        needed = self.CLUSTER + self.PAIR + self.GAP_SLOTS
+        if needed > n_slots - 2:
+            raise ValueError(f"synthetic: a {promoter_len}-bp promoter cannot hold the diffuse cluster; expected "
+                             f">= {(needed + 2) * SLOT_BP} bp")
+        first = int(rng.integers(0, n_slots - 2 - needed + 1))
+        cluster_first, pair_first = (first, first + self.CLUSTER + self.GAP_SLOTS) if rng.random() < 0.5 else \
+            (first + self.PAIR + self.GAP_SLOTS, first)
+        site = lambda slot: Site(LOOPING_TF, _strand(rng), MEDIUM,  # noqa: E731
+                                 start=slot * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1)))
+        cluster = [site(cluster_first + k) for k in range(self.CLUSTER)]
+        pair = [site(pair_first + k) for k in range(self.PAIR)]
+        centre = lambda sites: int(round(np.mean([x.start for x in sites])))  # noqa: E731
+        state = (centre(cluster), centre(pair))
+        return state, cluster + pair + _context(rng, cell_line, PROMOTER_DECOYS)
+
+    def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
+        cluster_centre, pair_centre = state
+        decoys = _context(rng, cell_line, ENHANCER_DECOYS)
+        if not label and rng.random() < EASY_NEGATIVE_SHARE:
+            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + decoys)
+        anchor = cluster_centre if label else pair_centre
+        start = _aligned_start(rng, anchor, self.positive_band, False, enhancer_len, get_motif(LOOPING_TF).length)
+        sites = [Site(LOOPING_TF, _strand(rng), STRONG, start=start)] + decoys
+        if not label:
+            return EnhancerPlan(sites)
+        return EnhancerPlan(sites, [0], list(range(self.CLUSTER)), "placement")
+
+
 class GrammarTask:
     """``grammar``: the default mix of two cross-sequence rules.
 
@@ -178,7 +220,7 @@ def make_task(name: str, copies: int = 1):
         "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, cluster=1, copies=copies),
         "long_range": lambda: PlacementTask((20, 28), (36, 46), signed=True, cluster=1, promoter_region=(0.0, 0.3),
                                             copies=copies),
-        "diffuse": lambda: PlacementTask((0, 3), (20, 35), signed=False, cluster=6, copies=copies),
+        "diffuse": lambda: DiffuseTask(),
     }
     if name not in planners:
         raise ValueError(f"unknown synthetic task {name!r}; expected one of {list(TASKS)}")
