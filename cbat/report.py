@@ -225,7 +225,7 @@ def render_html(ipynb: str | Path, html_path: str | Path) -> Path:
 # --- the index ----------------------------------------------------------------------------------------
 _INDEX_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-.ok{color:#1a7f37;font-weight:bold}.failed{color:#cf222e;font-weight:bold}pre{white-space:pre-wrap;margin:0}"""
+td.time{white-space:nowrap}.ok{color:#1a7f37;font-weight:bold}.failed{color:#cf222e;font-weight:bold}pre{white-space:pre-wrap;margin:0}"""
 
 
 def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_seconds: dict[str, float],
@@ -237,7 +237,7 @@ def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_se
         link = f'<a href="{html.escape(r.html.name)}">{html.escape(r.title)}</a>' if r.html else html.escape(r.title)
         source = f' (<a href="{html.escape(r.ipynb.name)}">ipynb</a>)' if r.ipynb else ""
         rows.append(f'<tr><td>{link}{source}</td><td class="{r.status}">{r.status}</td>'
-                    f'<td>{r.seconds:.1f} s</td><td><pre>{html.escape(r.error)}</pre></td></tr>')
+                    f'<td class="time">{r.seconds:.1f} s</td><td><pre>{html.escape(r.error)}</pre></td></tr>')
     stages = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in stage_seconds.items())
     n_failed = sum(r.status == "failed" for r in results)
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
