@@ -10,7 +10,8 @@ Three figures, each computed per sequence side:
   motifs below that, and decoy sites, are left out; everything else is background. Taking the magnitude follows
   the later tfomics code (``np.abs(np.sum(score, axis=2))``); ``absolute=False`` gives the signed variant.
 - **motif identity**: the fraction of planted causal motifs whose top-scoring overlapping seqlet is matched to
-  the right JASPAR id (a causal motif without an overlapping seqlet counts as a miss).
+  the right JASPAR matrix (same base id, any version: ``MA0139.1`` and ``MA0139.2`` are both CTCF's matrix); a
+  causal motif without an overlapping seqlet counts as a miss.
 - **decoys vs causal**: each planted site's mean attribution magnitude per base (a mean, so motif length does
   not decide); ROC-AUC of causal (1) vs decoy (0) sites, and the two means. Decoys should score lower.
 """
@@ -98,9 +99,14 @@ def motif_identity(seqlets: pd.DataFrame, truth: pd.DataFrame, pair_indices) -> 
         rows.append({"pair_index": int(site.pair_index), "side": site.side, "motif_id": site.motif_id,
                      "motif_name": site.motif_name, "found": top is not None,
                      "seqlet_motif_id": top["motif_id"] if top is not None else None,
-                     "correct": bool(top is not None and top["matched"] and top["motif_id"] == site.motif_id)})
+                     "correct": bool(top is not None and top["matched"]
+                                     and _base_id(top["motif_id"]) == _base_id(site.motif_id))})
     return pd.DataFrame(rows, columns=["pair_index", "side", "motif_id", "motif_name", "found", "seqlet_motif_id",
                                        "correct"])
+
+
+def _base_id(motif_id: str) -> str:
+    return str(motif_id).split(".")[0]
 
 
 def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_indices,
