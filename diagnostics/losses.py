@@ -41,19 +41,24 @@ def _with_share(wide: pd.DataFrame) -> pd.DataFrame:
     return parts
 
 
-def shares(trace: pd.DataFrame) -> pd.DataFrame:
-    """Per run and component: mean share of the objective, mean raw and weighted value, mean gradient
-    cosine with the main loss and the fraction of sampled steps where that cosine is negative.
+def shares(trace: pd.DataFrame, early: float = 0.25) -> pd.DataFrame:
+    """Per run and component: mean share of the objective over training and over its first ``early``
+    share of sampled steps, mean raw and weighted value, mean gradient cosine with the main loss and the
+    fraction of sampled steps where that cosine is negative.
 
     The share at a step is |weighted| / sum of |weighted| over components (``total`` left out), so a
     component that dominates the objective has share near 1 whatever the sign conventions of the terms.
+    ``early_share`` matters because an auxiliary term that takes over early is often driven to ~0 later:
+    it has shaped the model by then (e.g. the sparsity loss sharpening attention) and its overall mean hides it.
     """
     parts = _with_share(loss_components(trace))
     keys = run_keys(parts)
     parts["conflict"] = (parts["grad_cosine"] < 0).where(parts["grad_cosine"].notna())
+    first, last = (parts.groupby(keys)["step"].transform(f) if keys else parts["step"].agg(f) for f in ("min", "max"))
+    parts["early_part"] = parts["share"].where(parts["step"] <= first + early * (last - first))
     return (parts.groupby(keys + ["component"])
-            .agg(share=("share", "mean"), mean_value=("value", "mean"), mean_weighted=("weighted", "mean"),
-                 grad_cosine=("grad_cosine", "mean"),
+            .agg(share=("share", "mean"), early_share=("early_part", "mean"), mean_value=("value", "mean"),
+                 mean_weighted=("weighted", "mean"), grad_cosine=("grad_cosine", "mean"),
                  frac_conflict=("conflict", "mean"), n_cosine=("grad_cosine", "count"))
             .reset_index())
 

@@ -7,7 +7,8 @@ names and hand-made variants all work), with finished runs on >= ``min_seeds`` s
 task a hypothesis names is preferred when the sweep has it. What each needs:
 
 ====  ==========================================================================================
-V1a   ``sparsity="hard_topk"`` vs a soft normaliser (softmax / temp_softmax); checkpoints for the gradient probe
+V1a   ``sparsity="hard_topk"`` vs a soft normaliser (softmax / temp_softmax), ranking = AUPR and AUROC;
+      checkpoints for the gradient probe
 V1b   ``local="reshape2d"`` vs ``none`` / ``ms_conv`` (long_range or a held-out cell line split preferred)
 V1c   a ``gate="sigmoid"`` variant (a ``temp_sigmoid`` one is shown beside it when present)
 V1d   ``cbat_v1`` and ``baseline`` (names configurable)
@@ -134,6 +135,18 @@ def _by_sign(eff: Effect, harmful: str, helpful: str) -> tuple[str, str]:
     return INCONCLUSIVE, eff.text() + "; the interval spans 0"
 
 
+def _combine(effects: list[Effect]) -> tuple[str, str]:
+    """Several metrics of one contrast: "supported" when some interval lies below 0 and none above,
+    "not supported" when the reverse holds, else "inconclusive"."""
+    signs = [e.sign for e in effects]
+    text = "; ".join(e.text() for e in effects)
+    if min(signs) < 0 and max(signs) <= 0:
+        return SUPPORTED, text
+    if max(signs) > 0 and min(signs) >= 0:
+        return NOT_SUPPORTED, text
+    return INCONCLUSIVE, text + ("; the intervals span 0" if max(signs) == 0 else "; the metrics disagree")
+
+
 def _run_ids(*effects: Optional[Effect]) -> list[str]:
     return sorted({r for e in effects if e is not None for r in e.run_ids})
 
@@ -187,7 +200,8 @@ def judge_v1a(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
     pair, task = _pick(sweep, pairs, None)
     if pair is None:
         return _missing("V1a", "a hard_topk variant and its soft (softmax/temp_softmax) twin")
-    eff = _effects(sweep, pair, ("aupr",), task, s)["aupr"]
+    effs = _effects(sweep, pair, ("aupr", "auroc"), task, s)
+    eff = effs["aupr"]
     if (reason := _too_few(eff, s["min_seeds"])):
         return Verdict("V1a", INCONCLUSIVE, reason, task, _run_ids(eff))
     grads, note = [], ""
@@ -200,8 +214,8 @@ def judge_v1a(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
             table = attention.unselected_gradient(probe.model(run_id), enh, pro,
                                                   topk=sweep.variant_config(pair[0])["topk"])
             grads.append(table.assign(variant=variant, run_id=run_id))
-    verdict, text = _by_sign(eff, SUPPORTED, NOT_SUPPORTED)
-    figures = {"ranking": forest_figure(effects_frame([eff]))}
+    verdict, text = _combine(list(effs.values()))
+    figures = {"ranking": forest_figure(effects_frame(list(effs.values())))}
     if grads:
         table = pd.concat(grads, ignore_index=True)
         out = table[~table["selected"]].set_index("variant")
@@ -212,7 +226,7 @@ def judge_v1a(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
         figures["gradient"] = attention.gradient_figure(table)
         if hard.frac_zero_grad < 1.0 or soft.frac_zero_grad >= 1.0:
             verdict = NOT_SUPPORTED  # the gradient cut itself is not there
-    return Verdict("V1a", verdict, f"{text}; {note}", eff.task, _run_ids(eff), figures)
+    return Verdict("V1a", verdict, f"{text}; {note}", eff.task, _run_ids(*effs.values()), figures)
 
 
 def judge_v1b(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
@@ -347,19 +361,11 @@ def judge_h2(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
     cross = table[table["name"].str.contains("cross_")]
     tokens = cross.groupby("variant")["effective_tokens"].mean()
     sparser = tokens.get(pair[0], np.nan) < tokens.get(pair[1], np.nan)
-    text = (f"{recall.text()}; {aupr.text()}; effective tokens per query {pair[0]} {tokens.get(pair[0], np.nan):.1f} "
-            f"vs {pair[1]} {tokens.get(pair[1], np.nan):.1f}")
-    signs = (recall.sign, aupr.sign)
+    verdict, text = _combine([recall, aupr])
+    text += (f"; effective tokens per query {pair[0]} {tokens.get(pair[0], np.nan):.1f} vs {pair[1]} "
+             f"{tokens.get(pair[1], np.nan):.1f}")
     if not sparser:
-        verdict = NOT_SUPPORTED
-        text += " (the variant is not sparser)"
-    elif min(signs) < 0:
-        verdict = SUPPORTED
-    elif max(signs) > 0:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
-        text += "; both intervals span 0"
+        verdict, text = NOT_SUPPORTED, text + " (the variant is not sparser)"
     return Verdict("H2", verdict, text, aupr.task, _run_ids(recall, aupr),
                    {"effect": forest_figure(effects_frame([recall, aupr])),
                     "sparsity": attention.sparsity_figure(cross)})
@@ -460,19 +466,20 @@ def judge_h6(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
     if table.empty or table.groupby("variant")["seed"].nunique().max() < s["min_seeds"]:
         return Verdict("H6", INCONCLUSIVE, f"loss traces of fewer than {s['min_seeds']} seeds", "", run_ids)
     # A dominant term whose gradient is orthogonal to or against BCE's spends the step on itself.
-    table = table.assign(dominant=table["share"] >= s["share_threshold"],
+    table = table.assign(dominant=table["early_share"] >= s["share_threshold"],
                          conflict=table["grad_cosine"] < s["competing_cosine"])
     per = table.groupby(["variant", "component"]).agg(
-        share=("share", "mean"), cosine=("grad_cosine", "mean"), seeds=("seed", "nunique"),
+        share=("share", "mean"), early=("early_share", "mean"), cosine=("grad_cosine", "mean"),
+        seeds=("seed", "nunique"),
         dominant=("dominant", "all"), any_dominant=("dominant", "any"), conflict=("conflict", "all")).reset_index()
-    text = "; ".join(f"{r.variant}/{r.component}: share {r.share:.2f}, cosine with BCE {r.cosine:+.2f} "
-                     f"({r.seeds} seeds)" for r in per.itertuples())
+    text = "; ".join(f"{r.variant}/{r.component}: share {r.share:.2f} (first quarter of training {r.early:.2f}), "
+                     f"cosine with BCE {r.cosine:+.2f} ({r.seeds} seeds)" for r in per.itertuples())
     figures = {"shares": losses.share_figure(traces), "conflict": losses.conflict_figure(table)}
     dominant = per[per["dominant"] & (per["seeds"] >= s["min_seeds"])].sort_values("share")
     if dominant.empty:
         verdict = INCONCLUSIVE if per["any_dominant"].any() else NOT_SUPPORTED
-        return Verdict("H6", verdict, f"{text}; no auxiliary loss holds share >= {s['share_threshold']} in every "
-                       "seed", "", run_ids, figures)
+        return Verdict("H6", verdict, f"{text}; no auxiliary loss holds share >= {s['share_threshold']} early "
+                       "in every seed", "", run_ids, figures)
     worst = dominant.iloc[-1]
     # The cost to the main task: the same config without auxiliary losses, when the sweep has it.
     twins = contrasts(sweep, _AUX_FIELDS, lambda c: True,
@@ -480,7 +487,8 @@ def judge_h6(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
     twin = next((p for p in twins if p[0] == worst.variant), None)
     eff = _effects(sweep, twin, ("aupr",), "", s)["aupr"] if twin else None
     cost = eff is not None and eff.n_seeds >= s["min_seeds"] and eff.sign < 0
-    text += (f"; {worst.variant}/{worst.component} holds >= {s['share_threshold']} of the objective in every seed"
+    text += (f"; {worst.variant}/{worst.component} holds >= {s['share_threshold']} of the objective early in "
+             "every seed"
              + (f"; {eff.text()}" if eff is not None else "; no twin without auxiliary losses"))
     if worst.conflict:
         text += f"; its gradient cosine with BCE stays below {s['competing_cosine']} (competing) in every seed"
@@ -516,7 +524,8 @@ def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = Tru
     min_seeds : paired seeds a contrast needs before any verdict other than "inconclusive".
     n_boot, seed : bootstrap replicates and its RNG seed (``cbat.stats.paired_bootstrap``).
     saturation_threshold : V1c, share of gate values <0.05 or >0.95 late in training that counts as saturated.
-    share_threshold, competing_cosine : H6, share of the objective that counts as dominant; "supported" also
+    share_threshold, competing_cosine : H6, share of the objective in the first quarter of training that
+        counts as dominant; "supported" also
         needs a gradient cosine with BCE below ``competing_cosine`` (orthogonal or opposed) in every seed, or an
         AUPR cost against the twin without auxiliary losses.
     equivalence_margin : H5, largest AUPR gain from anchors that still counts as "unused".

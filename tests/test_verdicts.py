@@ -57,7 +57,7 @@ def test_h2_inconclusive_when_no_difference_and_with_too_few_seeds(tmp_path):
     same = write_sweep(tmp_path / "same", variants, [0, 1, 2], by_variant(baseline=0.5, sparse=0.5),
                        lambda v, s: attention_trace(tokens[v]))
     row = verdict_of(same, "H2")
-    assert row.verdict == "inconclusive" and "span 0" in row.evidence
+    assert row.verdict == "inconclusive" and "intervals span 0" in row.evidence
     few = write_sweep(tmp_path / "few", variants, [0, 1], by_variant(baseline=0.2, sparse=2.0),
                       lambda v, s: attention_trace(tokens[v]))
     row = verdict_of(few, "H2")
