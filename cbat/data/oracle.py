@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from cbat.data.dataset import EPIDataset
-from cbat.data.background import SLOT_BP
 from cbat.data.encoding import onehot
 from cbat.data.motifs import CELL_LINE_TFS, compatible_partner, get_motif
 from cbat.data.tasks import BP_PER_TOKEN, LOOPING_TF, make_task
@@ -63,7 +62,7 @@ def _placement_scores(task, e_scan, p_scan) -> np.ndarray:
     planner = make_task(task)  # bands and cluster size do not depend on copies
     e_track, p_track = e_scan.max(1), p_scan.max(1)  # best strand, [n, positions]
     e_pos = e_track.argmax(-1)
-    if planner.cluster > 1:
+    if task == "diffuse":
         # diffuse: how many weaker promoter hits lie within 8 tokens of the enhancer site
         hits = p_track >= HIT_FRACTION
         near = np.abs(np.arange(p_track.shape[1])[None] - e_pos[:, None]) <= 8 * BP_PER_TOKEN

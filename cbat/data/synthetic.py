@@ -47,8 +47,8 @@ def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhance
     use_cache : bool
         Read and write the cache.
     copies : int, optional
-        Probes only: how many times the decisive CTCF pair (or site cluster) is repeated with the same
-        placement. More copies give a stronger signal for small models and few epochs. Default: 2 for
+        ``sparse_strong`` / ``long_range`` only: how many times the decisive CTCF pair is repeated with the
+        same placement. More copies give a stronger signal for small models and few epochs. Default: 2 for
         ``long_range``, 1 otherwise.
 
     Returns

@@ -82,45 +82,40 @@ def _context(rng, cell_line, pool) -> list[Site]:
 
 
 class PlacementTask:
-    """The probes: one CTCF pair whose *placement across the pair* decides the label.
+    """``sparse_strong`` and ``long_range``: one CTCF pair whose *placement across the pair* decides the label.
 
-    Every pair carries the same kind of content: the promoter a CTCF site (or a cluster of weak CTCF
-    sites), the enhancer a strong CTCF site, and both sides weak context sites (a TF of the cell line and
-    a common decoy). Positives put the enhancer site at a token offset from the promoter site (in the
-    model's aligned frame: enhancer token i vs promoter token j) inside ``positive_band``; hard negatives
-    put the very same motifs at an offset inside ``negative_band``; easy negatives (a third) replace the
-    enhancer CTCF with a decoy. A per-sequence model cannot see offsets across the pair, so it can only
-    reject the easy negatives (AUROC ceiling about 0.67).
+    Every pair carries the same kind of content: the promoter a strong CTCF site, the enhancer a strong
+    CTCF site, and both sides weak context sites (a TF of the cell line and a common decoy). Positives put
+    the enhancer site at a token offset from the promoter site (in the model's aligned frame: enhancer
+    token i vs promoter token j) inside ``positive_band``; hard negatives put the very same motifs at an
+    offset inside ``negative_band``; easy negatives (a third) replace the enhancer CTCF with a decoy. A
+    per-sequence model cannot see offsets across the pair, so it can only reject the easy negatives
+    (AUROC ceiling about 0.67). ``copies`` repeats the pair with one shared offset.
 
     * ``sparse_strong``: one strong promoter site; positive |offset| <= 2 tokens, negative 12-30 tokens.
     * ``long_range``: one strong promoter site in the promoter's first part; positive offset +20..+28
       tokens, negative +36..+46: both beyond a 16-token window, so a windowed model sees neither.
     """
 
-    def __init__(self, positive_band, negative_band, signed: bool, cluster: int, promoter_region=WHOLE,
-                 copies: int = 1) -> None:
+    def __init__(self, positive_band, negative_band, signed: bool, promoter_region=WHOLE, copies: int = 1) -> None:
         self.positive_band, self.negative_band, self.signed = positive_band, negative_band, signed
-        self.cluster, self.promoter_region, self.copies = cluster, promoter_region, copies
+        self.promoter_region, self.copies = promoter_region, copies
 
     def plan_promoter(self, rng, cell_line, promoter_len):
         from cbat.data.background import SLOT_BP
 
         width = get_motif(LOOPING_TF).length
-        strength = MEDIUM if self.cluster > 1 else STRONG
-        # copies x cluster key sites in consecutive slots (slot-aligned, so they never collide with context sites)
-        n_key = self.copies * self.cluster
+        # the key sites in consecutive slots (slot-aligned, so they never collide with context sites)
+        n_key = self.copies
         lo = int(np.ceil(self.promoter_region[0] * promoter_len / SLOT_BP))
         hi = int(self.promoter_region[1] * promoter_len) // SLOT_BP - n_key
         if hi < lo:
             raise ValueError(f"synthetic: a {promoter_len}-bp promoter cannot hold {n_key} key sites; use longer "
                              "promoters or fewer copies")
         first = int(rng.integers(lo, hi + 1)) * SLOT_BP
-        sites = [Site(LOOPING_TF, _strand(rng), strength, start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1)))
+        sites = [Site(LOOPING_TF, _strand(rng), STRONG, start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1)))
                  for k in range(n_key)]
-        # anchor of each copy: its key site, or its cluster's centre
-        anchors = [int(round(np.mean([s.start for s in sites[c * self.cluster:(c + 1) * self.cluster]])))
-                   for c in range(self.copies)]
-        return (anchors, n_key), sites + _context(rng, cell_line, PROMOTER_DECOYS)
+        return ([site.start for site in sites], n_key), sites + _context(rng, cell_line, PROMOTER_DECOYS)
 
     def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
         anchors, n_key = state
@@ -147,8 +142,8 @@ class DiffuseTask(PlacementTask):
 
     CLUSTER, PAIR, GAP_SLOTS = 6, 2, 6
 
-    def __init__(self, copies: int = 1) -> None:
-        super().__init__((0, 3), (0, 3), signed=False, cluster=self.CLUSTER, copies=1)
+    def __init__(self) -> None:
+        super().__init__((0, 3), (0, 3), signed=False)
 
     def plan_promoter(self, rng, cell_line, promoter_len):
         from cbat.data.background import SLOT_BP
@@ -214,11 +209,11 @@ class GrammarTask:
 
 
 def make_task(name: str, copies: int = 1):
-    """The planner for a task name; ``copies`` repeats the probes' decisive pair (or cluster)."""
+    """The planner for a task name; ``copies`` repeats the decisive pair of sparse_strong / long_range."""
     planners = {
         "grammar": GrammarTask,
-        "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, cluster=1, copies=copies),
-        "long_range": lambda: PlacementTask((20, 28), (36, 46), signed=True, cluster=1, promoter_region=(0.0, 0.3),
+        "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, copies=copies),
+        "long_range": lambda: PlacementTask((20, 28), (36, 46), signed=True, promoter_region=(0.0, 0.3),
                                             copies=copies),
         "diffuse": lambda: DiffuseTask(),
     }
