@@ -453,6 +453,8 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
     """
     out, notebook_dir = Path(out), Path(notebook_dir)
     sweep_spec(params)  # bad parameters fail before anything is written
+    if not any(notebook_dir.glob("*.ipynb")):
+        raise ValueError(f"{notebook_dir}: no notebooks (*.ipynb); run from a source checkout (pip install -e .)")
     unknown = sorted(set(params.notebooks) - {p.stem for p in notebook_dir.glob("*.ipynb")})
     if unknown:
         raise ValueError(f"report parameter 'notebooks' names {unknown}, which are not notebooks in {notebook_dir}")
