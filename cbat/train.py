@@ -224,17 +224,12 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[PRISMBackbon
         cfg = CBATConfig.from_dict(payload["config"], source=str(path))
     except (KeyError, RuntimeError, TypeError) as err:
         raise ValueError(f"{path}: not a CBAT checkpoint ({err})") from None
-    model = _on_device(build_model(cfg), device)
+    model = build_model(cfg).to(device)
     model.load_state_dict(payload["state_dict"])
     return model.eval(), cfg
 
 
 # --- helpers -------------------------------------------------------------------------------------
-def _on_device(model: PRISMBackbone, device: str) -> PRISMBackbone:
-    # Models are built on the CPU; skipping a no-op .to() there also sidesteps a model.py bug (see report).
-    return model if device == "cpu" else model.to(device)
-
-
 def _autocast(device: str):
     # bf16 autocast on CUDA only; on CPU full precision keeps runs reproducible and comparable.
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
@@ -347,7 +342,7 @@ class _Run:
             raise ValueError(f"training split has only one class (positive rate {positive_rate}); need both")
         pos_weight = (1 - positive_rate) / positive_rate if settings.class_weight == "balanced" else 1.0
         seed_everything(seed)
-        self.model = _on_device(build_model(cfg, seed=seed), self.device)
+        self.model = build_model(cfg, seed=seed).to(self.device)
         self.loss_fn = CBATLoss(cfg, positive_rate, pos_weight).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.lr,
                                            weight_decay=settings.weight_decay)
