@@ -114,7 +114,7 @@ def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction
             promoter_state.append(state)
             promoter_sites.append(sites)
 
-    plans = [planner.plan_enhancer(rng, pair_cell[i], promoter_state[promoter_of_pair[i]], labels[i], enhancer_len)
+    plans = [planner.plan_enhancer(rng, str(pair_cell[i]), promoter_state[promoter_of_pair[i]], labels[i], enhancer_len)
              for i in range(n_pairs)]
     promoters = _build_side(rng, promoter_sites, promoter_len, "promoter")
     enhancers = _build_side(rng, [plan.sites for plan in plans], enhancer_len, "enhancer")
