@@ -20,8 +20,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--promoter-len", type=int, default=400, help="bp (paper scale: 2000)")
     parser.add_argument("--positive-fraction", type=float, default=0.5, help="0.5 for 1:1, 0.048 for ~1:20")
     parser.add_argument("--cell-lines", nargs="+", default=None, help="subset of GM12878 K562 Stomach NHEK")
-    parser.add_argument("--copies", type=int, default=None, help="probes: repeats of the decisive pair "
-                        "(default: 2 for long_range, else 1)")
+    parser.add_argument("--copies", type=int, default=None, help="sparse_strong / long_range: repeats of "
+                        "the decisive CTCF pair (default: 2)")
     parser.add_argument("--out", required=True, help="output file: pairs table (.parquet, .csv or .tsv); the "
                         "ground truth goes next to it as <stem>.truth.<ext>")
 

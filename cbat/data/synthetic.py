@@ -15,11 +15,11 @@ from cbat.data.loci import assign_promoters, enhancer_centres, promoter_loci
 from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
 from cbat.data.tasks import TASKS, make_task
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 4  # bump when the generated data change for the same parameters
 # long_range hard negatives sit 36-46 tokens from the promoter site, so the enhancer needs room
 MIN_ENHANCER_LEN = {"long_range": 500}
-# long_range with one pair is learnt only after ~16 epochs at 1500-2000 pairs; two copies within 10
-DEFAULT_COPIES = {"long_range": 2}  # bump when the generated data change for the same parameters
+# with one pair, small models need ~16 epochs at 1500-2000 pairs; with two copies about 10
+DEFAULT_COPIES = {"long_range": 2, "sparse_strong": 2}
 
 
 def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhancer_len: int = 600,
@@ -48,8 +48,7 @@ def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhance
         Read and write the cache.
     copies : int, optional
         ``sparse_strong`` / ``long_range`` only: how many times the decisive CTCF pair is repeated with the
-        same placement. More copies give a stronger signal for small models and few epochs. Default: 2 for
-        ``long_range``, 1 otherwise.
+        same placement. More copies give a stronger signal for small models and few epochs. Default: 2.
 
     Returns
     -------

@@ -113,8 +113,8 @@ class PlacementTask:
             raise ValueError(f"synthetic: a {promoter_len}-bp promoter cannot hold {n_key} key sites; use longer "
                              "promoters or fewer copies")
         first = int(rng.integers(lo, hi + 1)) * SLOT_BP
-        sites = [Site(LOOPING_TF, _strand(rng), STRONG, start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1)))
-                 for k in range(n_key)]
+        sites = [Site(LOOPING_TF, _strand(rng), STRONG,
+                      start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1))) for k in range(n_key)]
         return ([site.start for site in sites], n_key), sites + _context(rng, cell_line, PROMOTER_DECOYS)
 
     def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
