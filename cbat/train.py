@@ -25,6 +25,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from cbat.batches import DeviceBatches
 from cbat.config import CBATConfig
 from cbat.hooks import record
 from cbat.losses import CBATLoss
@@ -335,6 +336,8 @@ class _Run:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.device = settings.resolved_device()
         self.labels = np.asarray(dataset.labels).astype(np.int64)
+        self.batches = DeviceBatches(dataset, self.device)
+        self.device_labels = torch.as_tensor(self.labels, dtype=torch.float32, device=self.device)
         self.train_idx, self.val_idx, self.test_idx = (_indices(split, part, len(self.labels))
                                                        for part in ("train", "val", "test"))
         positive_rate = float(self.labels[self.train_idx].mean())
@@ -396,8 +399,8 @@ class _Run:
                 if settings.max_steps is not None and progress.step >= settings.max_steps:
                     break
                 batch = order[start:start + settings.batch_size]
-                enhancer, promoter = (x.to(self.device) for x in self.dataset.onehot(batch))
-                labels = torch.as_tensor(self.labels[batch], dtype=torch.float32, device=self.device)
+                enhancer, promoter = self.batches.onehot(batch)
+                labels = self.device_labels[torch.as_tensor(batch, device=self.device)]
                 with _autocast(self.device):
                     logits = model(enhancer, promoter)
                 parts = self.loss_fn(logits, labels, model)
@@ -443,7 +446,7 @@ class _Run:
     def final_summary(self) -> pd.DataFrame:
         """One capture-free summary forward on a fixed validation batch, so every run has attention stats."""
         batch = self.val_idx[: min(64, self.settings.eval_batch_size)]
-        enhancer, promoter = (x.to(self.device) for x in self.dataset.onehot(batch))
+        enhancer, promoter = self.batches.onehot(batch)
         self.model.eval()
         with record(self.model, mode="summary", every=1) as trace, torch.no_grad(), _autocast(self.device):
             self.model(enhancer, promoter)
