@@ -391,7 +391,7 @@ def ensure_sweep(sweep_dir: Optional[str | Path], output_dir: str | Path, **para
 
 # Notebook sizes for ``--quick`` (CPU minutes, not hours); the notebooks' own defaults suit interactive use.
 QUICK_NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
-    "quickstart": {"n_pairs": 600, "epochs": 3},
+    "quickstart": {"n_pairs": 400, "epochs": 2},
     "attention_explorer": {"n_samples": 4},
     "ablation_report": {"n_boot": 300},
     "loop_attribution": {"n_loops": 4},
