@@ -470,8 +470,8 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     Parameters
     ----------
     path : str or Path
-        A run folder of a sweep (``model.pt``, ``predictions.parquet``; the data spec comes from
-        ``record.json`` or the sweep's ``sweep.json`` two levels up) or a bare ``model.pt`` checkpoint.
+        A run folder of a sweep (``model.pt``, ``predictions.parquet``; the data spec comes from the
+        sweep's ``sweep.json`` two levels up) or a bare ``model.pt`` checkpoint.
     device : str
         Where the model goes: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:<i>"``.
     data : dict, optional
@@ -491,9 +491,9 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     path = Path(path)
     if path.is_dir():
         checkpoint, spec = path / "model.pt", None
-        for source in (path / "record.json", path.parent.parent / "sweep.json"):
-            if spec is None and source.is_file():
-                spec = json.loads(source.read_text()).get("data")
+        sweep_file = path.parent.parent / "sweep.json"
+        if sweep_file.is_file():  # cbat.sweep writes {"spec": {"data": ...}, "variants": ...}
+            spec = json.loads(sweep_file.read_text()).get("spec", {}).get("data")
     elif path.is_file():
         checkpoint, spec = path, None
     else:
@@ -501,7 +501,7 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: no model.pt in this run folder")
     if data is None and not isinstance(spec, dict):
-        raise ValueError(f"{path}: no data spec in record.json or sweep.json; pass the data explicitly")
+        raise ValueError(f"{path}: no data spec in the sweep's sweep.json; pass the data explicitly")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, _ = load_checkpoint(checkpoint, device)

@@ -113,7 +113,8 @@ def test_cli_attribute_on_a_sweep_run(trained, tmp_path, capsys):
     _, model, _, _, _ = trained
     run_dir = tmp_path / "sweep" / "runs" / "baseline__s0__chrom"
     save_checkpoint(run_dir / "model.pt", model, model.cfg)
-    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"data": DATA}))  # the data spec comes from here
+    # the data spec comes from the sweep file, laid out as cbat.sweep writes it
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"spec": {"data": DATA}, "variants": {}}))
     code = main(["attribute", "--run", str(run_dir), "--top", "2",
                  "--n-shuffles", "2", "--n-steps", "8", "--ism", "0", "--motifs", "truth", "--device", "cpu",
                  "--out", str(tmp_path / "out"), "--no-progress"])
