@@ -416,8 +416,10 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
 
     sweep = load_sweep(sweep_dir)
     device = TrainSettings(device=params.device).resolved_device()  # notebooks get a concrete torch device
-    pool = {"sweep_dir": str(sweep_dir), "task": params.task, "device": device,
-            "variants": params.variants, "seeds": params.seeds, "output_dir": str(out_dir), "quick": params.quick}
+    # Notebooks run with their output folder as working directory, so paths they receive must be absolute.
+    pool = {"sweep_dir": str(Path(sweep_dir).resolve()), "task": params.task, "device": device,
+            "variants": params.variants, "seeds": params.seeds, "output_dir": str(Path(out_dir).resolve()),
+            "quick": params.quick}
     pool = {k: v for k, v in pool.items() if v is not None}  # unset: the notebook's own default stands
     sources = sorted(notebook_dir.glob("*.ipynb"),
                      key=lambda p: (NOTEBOOK_ORDER.index(p.stem) if p.stem in NOTEBOOK_ORDER else len(NOTEBOOK_ORDER),

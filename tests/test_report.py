@@ -113,3 +113,20 @@ def test_yaml_with_unknown_field_or_notebook_is_rejected(tmp_path, capsys):
     bad.write_text("notebooks:\n  no_such_notebook: {a: 1}\n")
     assert main(["report", "--out", str(tmp_path / "o"), "--params", str(bad)]) == 2
     assert "['no_such_notebook'], which are not notebooks" in capsys.readouterr().err
+
+
+def test_notebooks_get_absolute_paths_when_the_report_folder_is_relative(tmp_path_factory, monkeypatch):
+    """Notebooks run inside the output folder, so a relative sweep path (as `make report` passes) must be resolved."""
+    from pathlib import Path
+
+    from cbat.report import plan_notebooks
+
+    sweep_dir = tiny_sweep(tmp_path_factory)
+    monkeypatch.chdir(sweep_dir.parent)
+    jobs = plan_notebooks(tiny_params(), Path(sweep_dir.name), Path("report_out"))
+    assert jobs
+    for job in jobs:
+        for key in ("sweep_dir", "output_dir"):
+            if key in job.parameters:
+                assert Path(job.parameters[key]).is_absolute(), (job.name, key)
+    assert any(Path(job.parameters.get("sweep_dir", "")) == sweep_dir.resolve() for job in jobs)
