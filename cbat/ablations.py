@@ -62,26 +62,26 @@ def _switch(cfg: CBATConfig, source: CBATConfig, factors: Iterable[str], name: s
     return dataclasses.replace(cfg, name=name, **values)
 
 
-def leave_one_out() -> list[Variant]:
-    """cbat_v2 with one factor (and what depends on it) switched back to the baseline's value."""
+def _single_factor(adding: bool) -> list[Variant]:
+    """Every factor switched on its own: into the baseline (adding) or out of cbat_v2 (removing)."""
     full, base = preset(FULL), preset(BASELINE)
+    start, donor, parent, sign = (base, full, BASELINE, "+") if adding else (full, base, FULL, "-")
     variants = []
     for factor in FACTORS:
-        factors = _closure(factor, adding=False)
-        name = f"{FULL}-{factor}"
-        variants.append(Variant(name, _switch(full, base, factors, name), FULL, tuple(factors)))
+        factors = _closure(factor, adding=adding)
+        name = f"{parent}{sign}{factor}"
+        variants.append(Variant(name, _switch(start, donor, factors, name), parent, tuple(factors)))
     return variants
+
+
+def leave_one_out() -> list[Variant]:
+    """cbat_v2 with one factor (and what depends on it) switched back to the baseline's value."""
+    return _single_factor(adding=False)
 
 
 def add_one_in() -> list[Variant]:
     """The baseline with one factor (and what it needs) switched to cbat_v2's value."""
-    full, base = preset(FULL), preset(BASELINE)
-    variants = []
-    for factor in FACTORS:
-        factors = _closure(factor, adding=True)
-        name = f"{BASELINE}+{factor}"
-        variants.append(Variant(name, _switch(base, full, factors, name), BASELINE, tuple(factors)))
-    return variants
+    return _single_factor(adding=True)
 
 
 def presets(include_no_cross: bool = False) -> list[Variant]:

@@ -91,12 +91,7 @@ class CBATConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "CBATConfig":
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a mapping of switches, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        check_keys(cls, data, source, ConfigError)
         try:
             return cls(**data)
         except ConfigError as err:
@@ -136,6 +131,16 @@ class CBATConfig:
     @property
     def bidirectional(self) -> bool:
         return self.direction == "bidirectional"
+
+
+def check_keys(cls: type, data: Any, source: str, error: type[Exception], noun: str = "key") -> None:
+    """Raise ``error`` naming ``source`` unless ``data`` is a mapping whose keys are fields of dataclass ``cls``."""
+    if not isinstance(data, dict):
+        raise error(f"{source}: expected a mapping of {noun}s, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise error(f"{source}: unknown {noun}(s) {unknown}; known {noun}s are {sorted(known)}")
 
 
 def _choice(cfg: CBATConfig, name: str, allowed: tuple[str, ...]) -> None:

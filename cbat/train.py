@@ -15,7 +15,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +26,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from cbat.batches import DeviceBatches
-from cbat.config import CBATConfig
+from cbat.config import CBATConfig, check_keys
 from cbat.hooks import record
 from cbat.losses import CBATLoss
 from cbat.metrics import DEFAULT_THRESHOLD, evaluate
@@ -98,12 +98,7 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "training settings") -> "TrainSettings":
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {unknown}; known settings are {sorted(known)}")
+        check_keys(cls, data, source, ValueError, noun="setting")
         try:
             return cls(**data)
         except (TypeError, ValueError) as err:
