@@ -316,9 +316,9 @@ class ReportParams:
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> "ReportParams":
         """Read a YAML mapping of these fields; ``overrides`` (e.g. CLI flags that were given) win."""
-        import dataclasses
-
         import yaml
+
+        from cbat.config import check_keys
 
         path = Path(path)
         if not path.is_file():
@@ -327,12 +327,7 @@ class ReportParams:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of report parameters, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown report parameter(s) {unknown}; known: {sorted(known)}")
+        check_keys(cls, data, str(path), ValueError, noun="report parameter")
         if isinstance(data.get("notebooks"), dict) and not all(isinstance(v, dict) for v in data["notebooks"].values()):
             raise ValueError(f"{path}: field 'notebooks' must map notebook names to parameter mappings")
         for name in ("notebooks", "sweep"):

@@ -111,16 +111,6 @@ class TrainSettings:
     def from_yaml(cls, text: str, source: str = "training settings") -> "TrainSettings":
         return cls.from_dict(yaml.safe_load(text) or {}, source)
 
-    @classmethod
-    def from_file(cls, path: str | Path) -> "TrainSettings":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: training settings file not found")
-        text = path.read_text()
-        if path.suffix == ".json":
-            return cls.from_dict(json.loads(text), str(path))
-        return cls.from_yaml(text, str(path))
-
     def resolved_device(self) -> str:
         """The torch device string this run will use."""
         import torch
