@@ -1,19 +1,16 @@
 """Resumable ablation sweeps: variants x seeds x splits, run by local processes or Ray.
 
-Sweep directory (read by diagnostics and notebooks)::
+The sweep folder's layout, record schema and file I/O belong to ``cbat.rundir``. ``run_id =
+"<variant>__s<seed>__<split>"`` with ":" in the split written as "-" (``cell_line-NHEK``).
 
-    <sweep_dir>/sweep.json                      the spec (``SweepSpec.to_dict()``) and the resolved variants
-    <sweep_dir>/runs/<run_id>/record.json       written atomically when a run ends (status "ok"/"failed")
-    <sweep_dir>/runs/<run_id>/trace.parquet     hook statistics and loss components over training
-    <sweep_dir>/runs/<run_id>/predictions.parquet   test rows: pair_index, cell_line, label, logit, prob
-    <sweep_dir>/runs/<run_id>/model.pt          ``cbat.train.load_checkpoint(path) -> (model, cfg)``
-    <sweep_dir>/results.parquet                 one row per finished run, rebuilt from the records
-
-``run_id = "<variant>__s<seed>__<split>"`` with ":" in the split written as "-" (``cell_line-NHEK``).
 A run without ``record.json`` is unfinished: a rerun trains it again (continuing from its last epoch
-checkpoint), so a killed sweep resumes and the table never holds duplicates or half rows. Every run is
-seeded from its own seed only; with ``workers > 1`` each runs in its own child process (local backend),
-with one worker they run one after another in the calling process, on Ray each is a task.
+checkpoint), so a killed sweep resumes and the table never holds duplicates or half rows. A finished run
+whose record, trace, predictions or checkpoint is damaged is reported (one line naming the file) and
+trained again. Each run is trained under its own lock (``runs/<run_id>/run.lock``): a second sweep process
+on the same folder skips runs another process holds and takes the others, so no run is trained twice;
+``results.parquet`` is rebuilt under the folder's lock. Every run is seeded from its own seed only; with
+``workers > 1`` each runs in its own child process (local backend), with one worker they run one after
+another in the calling process, on Ray each is a task.
 """
 from __future__ import annotations
 
@@ -22,6 +19,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,13 +31,16 @@ from typing import Any, Optional, Union
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cbat import rundir
 from cbat.ablations import resolve_variants
 from cbat.config import CBATConfig, load_config
 from cbat.metrics import METRIC_KEYS
-from cbat.train import TrainSettings, jsonable, train, write_json, write_parquet
+from cbat.rundir import jsonable
+from cbat.train import TrainSettings, train
 
 BACKENDS = ("local", "ray")
 RESULT_COLUMNS = ["run_id", "variant", "seed", "split", "task", "status", *METRIC_KEYS, "error"]
+SKIPPED_EXIT = 75  # a worker's exit code when another process holds its run
 QUICK_SETTINGS = {"epochs": 6, "batch_size": 32, "lr": 1e-3, "patience": 3, "hook_every": 25}
 
 
@@ -188,33 +189,61 @@ def _diagnostics(trace: pd.DataFrame) -> dict:
             "losses": {f"{n}.{s}": v for (n, s), v in losses.groupby(["name", "statistic"])["value"].mean().items()}}
 
 
-def execute_run(run: dict, run_dir: str | Path) -> dict:
-    """Train one run into ``run_dir`` and write its ``record.json`` (also for a failed run).
+def _take(run_dir: Path, retry_failed: bool) -> bool:
+    """Whether this run must be trained now (caller holds its lock); removes a stale or damaged record."""
+    record_path = rundir.run_file(run_dir, "record")
+    if not record_path.exists():
+        return True
+    problem = rundir.run_problem(run_dir)
+    if problem is None and not (retry_failed and rundir.read_record(record_path)["status"] == "failed"):
+        return False  # finished (possibly by another process since this sweep looked)
+    record_path.unlink()
+    return True
+
+
+def _new_record(run: dict, **fields: Any) -> dict:
+    return rundir.new_record(**{key: run[key] for key in ("run_id", "variant", "seed", "split", "task")},
+                             status="failed", error=None, config=run["config"], settings=run["settings"],
+                             factors=run.get("factors", []), metrics={}, history=[], diagnostics={}, paths={},
+                             timings={}, **fields)
+
+
+def execute_run(run: dict, run_dir: str | Path, retry_failed: bool = False) -> Optional[dict]:
+    """Train one run into ``run_dir`` under its lock and write its ``record.json`` (also for a failed run).
 
     Any exception inside training (bad data, a NaN, a config error) marks the run failed with the message;
-    the sweep goes on. Returns the record.
+    the sweep goes on. Returns the record, or None when another process holds the run or has finished it.
     """
+    from filelock import Timeout
+
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = {key: run[key] for key in ("run_id", "variant", "seed", "split", "task")}
-    record.update(status="failed", error=None, config=run["config"], settings=run["settings"],
-                  factors=run.get("factors", []), metrics={}, history=[], diagnostics={},
-                  paths={"trace": "trace.parquet", "predictions": "predictions.parquet", "checkpoint": "model.pt"},
-                  timings={})
-    started = time.perf_counter()
+    lock = rundir.run_lock(run_dir)
     try:
-        cfg = CBATConfig.from_dict(run["config"], source=f"run {run['run_id']} config")
-        settings = TrainSettings.from_dict(run["settings"], f"run {run['run_id']} settings")
-        dataset = load_data(run["data"])
-        split = make_split(dataset, run["split"], run["split_seed"])
-        result = train(cfg, dataset, split, settings, seed=run["seed"], out_dir=run_dir, resume=True)
-        record.update(status="ok", metrics=result.metrics, history=result.history, timings=result.timings,
-                      best_epoch=result.best_epoch, steps=result.steps, diagnostics=_diagnostics(result.trace))
-    except Exception as err:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
-        record["error"] = f"{type(err).__name__}: {err}"
-        record["timings"] = {"total_s": time.perf_counter() - started}
-    write_json(run_dir / "record.json", record)
-    return record
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    try:
+        if not _take(run_dir, retry_failed):
+            return None
+        rundir.announce(run_dir, "start")
+        record = _new_record(run)
+        record["paths"] = {kind: rundir.RUN_FILES[kind] for kind in ("trace", "predictions", "checkpoint")}
+        started = time.perf_counter()
+        try:
+            cfg = CBATConfig.from_dict(run["config"], source=f"run {run['run_id']} config")
+            settings = TrainSettings.from_dict(run["settings"], f"run {run['run_id']} settings")
+            dataset = load_data(run["data"])
+            split = make_split(dataset, run["split"], run["split_seed"])
+            result = train(cfg, dataset, split, settings, seed=run["seed"], out_dir=run_dir, resume=True)
+            record.update(status="ok", metrics=result.metrics, history=result.history, timings=result.timings,
+                          best_epoch=result.best_epoch, steps=result.steps, diagnostics=_diagnostics(result.trace))
+        except Exception as err:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
+            record["error"] = f"{type(err).__name__}: {err}"
+            record["timings"] = {"total_s": time.perf_counter() - started}
+        rundir.write_record(rundir.run_file(run_dir, "record"), record)
+        return record
+    finally:
+        lock.release()
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -227,8 +256,12 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(1)
 
 
-def _child_main(run: dict, run_dir: str, threads: int, parent_pid: Optional[int] = None) -> dict:
-    """Entry point of a worker: set torch threads, watch the parent (local backend), run."""
+def _child_main(run: dict, run_dir: str, threads: int, parent_pid: Optional[int] = None,
+                retry_failed: bool = False) -> Optional[dict]:
+    """Entry point of a worker: set torch threads, watch the parent (local backend), run.
+
+    A local worker whose run is held by another process exits with ``SKIPPED_EXIT``.
+    """
     import torch
 
     if parent_pid is not None:
@@ -236,14 +269,29 @@ def _child_main(run: dict, run_dir: str, threads: int, parent_pid: Optional[int]
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     torch.set_num_threads(threads)
-    return execute_run(run, run_dir)
+    record = execute_run(run, run_dir, retry_failed)
+    if record is None and parent_pid is not None:
+        sys.exit(SKIPPED_EXIT)
+    return record
 
 
 # --- results -------------------------------------------------------------------------------------
 def read_records(sweep_dir: str | Path) -> list[dict]:
-    """All run records of a sweep directory (finished runs only), sorted by run id."""
-    runs = Path(sweep_dir) / "runs"
-    return [json.loads(p.read_text()) for p in sorted(runs.glob("*/record.json"))]
+    """All run records of a sweep directory (finished runs only), sorted by run id (``cbat.rundir``)."""
+    return rundir.read_records(sweep_dir)
+
+
+def _readable_records(sweep_dir: Path) -> list[dict]:
+    # While a sweep runs, a damaged record (already reported, queued for retraining) stays out of the table.
+    records = []
+    for path in rundir.record_files(sweep_dir):
+        try:
+            records.append(rundir.read_record(path))
+        except rundir.SchemaVersionError:
+            raise
+        except rundir.RunDirError:
+            continue
+    return records
 
 
 def results_table(records: list[dict], order: Optional[list[str]] = None) -> pd.DataFrame:
@@ -263,9 +311,10 @@ def results_table(records: list[dict], order: Optional[list[str]] = None) -> pd.
 
 
 def write_results(sweep_dir: str | Path, order: Optional[list[str]] = None) -> pd.DataFrame:
-    """Rebuild ``results.parquet`` from the records (never appended) and return it."""
-    frame = results_table(read_records(sweep_dir), order)
-    write_parquet(Path(sweep_dir) / "results.parquet", frame)
+    """Rebuild ``results.parquet`` from the records (never appended) under the folder's lock and return it."""
+    with rundir.sweep_lock(sweep_dir):
+        frame = results_table(_readable_records(Path(sweep_dir)), order)
+        rundir.write_parquet(rundir.results_file(sweep_dir), frame)
     return frame
 
 
@@ -275,10 +324,10 @@ def load_results(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def _spec_order(sweep_dir: str | Path) -> Optional[list[str]]:
-    path = Path(sweep_dir) / "sweep.json"
-    if not path.exists():
+    content = rundir.read_spec(sweep_dir)
+    if content is None:
         return None
-    return [run["run_id"] for run in SweepSpec.from_dict(json.loads(path.read_text())["spec"]).runs()]
+    return [run["run_id"] for run in SweepSpec.from_dict(content["spec"]).runs()]
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -287,14 +336,14 @@ def _prepare(spec: SweepSpec, sweep_dir: Path) -> None:
     content = {"spec": spec.to_dict(),
                "variants": {name: {"config": v["config"].to_dict(), "parent": v["parent"], "factors": v["factors"]}
                             for name, v in spec.variant_table().items()}}
-    path = sweep_dir / "sweep.json"
-    if path.exists():
-        existing = json.loads(path.read_text())
-        if existing.get("spec") != content["spec"]:
-            raise ValueError(f"{path}: this folder holds a different sweep; resume it with the same spec or "
-                             "choose another output folder")
-        return
-    write_json(path, content)
+    path = rundir.sweep_file(sweep_dir)
+    with rundir.sweep_lock(sweep_dir):  # two sweeps starting together write it once
+        if path.exists():
+            if rundir.read_json(path).get("spec") != content["spec"]:
+                raise ValueError(f"{path}: this folder holds a different sweep; resume it with the same spec "
+                                 "or choose another output folder")
+            return
+        rundir.write_json(path, content)
 
 
 def _threads(settings: dict, workers: int) -> int:
@@ -325,14 +374,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     _prepare(spec, sweep_dir)
     runs = spec.runs()
     order = [run["run_id"] for run in runs]
-    pending = []
-    for run in runs:
-        record_path = sweep_dir / "runs" / run["run_id"] / "record.json"
-        if record_path.exists():
-            if not (retry_failed and json.loads(record_path.read_text())["status"] == "failed"):
-                continue
-            record_path.unlink()
-        pending.append(run)
+    pending = _scan(runs, sweep_dir, retry_failed)
     if pending:
         load_data(spec.data)  # generate (and cache) the data once before workers read it
     # Progress is presentation, not part of the experiment: per-run bars only when runs do not interleave.
@@ -344,27 +386,53 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
         bar.update(1)
         bar.set_postfix_str(run["run_id"])
 
+    skipped: list[str] = []
     try:
         if backend == "ray":
-            _run_ray(pending, sweep_dir, workers, finished)
+            _run_ray(pending, sweep_dir, workers, finished, skipped, retry_failed)
         else:
-            _run_local(pending, sweep_dir, workers, finished)
+            _run_local(pending, sweep_dir, workers, finished, skipped, retry_failed)
     finally:
         bar.close()
+    if skipped:
+        print(f"{len(skipped)} run(s) held by another sweep process on {sweep_dir} were left to it: "
+              f"{', '.join(skipped)}", file=sys.stderr)
     return write_results(sweep_dir, order)
+
+
+def _scan(runs: list[dict], sweep_dir: Path, retry_failed: bool) -> list[dict]:
+    """Runs to train: unfinished ones, damaged ones (reported here, retrained) and, if asked, failed ones."""
+    pending = []
+    for run in runs:
+        path = rundir.run_dir(sweep_dir, run["run_id"])
+        record_path = rundir.run_file(path, "record")
+        if record_path.exists():
+            problem = rundir.run_problem(path)
+            if problem is not None:
+                print(f"{problem}; run {run['run_id']} will be trained again", file=sys.stderr)
+            elif not (retry_failed and rundir.read_record(record_path)["status"] == "failed"):
+                continue
+        pending.append(run)
+    return pending
 
 
 def _fail_record(run: dict, run_dir: Path, error: str) -> None:
     """Record a run whose worker died without writing its own record (killed, out of memory)."""
-    if not (run_dir / "record.json").exists():
-        record = {key: run[key] for key in ("run_id", "variant", "seed", "split", "task")}
-        record.update(status="failed", error=error, config=run["config"], settings=run["settings"],
-                      factors=run.get("factors", []), metrics={}, history=[], diagnostics={}, paths={},
-                      timings={})
-        write_json(run_dir / "record.json", record)
+    from filelock import Timeout
+
+    lock = rundir.run_lock(run_dir)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return  # another process has taken the run up again
+    try:
+        if not rundir.run_file(run_dir, "record").exists():
+            rundir.write_record(rundir.run_file(run_dir, "record"), _new_record(run, error=error))
+    finally:
+        lock.release()
 
 
-def _run_inline(pending: list[dict], sweep_dir: Path, finished) -> None:
+def _run_inline(pending: list[dict], sweep_dir: Path, finished, skipped: list[str], retry_failed: bool) -> None:
     """One worker: runs one after another in this process (no start-up cost; each run seeds itself)."""
     import torch
 
@@ -372,15 +440,18 @@ def _run_inline(pending: list[dict], sweep_dir: Path, finished) -> None:
     try:
         for run in pending:
             torch.set_num_threads(_threads(run["settings"], 1))
-            execute_run(run, sweep_dir / "runs" / run["run_id"])
-            finished(run)
+            if execute_run(run, rundir.run_dir(sweep_dir, run["run_id"]), retry_failed) is None:
+                skipped.append(run["run_id"])
+            else:
+                finished(run)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished) -> None:
+def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished, skipped: list[str],
+               retry_failed: bool) -> None:
     if workers == 1:
-        _run_inline(pending, sweep_dir, finished)
+        _run_inline(pending, sweep_dir, finished, skipped, retry_failed)
         return
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
@@ -399,15 +470,19 @@ def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished) -> 
         while queue or active:
             while queue and len(active) < workers:
                 run = queue.pop(0)
-                run_dir = sweep_dir / "runs" / run["run_id"]
+                run_dir = rundir.run_dir(sweep_dir, run["run_id"])
                 threads = _threads(run["settings"], workers)
-                proc = context.Process(target=_child_main, args=(run, str(run_dir), threads, os.getpid()),
+                proc = context.Process(target=_child_main,
+                                       args=(run, str(run_dir), threads, os.getpid(), retry_failed),
                                        name=f"cbat-run-{run['run_id']}")
                 proc.start()
                 active[proc.sentinel] = (proc, run, run_dir)
             for sentinel in wait(list(active)):
                 proc, run, run_dir = active.pop(sentinel)
                 proc.join()
+                if proc.exitcode == SKIPPED_EXIT:
+                    skipped.append(run["run_id"])
+                    continue
                 if proc.exitcode != 0:
                     _fail_record(run, run_dir, f"worker exited with code {proc.exitcode}")
                 finished(run)
@@ -420,7 +495,8 @@ def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished) -> 
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run_ray(pending: list[dict], sweep_dir: Path, workers: int, finished) -> None:
+def _run_ray(pending: list[dict], sweep_dir: Path, workers: int, finished, skipped: list[str],
+             retry_failed: bool) -> None:
     try:
         import ray  # only when asked: Ray is heavy and optional
     except ImportError as err:
@@ -431,13 +507,16 @@ def _run_ray(pending: list[dict], sweep_dir: Path, workers: int, finished) -> No
     refs = {}
     for run in pending:
         threads = _threads(run["settings"], workers)
-        refs[task.options(num_cpus=threads).remote(run, str(sweep_dir / "runs" / run["run_id"]), threads)] = run
+        refs[task.options(num_cpus=threads).remote(run, str(rundir.run_dir(sweep_dir, run["run_id"])), threads,
+                                                    None, retry_failed)] = run
     while refs:
         done, _ = ray.wait(list(refs), num_returns=1)
         for ref in done:
             run = refs.pop(ref)
             try:
-                ray.get(ref)
+                if ray.get(ref) is None:
+                    skipped.append(run["run_id"])
+                    continue
             except Exception as err:  # noqa: BLE001 - a lost worker marks the run failed
-                _fail_record(run, sweep_dir / "runs" / run["run_id"], f"ray task failed: {err}")
+                _fail_record(run, rundir.run_dir(sweep_dir, run["run_id"]), f"ray task failed: {err}")
             finished(run)

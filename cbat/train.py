@@ -9,12 +9,10 @@ those steps, the cosine between each auxiliary loss's gradient and the BCE gradi
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import random
-import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +23,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from cbat import rundir
 from cbat.batches import DeviceBatches
 from cbat.config import CBATConfig, check_keys
 from cbat.hooks import record
@@ -159,59 +158,24 @@ class _Progress:
 
 
 # --- files ---------------------------------------------------------------------------------------
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(tmp_path)`` and move the result onto ``path`` in one step (no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: NaN/inf become None, numpy scalars and tuples become Python ones."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(jsonable(data), indent=2)))
-
-
-def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
-    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-
-
 def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: CBATConfig, **extra: Any) -> None:
     """Write a checkpoint that ``load_checkpoint`` turns back into ``(model, cfg)``."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: torch.save({"config": cfg.to_dict(), "state_dict": state, **extra}, tmp))
+    rundir.write_torch(path, {"config": cfg.to_dict(), "state_dict": state, **extra})
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[PRISMBackbone, CBATConfig]:
-    """Load a ``model.pt`` written by training: returns the model (eval mode) and its config."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+    """Load a ``model.pt`` written by training: returns the model (eval mode) and its config.
+
+    A missing, truncated or corrupt file raises ``cbat.rundir.RunDirError`` naming it.
+    """
+    payload = rundir.read_torch(path, map_location=device)
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
         cfg = CBATConfig.from_dict(payload["config"], source=str(path))
+        model = build_model(cfg).to(device)
+        model.load_state_dict(payload["state_dict"])
     except (KeyError, RuntimeError, TypeError) as err:
-        raise ValueError(f"{path}: not a CBAT checkpoint ({err})") from None
-    model = build_model(cfg).to(device)
-    model.load_state_dict(payload["state_dict"])
+        raise rundir.RunDirError(f"{path}: not a CBAT checkpoint ({err})") from None
     return model.eval(), cfg
 
 
@@ -340,7 +304,7 @@ class _Run:
     # resumable state
     @property
     def state_path(self) -> Optional[Path]:
-        return self.out_dir / "state.pt" if self.out_dir is not None else None
+        return rundir.run_file(self.out_dir, "state") if self.out_dir is not None else None
 
     def _identity(self) -> dict:
         # What must match for a resume; epochs and max_steps may grow (train longer).
@@ -349,26 +313,41 @@ class _Run:
                              if k not in ("device", "num_threads", "progress", "epochs", "max_steps")}}
 
     def save_state(self) -> None:
+        # Only tensors and plain Python values, so the state loads with torch.load(weights_only=True).
+        progress = dataclasses.asdict(self.progress)
+        progress["trace_frames"] = [frame.to_dict(orient="list") for frame in self.progress.trace_frames]
+        _, key, pos, has_gauss, gauss = np.random.get_state()
         payload = {"identity": self._identity(), "model": self.model.state_dict(),
                    "optimizer": self.optimizer.state_dict(), "loss": self.loss_fn.state_dict(),
                    "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                   "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
-                   "progress": dataclasses.asdict(self.progress)}
-        atomic_write(self.state_path, lambda tmp: torch.save(payload, tmp))
+                   "numpy_rng": [torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss],
+                   "python_rng": list(random.getstate()), "progress": progress}
+        rundir.write_torch(self.state_path, payload)
 
-    def load_state(self) -> None:
-        payload = torch.load(self.state_path, map_location=self.device, weights_only=False)
+    def load_state(self) -> bool:
+        """Continue from ``state.pt``; an unreadable one is reported, removed, and the run starts over."""
+        try:
+            payload = rundir.read_torch(self.state_path, map_location=self.device)
+        except rundir.RunDirError as err:
+            warnings.warn(f"{err}; training this run from the start", stacklevel=3)
+            self.state_path.unlink(missing_ok=True)
+            return False
         if payload["identity"] != self._identity():
             raise ValueError(f"{self.state_path}: written by a different config, seed or settings; "
                              "remove it or train into another directory")
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.loss_fn.load_state_dict(payload["loss"])
-        self.generator.set_state(payload["generator"])
-        torch.set_rng_state(payload["torch_rng"])
-        np.random.set_state(payload["numpy_rng"])
-        random.setstate(payload["python_rng"])
-        self.progress = _Progress(**payload["progress"])
+        self.generator.set_state(payload["generator"].cpu())
+        torch.set_rng_state(payload["torch_rng"].cpu())
+        key, pos, has_gauss, gauss = payload["numpy_rng"]
+        np.random.set_state(("MT19937", key.cpu().numpy().astype(np.uint32), pos, has_gauss, gauss))
+        version, internal, gauss_next = payload["python_rng"]
+        random.setstate((version, tuple(internal), gauss_next))
+        progress = payload["progress"]
+        progress["trace_frames"] = [pd.DataFrame(frame) for frame in progress["trace_frames"]]
+        self.progress = _Progress(**progress)
+        return True
 
     # phases
     def train_epoch(self) -> dict[str, float]:
@@ -497,6 +476,7 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
         progress.stopped = progress.stopped or out_of_steps
         if run.state_path is not None:
             run.save_state()
+            rundir.announce(run.out_dir, f"epoch{progress.epoch}")
         bar.update(1)
     bar.close()
 
@@ -522,9 +502,9 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
                          metrics=metrics, predictions=predictions, trace=trace, timings=timings,
                          best_epoch=progress.best_epoch, steps=progress.step)
     if run.out_dir is not None:
-        save_checkpoint(run.out_dir / "model.pt", run.model, cfg, seed=seed, best_epoch=progress.best_epoch,
+        save_checkpoint(rundir.run_file(run.out_dir, "checkpoint"), run.model, cfg, seed=seed, best_epoch=progress.best_epoch,
                         settings=settings.to_dict())
-        write_parquet(run.out_dir / "trace.parquet", trace)
-        write_parquet(run.out_dir / "predictions.parquet", predictions)
+        rundir.write_parquet(rundir.run_file(run.out_dir, "trace"), trace)
+        rundir.write_parquet(rundir.run_file(run.out_dir, "predictions"), predictions)
         run.state_path.unlink(missing_ok=True)
     return result

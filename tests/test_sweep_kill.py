@@ -1,6 +1,12 @@
-"""A real `cbat sweep` process killed mid-run (SIGTERM, then SIGKILL) resumes with no duplicate, missing or
-half-written rows."""
+"""A real `cbat sweep` process killed mid-run (SIGTERM with one worker, SIGKILL with two) resumes with no
+duplicate, missing or half-written rows.
+
+The test never polls for luck: through ``cbat.rundir.announce`` ($CBAT_RUN_EVENTS) a run writes an event
+file after each epoch's checkpoint and, while a ``.hold`` file exists for that event, waits there. So the
+signal always arrives while the chosen runs sit at a known epoch.
+"""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,37 +15,62 @@ from pathlib import Path
 
 import pandas as pd
 
+from cbat import rundir
+
 SPEC = {"variants": ["baseline"], "seeds": [0, 1, 2], "splits": ["chrom"],
         "data": {"task": "grammar", "n_pairs": 120, "seed": 0},
-        "settings": {"epochs": 2, "batch_size": 16, "num_threads": 1, "device": "cpu"}}
+        "settings": {"epochs": 3, "batch_size": 16, "num_threads": 1, "device": "cpu"}}
 RUN_IDS = [f"baseline__s{seed}__chrom" for seed in (0, 1, 2)]
+TIMEOUT_S = 240
 
 
-def _sweep(spec: Path, out: Path, workers: int = 1) -> subprocess.Popen:
+def _sweep(spec: Path, out: Path, events: Path, workers: int = 1) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "cbat.cli", "sweep", "--spec", str(spec), "--out", str(out), "--no-progress",
            "--workers", str(workers)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, rundir.EVENTS_ENV: str(events)}
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _records(out: Path) -> list[Path]:
-    return sorted((out / "runs").glob("*/record.json"))
+def _hold(events: Path, run_id: str, event: str) -> None:
+    (events / f"{run_id}.{event}.hold").touch()
 
 
-def _kill_after_records(proc: subprocess.Popen, out: Path, n_records: int, sig: int) -> None:
-    """Wait until ``n_records`` runs finished and an unfinished one is training, then send ``sig``."""
-    while proc.poll() is None:
-        started = [p for p in (out / "runs").glob("*") if p.is_dir()] if (out / "runs").exists() else []
-        if len(_records(out)) >= n_records and len(started) > len(_records(out)):
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, f"sweep ended before it could be killed: {proc.stderr.read()}"
-    proc.send_signal(sig)
-    proc.wait(timeout=30)
-    time.sleep(1.5)  # a SIGKILLed parent's children notice within a second and exit
+def _wait_for(events: Path, run_id: str, event: str, proc: subprocess.Popen) -> int:
+    """Block until the run announced ``event``; returns the announcing pid. Fails if the sweep ends first."""
+    path, deadline = events / f"{run_id}.{event}", time.monotonic() + TIMEOUT_S
+    while not path.exists() or not path.read_text().strip():
+        assert proc.poll() is None, f"sweep ended before {run_id} reached {event}: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"{run_id} did not reach {event} within {TIMEOUT_S} s"
+        time.sleep(0.05)
+    return int(path.read_text().split()[-1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"worker processes {pids} outlived their killed sweep"
+        time.sleep(0.05)
+
+
+def _records(out: Path) -> list[str]:
+    return [p.parent.name for p in rundir.record_files(out)]
+
+
+def _count(events: Path, run_id: str, event: str) -> int:
+    path = events / f"{run_id}.{event}"
+    return len(path.read_text().split()) if path.exists() else 0
 
 
 def _check_consistent(out: Path) -> pd.DataFrame:
-    records = [json.loads(p.read_text()) for p in _records(out)]  # each parses: nothing half-written
+    records = rundir.read_records(out)  # each parses: nothing half-written
     table = pd.read_parquet(out / "results.parquet") if (out / "results.parquet").exists() else None
     if table is not None:
         assert table.run_id.is_unique
@@ -49,23 +80,41 @@ def _check_consistent(out: Path) -> pd.DataFrame:
 
 
 def test_killed_sweep_resumes_without_duplicates(tmp_path):
-    spec, out = tmp_path / "spec.json", tmp_path / "sweep"
+    spec, out, events = tmp_path / "spec.json", tmp_path / "sweep", tmp_path / "events"
     spec.write_text(json.dumps(SPEC))
+    events.mkdir()
+    s0, s1, s2 = RUN_IDS
 
-    _kill_after_records(_sweep(spec, out), out, 1, signal.SIGTERM)
-    assert len(_records(out)) == 1
+    # One worker, SIGTERM: run s0 finishes, s1 is stopped after its first epoch's checkpoint.
+    _hold(events, s1, "epoch1")
+    proc = _sweep(spec, out, events)
+    _wait_for(events, s1, "epoch1", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    assert _records(out) == [s0]
+    assert (out / "runs" / s1 / "state.pt").is_file() and not (out / "runs" / s2).exists()
+    assert list(_check_consistent(out).run_id) == [s0]
+
+    # Two workers, SIGKILL of the parent: both children sit at a checkpoint (s1 resumed from epoch 1, so its
+    # next is epoch 2); the killed parent's children must notice and stop instead of writing on.
+    _hold(events, s2, "epoch1")
+    _hold(events, s1, "epoch2")
+    proc = _sweep(spec, out, events, workers=2)
+    children = [_wait_for(events, s1, "epoch2", proc), _wait_for(events, s2, "epoch1", proc)]
+    assert proc.pid not in children
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    _wait_gone(children)
+    assert _records(out) == [s0]
     _check_consistent(out)
 
-    # Two workers: the killed parent's child processes must notice and stop instead of writing on.
-    _kill_after_records(_sweep(spec, out, workers=2), out, 2, signal.SIGKILL)
-    finished = len(_records(out))
-    assert finished in (2, 3)
-    time.sleep(2.0)
-    assert len(_records(out)) == finished
-    _check_consistent(out)
-
-    done = _sweep(spec, out)
-    assert done.wait(timeout=300) == 0, done.stderr.read()
+    for hold in events.glob("*.hold"):
+        hold.unlink()
+    done = _sweep(spec, out, events)
+    assert done.wait(timeout=TIMEOUT_S) == 0, done.stderr.read()
     table = _check_consistent(out)
     assert list(table.run_id) == RUN_IDS
     assert not list(out.rglob("state.pt"))  # every run finished, so no resumable state is left behind
+    # Each epoch of each run was trained exactly once: the reruns resumed instead of starting over.
+    for run_id in RUN_IDS:
+        assert [_count(events, run_id, f"epoch{k}") for k in (1, 2, 3)] == [1, 1, 1], run_id
