@@ -17,11 +17,12 @@ import html
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
+
+from cbat.rundir import write_text
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL = "python3"
@@ -189,15 +190,6 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 """
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be shared
-    os.replace(tmp, path)
-
-
 def render_html(ipynb: str | Path, html_path: str | Path) -> Path:
     """Render an executed notebook to a self-contained HTML page (lab template, plotly.js inline).
 
@@ -218,7 +210,7 @@ def render_html(ipynb: str | Path, html_path: str | Path) -> Path:
                             extra_loaders=[jinja2.DictLoader({"cbat_offline.html.j2": _OFFLINE_TEMPLATE})])
     body, _ = exporter.from_notebook_node(nb, resources={"plotly_js": get_plotlyjs()})
     html_path = Path(html_path)
-    _write_atomic(html_path, body)
+    write_text(html_path, body)
     return html_path
 
 
@@ -248,10 +240,10 @@ def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_se
             f"<h2>Parameters</h2><pre>{html.escape(json.dumps(parameters, indent=2, default=str))}</pre>"
             "</body></html>")
     index = out_dir / "index.html"
-    _write_atomic(index, page)
+    write_text(index, page)
     summary = {"title": title, "parameters": parameters, "stage_seconds": stage_seconds,
                "notebooks": [r.to_dict() for r in results]}
-    _write_atomic(out_dir / "report.json", json.dumps(summary, indent=2, default=str))
+    write_text(out_dir / "report.json", json.dumps(summary, indent=2, default=str))
     return index
 
 

@@ -17,8 +17,8 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.metrics import f1_score, precision_score, recall_score
 
+from cbat import rundir
 from cbat.metrics import DEFAULT_THRESHOLD, expected_calibration_error
-from cbat.sweep import read_records
 
 LOWER_IS_BETTER = {"ece"}
 
@@ -117,8 +117,8 @@ def verdict(metric: str, ci_low: float, ci_high: float) -> str:
 def _predictions(sweep_dir: Path, records: list[dict]) -> dict[tuple, pd.DataFrame]:
     out = {}
     for rec in records:
-        path = sweep_dir / "runs" / rec["run_id"] / rec["paths"]["predictions"]
-        out[(rec["variant"], rec["split"], rec["seed"])] = pd.read_parquet(path).set_index("pair_index")
+        path = rundir.run_dir(sweep_dir, rec["run_id"]) / rec["paths"]["predictions"]
+        out[(rec["variant"], rec["split"], rec["seed"])] = rundir.read_parquet(path).set_index("pair_index")
     return out
 
 
@@ -134,7 +134,7 @@ def compare_to_baseline(sweep_dir: str | Path, baseline: str = "baseline",
         verdict. Only seeds where both runs finished "ok" are paired; pairs are those all of them scored.
     """
     sweep_dir = Path(sweep_dir)
-    records = [r for r in read_records(sweep_dir) if r["status"] == "ok"]
+    records = [r for r in rundir.read_records(sweep_dir) if r["status"] == "ok"]
     if not any(r["variant"] == baseline for r in records):
         raise ValueError(f"{sweep_dir}: no finished run of the baseline variant {baseline!r}")
     predictions = _predictions(sweep_dir, records)

@@ -482,18 +482,18 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     -------
     (model, dataset, predictions DataFrame[pair_index, cell_line, label, logit, prob])
     """
-    import json
     from pathlib import Path
 
+    from cbat import rundir
     from cbat.sweep import load_data
     from cbat.train import load_checkpoint
 
     path = Path(path)
     if path.is_dir():
-        checkpoint, spec = path / "model.pt", None
-        sweep_file = path.parent.parent / "sweep.json"
-        if sweep_file.is_file():  # cbat.sweep writes {"spec": {"data": ...}, "variants": ...}
-            spec = json.loads(sweep_file.read_text()).get("spec", {}).get("data")
+        checkpoint, spec = rundir.run_file(path, "checkpoint"), None
+        content = rundir.read_spec(path.parent.parent)  # the run folder sits in <sweep_dir>/runs/
+        if content is not None:
+            spec = content.get("spec", {}).get("data")
     elif path.is_file():
         checkpoint, spec = path, None
     else:
@@ -506,8 +506,8 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, _ = load_checkpoint(checkpoint, device)
     dataset = load_data(dict(data if data is not None else spec))
-    if data is None and (path / "predictions.parquet").is_file():
-        return model, dataset, pd.read_parquet(path / "predictions.parquet")
+    if data is None and rundir.run_file(path, "predictions").is_file():
+        return model, dataset, rundir.read_parquet(rundir.run_file(path, "predictions"))
     index = np.arange(len(dataset))
     logits = predict(model, *dataset.onehot(index))
     predictions = pd.DataFrame({"pair_index": index, "cell_line": dataset.meta["cell_line"].to_numpy(),

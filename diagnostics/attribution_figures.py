@@ -117,9 +117,7 @@ def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attr
 
     ``sections`` holds ``(heading, figure or DataFrame)`` pairs in page order.
     """
-    import os
-    import tempfile
-    from pathlib import Path
+    from cbat.rundir import write_text
 
     parts, with_js = [f"<h1>{title}</h1>"], True
     for heading, item in sections:
@@ -132,16 +130,7 @@ def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attr
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + title + "</title><style>body{font-family:"
             "sans-serif;margin:2em} table{border-collapse:collapse;font-size:12px} td,th{padding:2px 8px;"
             "border-bottom:1px solid #ddd}</style></head><body>" + "\n".join(parts) + "</body></html>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text(path, page)
 
 
 def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6) -> dict[str, str]:
@@ -159,7 +148,7 @@ def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6) -> d
     """
     from pathlib import Path
 
-    from cbat.train import atomic_write, write_json, write_parquet
+    from cbat.rundir import atomic_write, write_json, write_parquet
 
     out_dir = Path(out_dir)
     written = {}

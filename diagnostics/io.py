@@ -1,41 +1,23 @@
 """Read a sweep directory (``sweep.json``, ``runs/<run_id>/record.json`` + trace/predictions/checkpoint)
-into tidy frames. Nothing here trains or writes; a malformed record is named with the field it lacks.
+into tidy frames. Nothing here trains or writes. Layout, record schema and checked reads come from
+``cbat.rundir``: a malformed record is named with the field it lacks, a damaged file with its path.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
 import pandas as pd
 
-RECORD_FIELDS = ("run_id", "variant", "seed", "split", "task", "status", "config", "metrics")
+from cbat import rundir
+
+RECORD_FIELDS = rundir.RECORD_FIELDS
 RUN_COLUMNS = ["run_id", "variant", "seed", "split", "task", "status"]
 
-
-class SweepError(ValueError):
-    """A sweep directory or one of its files is missing or not what the sweep contract promises."""
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise SweepError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise SweepError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _check_record(record: dict, path: Path) -> None:
-    missing = [name for name in RECORD_FIELDS if name not in record]
-    if missing:
-        raise SweepError(f"{path}: record lacks field(s) {missing}; expected {list(RECORD_FIELDS)}")
-    if record["status"] == "ok":
-        pooled = record["metrics"].get("test", {}).get("pooled") if isinstance(record["metrics"], dict) else None
-        if not isinstance(pooled, dict):
-            raise SweepError(f"{path}: status 'ok' but field metrics.test.pooled is missing")
+# The reading errors of the run folder (a missing, damaged or other-version file), under the name
+# diagnostics has always raised.
+SweepError = rundir.RunDirError
 
 
 @dataclass
@@ -76,13 +58,12 @@ class Sweep:
     # --- per-run files ---------------------------------------------------------------------------
     def file(self, run_id: str, kind: str) -> Optional[Path]:
         """Path of a run's ``trace``/``predictions``/``checkpoint`` file, or None when it does not exist."""
-        run_dir = self.path / "runs" / run_id
+        run_dir = rundir.run_dir(self.path, run_id)
         paths = self.records[run_id].get("paths") or {}
         named = paths.get(kind) or (paths.get("model") if kind == "checkpoint" else None)
-        default = {"trace": "trace.parquet", "predictions": "predictions.parquet", "checkpoint": "model.pt"}[kind]
         candidates = [Path(named)] if named and Path(named).is_absolute() else \
             [run_dir / named, self.path / named] if named else []
-        for path in candidates + [run_dir / default]:
+        for path in candidates + [rundir.run_file(run_dir, kind)]:
             if path.is_file():
                 return path
         return None
@@ -92,8 +73,8 @@ class Sweep:
         if key not in self._cache:
             path = self.file(run_id, kind)
             if path is None:
-                raise SweepError(f"{self.path / 'runs' / run_id}: no {kind} file")
-            self._cache[key] = pd.read_parquet(path)
+                raise SweepError(f"{rundir.run_dir(self.path, run_id)}: no {kind} file")
+            self._cache[key] = rundir.read_parquet(path)
         return self._cache[key]
 
     def trace(self, run_id: str) -> pd.DataFrame:
@@ -153,13 +134,8 @@ def load_sweep(sweep_dir: str | Path | Sweep) -> Sweep:
     path = Path(sweep_dir)
     if not path.is_dir():
         raise SweepError(f"{path}: sweep directory not found")
-    spec_path = path / "sweep.json"
-    spec = _read_json(spec_path) if spec_path.is_file() else {}
-    records = {}
-    for record_path in sorted((path / "runs").glob("*/record.json")):
-        record = _read_json(record_path)
-        _check_record(record, record_path)
-        records[record["run_id"]] = record
+    spec = rundir.read_spec(path) or {}
+    records = {record["run_id"]: record for record in rundir.read_records(path)}
     if not records:
         raise SweepError(f"{path}: no finished run (expected runs/<run_id>/record.json)")
     runs = pd.DataFrame([run_row(r) for r in records.values()])

@@ -110,7 +110,7 @@ def test_reader_names_the_bad_record_and_field(tmp_path):
     with pytest.raises(SweepError, match=r"record\.json: record lacks field\(s\) \['variant'\]"):
         load_sweep(path)
     record_path.write_text("{not json")
-    with pytest.raises(SweepError, match="record.json: not valid JSON"):
+    with pytest.raises(SweepError, match="record.json: truncated or corrupt JSON"):
         load_sweep(path)
     with pytest.raises(SweepError, match="sweep directory not found"):
         load_sweep(tmp_path / "missing")

@@ -61,6 +61,7 @@ def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
                           "logit": 0.0, "prob": probs[seed]}).to_parquet(run_dir / "predictions.parquet")
             (run_dir / "record.json").write_text(json.dumps({
                 "run_id": run_dir.name, "variant": variant, "seed": seed, "split": "chrom", "status": "ok",
+                "task": "grammar", "config": {}, "metrics": {"test": {"pooled": {}}},
                 "paths": {"predictions": "predictions.parquet"}}))
     table = compare_to_baseline(tmp_path, metrics=("aupr", "ece"), n_boot=100)
     assert list(table.variant.unique()) == ["better"] and table.n_seeds.eq(N_SEEDS).all()

@@ -1,8 +1,6 @@
 """``cbat synth``: generate the embedded synthetic EPI benchmark and write it as files a user can open."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from cbat.cli import UserError
@@ -28,17 +26,12 @@ def add_arguments(parser) -> None:
 
 def _write(frame, path: Path) -> None:
     """Write a table atomically in the format its suffix names."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False, sep="\t" if path.suffix == ".tsv" else ",")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from cbat.rundir import atomic_write, write_parquet
+
+    if path.suffix == ".parquet":
+        write_parquet(path, frame)
+    else:
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, sep="\t" if path.suffix == ".tsv" else ","))
 
 
 def run(args) -> int:

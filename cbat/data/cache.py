@@ -5,7 +5,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +34,15 @@ def _frame_bytes(frame: pd.DataFrame | None) -> np.ndarray:
 
 
 def save(ds: EPIDataset, path: Path) -> None:
-    """Write ``ds`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    """Write ``ds`` to ``path`` atomically (``cbat.rundir.atomic_write``: never half-written)."""
+    from cbat.rundir import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a file object, or numpy appends ".npz" to the temporary name
             np.savez(handle, enhancer=ds.enhancer, promoter=ds.promoter, labels=ds.labels,
                      meta=_frame_bytes(ds.meta), truth=_frame_bytes(ds.truth))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def load(path: Path) -> EPIDataset | None:
