@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
@@ -65,6 +66,30 @@ def grad_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
         prefix = ".".join(parts[:2]) if parts[0] == "blocks" else parts[0]
         groups.setdefault(prefix, []).append(param)
     return groups
+
+
+TRACE_KINDS = {"pattern": "attn", "gate": "gate", "state": "anchors"}  # HookPoint.kind -> trace ``kind``
+
+
+@lru_cache(maxsize=None)
+def trace_site(name: str, kind: str) -> str:
+    """Where a trace row was read, without the block prefix (the ``block`` column holds it).
+
+    attn: the attention module ("cross_ep", "cross_pe", "joint", "anchors.gather", "anchors.broadcast");
+    gate: the gated step ("attn", "joint", "ffn"); anchors: "anchors"; grad: the parameter group
+    ("blocks.0", "head", "stem_e", ...); loss: the component ("bce", "sparsity", "total", ...).
+    """
+    if kind == "grad":
+        return name.removesuffix(".grad_norm")
+    parts = name.split(".")
+    if kind == "loss":
+        return ".".join(parts[1:])
+    inner = parts[2:-1] if parts[0] == "blocks" and len(parts) > 2 else parts[:-1]
+    if kind == "attn" and inner and inner[-1] == "attn":  # the AttentionCore inside the named module
+        inner = inner[:-1]
+    if kind == "gate" and inner:
+        inner[-1] = inner[-1].removeprefix("gate_")
+    return ".".join(inner)
 
 
 def hook_names(model: nn.Module) -> list[str]:
@@ -139,7 +164,7 @@ def state_stats(value: torch.Tensor) -> dict[str, float]:
 class Trace:
     """What one ``record`` context saw. ``summary()`` is a tidy DataFrame; ``captured`` holds tensors."""
 
-    COLUMNS = ["name", "block", "statistic", "head", "step", "value"]
+    COLUMNS = ["name", "block", "kind", "site", "statistic", "head", "step", "value"]
 
     def __init__(self, model: nn.Module, mode: str, names: Optional[Sequence[str]], every: int,
                  max_samples: int, far_bp: float) -> None:
@@ -207,8 +232,9 @@ class Trace:
         parts = name.split(".")
         return int(parts[1]) if parts[0] == "blocks" and len(parts) > 1 and parts[1].isdigit() else -1
 
-    def _add(self, name: str, statistic: str, value: float, head: int = -1) -> None:
-        self._rows.append((name, self._block_of(name), statistic, head, self.step, float(value)))
+    def _add(self, name: str, kind: str, statistic: str, value: float, head: int = -1) -> None:
+        self._rows.append((name, self._block_of(name), kind, trace_site(name, kind), statistic, head, self.step,
+                           float(value)))
 
     def _make_hook(self, name: str):
         def hook(module: HookPoint, args, kwargs, output):
@@ -220,17 +246,18 @@ class Trace:
                 self.captured.setdefault(name, []).append(tensor.detach()[: self.max_samples].float().cpu())
                 if meta is not None:
                     self.captured_meta[name] = meta
+            kind = TRACE_KINDS[module.kind]
             if module.kind == "pattern":
                 for stat, per_head in attention_stats(tensor, meta, self.far_bp).items():
-                    self._add(name, stat, per_head.nanmean().item())
+                    self._add(name, kind, stat, per_head.nanmean().item())
                     for h, v in enumerate(per_head.tolist()):
-                        self._add(name, stat, v, head=h)
+                        self._add(name, kind, stat, v, head=h)
             elif module.kind == "gate":
                 for stat, v in gate_stats(tensor).items():
-                    self._add(name, stat, v)
+                    self._add(name, kind, stat, v)
             elif module.kind == "state":
                 for stat, v in state_stats(tensor).items():
-                    self._add(name, stat, v)
+                    self._add(name, kind, stat, v)
             return None
         return hook
 
@@ -242,16 +269,20 @@ class Trace:
 
     def _flush_grads(self) -> None:
         for group, sq in self._grad_sq.items():
-            self._add(f"{group}.grad_norm", "l2", math.sqrt(sq))
+            self._add(f"{group}.grad_norm", "grad", "l2", math.sqrt(sq))
         self._grad_sq.clear()
 
-    def log_scalar(self, name: str, value: float, statistic: str = "value") -> None:
+    def log_scalar(self, name: str, value: float, statistic: str = "value", kind: str = "loss") -> None:
         """Record a scalar that is not a module output, e.g. ``loss.bce`` (sampled like the hooks)."""
         if self.mode != "off" and self.sampled:
-            self._add(name, statistic, float(value))
+            self._add(name, kind, statistic, float(value))
 
     def summary(self) -> pd.DataFrame:
-        """One row per (name, statistic, head, step); head -1 is the mean over heads."""
+        """One row per (name, statistic, head, step); head -1 is the mean over heads.
+
+        ``kind`` ("attn", "gate", "anchors", "grad", "loss") and ``site`` (see ``trace_site``) say what
+        and where each row measured, so readers select rows by column instead of parsing ``name``.
+        """
         self._flush_grads()
         return pd.DataFrame(self._rows, columns=self.COLUMNS)
 

@@ -30,7 +30,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 1
+# 1: the first layout (records had no version field); 2: trace rows carry ``kind`` and ``site``.
+SCHEMA_VERSION = 2
 FILE_MODE = 0o644  # one policy for every file we write: readable by the group and others (shared sweeps)
 RUN_FILES = {"record": "record.json", "checkpoint": "model.pt", "trace": "trace.parquet",
              "predictions": "predictions.parquet", "state": "state.pt"}
@@ -200,12 +201,11 @@ def new_record(**fields: Any) -> dict:
 
 def check_record(record: dict, path: str | Path) -> dict:
     """Check the schema version and the fields every reader relies on; extra keys are allowed."""
-    # Records written before the field existed have the layout of version 1.
-    version = record.get("schema_version", 1)
+    version = record.get("schema_version", 1)  # records written before the field existed are version 1
     if version != SCHEMA_VERSION:
         age = "an older" if isinstance(version, int) and version < SCHEMA_VERSION else "a newer"
         raise SchemaVersionError(f"{path}: record schema version {version} is from {age} CBAT Lab; this one reads "
-                          f"version {SCHEMA_VERSION} (rerun the sweep with a matching version)")
+                          f"version {SCHEMA_VERSION} (read it with that version, or run the sweep again into a new folder)")
     missing = [name for name in RECORD_FIELDS if name not in record]
     if missing:
         raise RunDirError(f"{path}: record lacks field(s) {missing}; expected {list(RECORD_FIELDS)}")

@@ -184,7 +184,7 @@ def make_split(dataset, split: str, seed: int):
 def _diagnostics(trace: pd.DataFrame) -> dict:
     """A small summary for the record: the final forward's statistics and mean loss components."""
     final = trace[(trace["phase"] == "final") & (trace["head"] == -1)]
-    losses = trace[trace["name"].str.startswith("loss.")]
+    losses = trace[trace["kind"] == "loss"]
     return {"final": {name: dict(zip(g["statistic"], g["value"])) for name, g in final.groupby("name")},
             "losses": {f"{n}.{s}": v for (n, s), v in losses.groupby(["name", "statistic"])["value"].mean().items()}}
 

@@ -21,7 +21,7 @@ from diagnostics.figures import require_columns, run_keys, styled
 
 
 def _late_state(trace: pd.DataFrame, tail: float) -> pd.DataFrame:
-    rows = trace[trace["name"].str.endswith(".anchors.state")]
+    rows = trace[trace["kind"] == "anchors"]
     keys = run_keys(rows)
     if rows.empty:
         return pd.DataFrame(columns=keys + ["block", "var_across_anchors", "anchor_norm"])
@@ -51,12 +51,12 @@ def anchor_table(trace: pd.DataFrame, n_anchors: int | dict[str, int], tail: flo
     keys = run_keys(table)
     count = (table["variant"].map(n_anchors) if isinstance(n_anchors, dict) else pd.Series(n_anchors, table.index))
     table = table.assign(n_anchors=count.astype(float))
-    joint = table[table["name"].str.endswith(".joint.attn.pattern")]
+    joint = table[table["site"] == "joint"]
     joint = joint.assign(tokens_to_anchors=joint["anchor_mass"],
                          usage_ratio=joint["anchor_mass"] / joint["n_anchors"] * joint["effective_tokens"])
-    gather = table[table["name"].str.endswith(".anchors.gather.pattern")] \
+    gather = table[table["site"] == "anchors.gather"] \
         .rename(columns={"effective_tokens": "gather_effective_tokens"})
-    broadcast = table[table["name"].str.endswith(".anchors.broadcast.pattern")] \
+    broadcast = table[table["site"] == "anchors.broadcast"] \
         .rename(columns={"effective_tokens": "broadcast_effective_anchors"})
     out = joint[keys + ["block", "tokens_to_anchors", "usage_ratio"]]
     for part in (gather[keys + ["block", "gather_effective_tokens"]],

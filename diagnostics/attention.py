@@ -26,10 +26,11 @@ ATTENTION_STATISTICS = ("entropy", "effective_tokens", "topk_mass", "zero_fracti
 def attention_timeline(trace: pd.DataFrame, per_head: bool = False) -> pd.DataFrame:
     """Wide per-step attention statistics per run and pattern hook (head -1 = mean over heads unless
     ``per_head``)."""
-    require_columns(trace, ["name", "block", "statistic", "head", "step", "value"], "attention_timeline")
-    rows = trace[trace["name"].str.endswith(".pattern") & trace["statistic"].isin(ATTENTION_STATISTICS)]
+    require_columns(trace, ["name", "block", "kind", "site", "statistic", "head", "step", "value"],
+                    "attention_timeline")
+    rows = trace[(trace["kind"] == "attn") & trace["statistic"].isin(ATTENTION_STATISTICS)]
     rows = rows[rows["head"] >= 0] if per_head else rows[rows["head"] == -1]
-    index = run_keys(rows) + ["name", "block", "head", "step"]
+    index = run_keys(rows) + ["name", "block", "site", "head", "step"]
     return rows.pivot_table(index=index, columns="statistic", values="value", dropna=False).reset_index() \
         .rename_axis(None, axis=1)
 
@@ -38,7 +39,7 @@ def attention_table(trace: pd.DataFrame, tail: float = 0.25, per_head: bool = Fa
     """Each attention statistic averaged over the last ``tail`` share of sampled steps (trained behaviour),
     one row per run and pattern hook (and head when ``per_head``)."""
     timeline = attention_timeline(trace, per_head)
-    keys = run_keys(timeline) + ["name", "block", "head"]
+    keys = run_keys(timeline) + ["name", "block", "site", "head"]
     last, first = (timeline.groupby(keys)["step"].transform(f) for f in ("max", "min"))
     late = timeline[timeline["step"] >= first + (1 - tail) * (last - first)]
     stats = [c for c in ATTENTION_STATISTICS if c in late.columns]

@@ -1,7 +1,7 @@
 """Gate diagnostics (hypotheses V1c and H3): value distribution over training, saturation, early noise.
 
 Input is a summary trace (one run, or several stacked by ``Sweep.traces`` with run_id/variant/seed).
-Gate hook points are named ``blocks.<i>.gate_<attn|joint|ffn>.value``.
+Gate rows are the trace's ``kind == "gate"`` rows; their ``site`` is the gated step (attn/joint/ffn).
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ GATE_STATISTICS = ("mean", "std", "frac_saturated", "frac_low", "frac_high", "sa
 
 def gate_rows(trace: pd.DataFrame) -> pd.DataFrame:
     """The gate rows of a trace, with a ``gate`` column (attn/joint/ffn)."""
-    require_columns(trace, ["name", "block", "statistic", "step", "value"], "gate_rows")
-    rows = trace[trace["name"].str.contains(r"\.gate_\w+\.value$", regex=True)].copy()
-    rows["gate"] = rows["name"].str.extract(r"\.gate_(\w+)\.value$", expand=False)
+    require_columns(trace, ["name", "block", "kind", "site", "statistic", "step", "value"], "gate_rows")
+    rows = trace[trace["kind"] == "gate"].copy()
+    rows["gate"] = rows["site"]
     return rows
 
 

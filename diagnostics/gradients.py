@@ -17,9 +17,9 @@ from diagnostics.figures import require_columns, run_keys, styled
 def grad_norms(trace: pd.DataFrame) -> pd.DataFrame:
     """Gradient L2 norm per run, group and step, with ``depth`` = distance from the head (head 0,
     last block 1, ..., first block n_blocks, everything below the blocks n_blocks + 1)."""
-    require_columns(trace, ["name", "block", "statistic", "step", "value"], "grad_norms")
-    rows = trace[trace["name"].str.endswith(".grad_norm") & (trace["statistic"] == "l2")].copy()
-    rows["group"] = rows["name"].str.slice(0, -len(".grad_norm"))
+    require_columns(trace, ["name", "block", "kind", "site", "statistic", "step", "value"], "grad_norms")
+    rows = trace[(trace["kind"] == "grad") & (trace["statistic"] == "l2")].copy()
+    rows["group"] = rows["site"]
     keys = run_keys(rows)
     n_blocks = (rows.groupby(keys)["block"].transform("max") + 1) if keys else rows["block"].max() + 1
     rows["depth"] = np.where(rows["group"] == "head", 0,
@@ -47,7 +47,8 @@ def block_decay(trace: pd.DataFrame) -> pd.DataFrame:
     norms = grad_norms(trace)
     keys = run_keys(norms)
     wide = norms.pivot_table(index=keys + ["step"], columns="group", values="value").reset_index()
-    blocks = sorted((g for g in wide.columns if str(g).startswith("blocks.")), key=lambda g: int(g.split(".")[1]))
+    block_of = norms.drop_duplicates("group").set_index("group")["block"]
+    blocks = sorted((g for g in wide.columns if block_of.get(g, -1) >= 0), key=lambda g: block_of[g])
     if not blocks:
         return pd.DataFrame(columns=keys + ["n_blocks", "first_to_last", "first_to_head"])
     first, last = wide[blocks[0]], wide[blocks[-1]]

@@ -1,6 +1,7 @@
 """Loss-balance diagnostics (hypothesis H6): each component's share of the total and gradient conflict.
 
-The trainer (``cbat.train``) logs ``loss.<component>`` (bce, immax, speculation, sparsity, total) on
+The trainer (``cbat.train``) logs rows of kind "loss" named ``loss.<component>``, the component (bce, immax,
+speculation, sparsity, total) in ``site``, on
 sampled steps with statistic ``value`` (the raw term), ``weighted`` (weight x term, as it enters the total),
 ``grad_cosine`` (cosine between that auxiliary term's gradient and the BCE gradient on shared parameters;
 < 0 means they pull apart) and ``grad_norm`` (of the weighted term).
@@ -22,9 +23,9 @@ def loss_components(trace: pd.DataFrame) -> pd.DataFrame:
 
     ``weighted`` falls back to ``value`` where a trace has no weighted statistic (unweighted terms).
     """
-    require_columns(trace, ["name", "statistic", "step", "value"], "loss_components")
-    rows = trace[trace["name"].str.startswith("loss.")].copy()
-    rows["component"] = rows["name"].str.slice(len("loss."))
+    require_columns(trace, ["name", "kind", "site", "statistic", "step", "value"], "loss_components")
+    rows = trace[trace["kind"] == "loss"].copy()
+    rows["component"] = rows["site"]
     index = run_keys(rows) + ["component", "step"]
     wide = rows.pivot_table(index=index, columns="statistic", values="value").reset_index().rename_axis(None, axis=1)
     for column in ("value", "weighted", "grad_cosine", "grad_norm"):

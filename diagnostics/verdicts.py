@@ -358,7 +358,7 @@ def judge_h2(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
     recall, aupr = effs["recall"], effs["aupr"]
     traces = _traces(sweep, list(aupr.run_ids))
     table = attention.attention_table(traces)
-    cross = table[table["name"].str.contains("cross_")]
+    cross = table[table["site"].isin(["cross_ep", "cross_pe"])]
     tokens = cross.groupby("variant")["effective_tokens"].mean()
     sparser = tokens.get(pair[0], np.nan) < tokens.get(pair[1], np.nan)
     verdict, text = _combine([recall, aupr])

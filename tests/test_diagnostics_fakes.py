@@ -12,10 +12,24 @@ import pandas as pd
 import pytest
 
 import cbat
+from cbat import rundir
+from cbat.hooks import Trace, trace_site
 from cbat.metrics import evaluate
 from diagnostics.io import SweepError, load_sweep
 
 N_PAIRS = 240
+# What the recorder writes as ``kind`` for each hook-name ending (fakes have no HookPoint to ask).
+FAKE_KINDS = ((".pattern", "attn"), (".value", "gate"), (".state", "anchors"), (".grad_norm", "grad"))
+
+
+def trace_frame(rows) -> pd.DataFrame:
+    """A summary trace from (name, block, statistic, head, step, value) rows, with ``kind`` and ``site``
+    filled in as ``cbat.hooks.Trace`` does."""
+    frame = pd.DataFrame(rows, columns=["name", "block", "statistic", "head", "step", "value"])
+    kinds = [next((k for end, k in FAKE_KINDS if n.endswith(end)), "loss") for n in frame["name"]]
+    frame.insert(2, "kind", kinds)
+    frame.insert(3, "site", [trace_site(n, k) for n, k in zip(frame["name"], kinds)])
+    return frame[Trace.COLUMNS]
 
 
 def labels_and_signal(seed: int = 123) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +60,7 @@ def loss_trace(shares: dict[str, float], cosine: dict[str, float], steps: int = 
             if name in cosine:
                 rows.append((f"loss.{name}", -1, "grad_cosine", -1, step, cosine[name]))
         rows.append(("loss.total", -1, "weighted", -1, step, sum(shares.values())))
-    return pd.DataFrame(rows, columns=["name", "block", "statistic", "head", "step", "value"])
+    return trace_frame(rows)
 
 
 def gate_trace(saturated: float, steps: int = 8, blocks: int = 2) -> pd.DataFrame:
@@ -61,7 +75,7 @@ def gate_trace(saturated: float, steps: int = 8, blocks: int = 2) -> pd.DataFram
                 rows.append((name, block, stat, -1, step, value))
             for b in range(10):
                 rows.append((name, block, f"hist_{b:02d}", -1, step, 0.1))
-    return pd.DataFrame(rows, columns=["name", "block", "statistic", "head", "step", "value"])
+    return trace_frame(rows)
 
 
 def write_sweep(path: Path, variants: dict[str, cbat.CBATConfig], seeds: list[int],
@@ -79,14 +93,13 @@ def write_sweep(path: Path, variants: dict[str, cbat.CBATConfig], seeds: list[in
             p = probs(variant, seed)
             pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels,
                           "logit": np.log(p / (1 - p)), "prob": p}).to_parquet(run_dir / "predictions.parquet")
-            frame = trace(variant, seed) if trace else pd.DataFrame(
-                columns=["name", "block", "statistic", "head", "step", "value"])
+            frame = trace(variant, seed) if trace else trace_frame([])
             frame.to_parquet(run_dir / "trace.parquet")
             record = {"run_id": run_id, "variant": variant, "seed": seed, "split": split, "task": task,
                       "status": "ok", "error": None, "config": dataclasses.replace(cfg, name=variant).to_dict(),
                       "metrics": {"test": evaluate(labels, p)},
                       "paths": {"trace": "trace.parquet", "predictions": "predictions.parquet", "model": "model.pt"}}
-            (run_dir / "record.json").write_text(json.dumps(record))
+            rundir.write_record(run_dir / "record.json", record)
     return path
 
 

@@ -14,12 +14,7 @@ import cbat
 from cbat.hooks import AttentionMeta
 from diagnostics import anchors, attention, calibration, gates, gradients, losses
 from test_diagnostics_fakes import gate_trace, loss_trace
-
-COLUMNS = ["name", "block", "statistic", "head", "step", "value"]
-
-
-def frame(rows) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=COLUMNS)
+from test_diagnostics_fakes import trace_frame as frame
 
 
 def one_hot(batch: int, length: int, seed: int) -> torch.Tensor:

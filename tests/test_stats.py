@@ -1,5 +1,4 @@
 """Paired bootstrap against the baseline: a clear gain beats, a clear loss trails, no gain is unclear."""
-import json
 
 import numpy as np
 import pandas as pd
@@ -7,6 +6,7 @@ import pytest
 
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from cbat import rundir
 from cbat.stats import average_precision, compare_to_baseline, paired_bootstrap, roc_auc, verdict
 
 N_PAIRS, N_SEEDS = 200, 3
@@ -59,10 +59,10 @@ def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
             run_dir.mkdir(parents=True)
             pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "K562", "label": labels,
                           "logit": 0.0, "prob": probs[seed]}).to_parquet(run_dir / "predictions.parquet")
-            (run_dir / "record.json").write_text(json.dumps({
+            rundir.write_record(run_dir / "record.json", {
                 "run_id": run_dir.name, "variant": variant, "seed": seed, "split": "chrom", "status": "ok",
                 "task": "grammar", "config": {}, "metrics": {"test": {"pooled": {}}},
-                "paths": {"predictions": "predictions.parquet"}}))
+                "paths": {"predictions": "predictions.parquet"}})
     table = compare_to_baseline(tmp_path, metrics=("aupr", "ece"), n_boot=100)
     assert list(table.variant.unique()) == ["better"] and table.n_seeds.eq(N_SEEDS).all()
     assert table.set_index("metric").loc["aupr", "verdict"] == "beats"

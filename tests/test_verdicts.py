@@ -11,7 +11,7 @@ import cbat
 from diagnostics.ablation import effect, waterfall, waterfall_figure
 from diagnostics.io import load_sweep
 from diagnostics.verdicts import CLAIMS, COLUMNS, assess, contrasts
-from test_diagnostics_fakes import gate_trace, loss_trace, probs_with_noise, write_sweep
+from test_diagnostics_fakes import gate_trace, loss_trace, probs_with_noise, trace_frame, write_sweep
 
 BASE = cbat.preset("baseline")
 N_BOOT = 30  # clear-cut effects; cbat.stats pays sklearn validation per replicate
@@ -21,7 +21,7 @@ def attention_trace(effective_tokens: float) -> pd.DataFrame:
     rows = [("blocks.0.cross_ep.attn.pattern", 0, stat, -1, step, value)
             for step in range(4) for stat, value in (("effective_tokens", effective_tokens), ("entropy", 1.0),
                                                      ("topk_mass", 0.5), ("mean_distance_bp", 100.0))]
-    return pd.DataFrame(rows, columns=["name", "block", "statistic", "head", "step", "value"])
+    return trace_frame(rows)
 
 
 def by_variant(**noise: float):
