@@ -111,8 +111,12 @@ class CBATLoss(nn.Module):
         return tuple(name for name in self.AUX if self.weights[name] > 0)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor,
-                model: Optional[nn.Module] = None) -> dict[str, torch.Tensor]:
-        """Unweighted components by name plus ``total`` = bce + sum(weight * aux)."""
+                aux: Optional[dict] = None) -> dict[str, torch.Tensor]:
+        """Unweighted components by name plus ``total`` = bce + sum(weight * aux).
+
+        ``aux`` is the dict the model's forward filled (``model(e, p, aux=aux)``); the sparsity loss reads
+        its ``attention_entropy``.
+        """
         labels = labels.float()
         parts = {"bce": F.binary_cross_entropy_with_logits(logits.float(), labels, pos_weight=self.pos_weight)}
         active = self.active_aux
@@ -121,8 +125,8 @@ class CBATLoss(nn.Module):
         if "speculation" in active:
             parts["speculation"] = self.speculation(logits, labels)
         if "sparsity" in active:
-            entropy = model.attention_sparsity() if model is not None else None
-            if entropy is not None:  # None when no adaptive attention ran (e.g. eval forward)
+            entropy = (aux or {}).get("attention_entropy")
+            if entropy is not None:  # None when no adaptive attention ran
                 parts["sparsity"] = adaptive_sparsity_loss(entropy, self.cfg.sparsity_target)
         total = parts["bce"]
         for name in active:

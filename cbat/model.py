@@ -52,7 +52,8 @@ class PRISMBlock(nn.Module):
     def _residual(x: torch.Tensor, update: torch.Tensor, gate: Gate | None) -> torch.Tensor:
         return x + (update if gate is None else gate(x, update))
 
-    def forward(self, x_e: torch.Tensor, x_p: torch.Tensor, bank: torch.Tensor | None):
+    def forward(self, x_e: torch.Tensor, x_p: torch.Tensor, bank: torch.Tensor | None,
+                entropy: list[torch.Tensor] | None = None):
         n_p = x_p.shape[1]
         for step in self.cfg.block_recipe:
             if step == "joint_attn":
@@ -68,10 +69,11 @@ class PRISMBlock(nn.Module):
                     tokens = torch.cat([x_p, x_e], dim=1)
                     tokens = tokens + self.anchors(tokens, bank)
                     x_p, x_e = tokens[:, :n_p], tokens[:, n_p:]
-                update_e = self.cross_ep(x_e, x_p)
+                update_e = self.cross_ep(x_e, x_p, entropy)
                 if self.cross_pe is not None:
                     both = torch.cat([x_p, x_e], dim=1)
-                    both = self._residual(both, torch.cat([self.cross_pe(x_p, x_e), update_e], dim=1), self.gate_attn)
+                    both = self._residual(both, torch.cat([self.cross_pe(x_p, x_e, entropy), update_e], dim=1),
+                                          self.gate_attn)
                     x_p, x_e = both[:, :n_p], both[:, n_p:]
                 else:
                     x_e = self._residual(x_e, update_e, self.gate_attn)
@@ -115,26 +117,24 @@ class PRISMBackbone(nn.Module):
         self.blocks = nn.ModuleList(PRISMBlock(cfg) for _ in range(cfg.n_blocks))
         self.pooled_sides = 1 if (cfg.uses_cross and not cfg.bidirectional) else 2
         self.head = PoolingHead(cfg.d_model, self.pooled_sides)
-        for module in self.modules():
-            if isinstance(module, RoPE_AdaptAttention):
-                module.attn.track_sparsity = cfg.sparsity_loss_weight > 0
 
-    def forward(self, enhancer: torch.Tensor, promoter: torch.Tensor) -> torch.Tensor:
+    def forward(self, enhancer: torch.Tensor, promoter: torch.Tensor, aux: dict | None = None) -> torch.Tensor:
+        """Logits [B]. With ``aux`` (a dict) the forward also reports, under ``aux["attention_entropy"]``,
+        the mean normalised entropy of the adaptive cross attentions (1 = uniform, 0 = one key; with grad,
+        the sparsity loss's input), absent when no adaptive attention ran. Asking for it switches those
+        attentions to their explicit (slower) path."""
         _check_input("enhancer", enhancer, self.bp_per_token)
         _check_input("promoter", promoter, self.bp_per_token)
         if enhancer.shape[0] != promoter.shape[0]:
             raise ValueError(f"enhancer batch {enhancer.shape[0]} != promoter batch {promoter.shape[0]}")
         x_e = self.local_e(self.stem_e(enhancer))
         x_p = self.local_p(self.stem_p(promoter))
+        entropy: list[torch.Tensor] | None = [] if aux is not None else None
         for block in self.blocks:
-            x_e, x_p = block(x_e, x_p, self.anchor_bank)
+            x_e, x_p = block(x_e, x_p, self.anchor_bank, entropy)
+        if entropy:
+            aux["attention_entropy"] = torch.stack(entropy).mean()
         return self.head([x_e] if self.pooled_sides == 1 else [x_e, x_p])
-
-    def attention_sparsity(self) -> torch.Tensor | None:
-        """Mean normalised entropy of the adaptive attentions in the last training forward (aux loss input)."""
-        values = [m.attn.last_norm_entropy for m in self.modules()
-                  if isinstance(m, RoPE_AdaptAttention) and m.attn.last_norm_entropy is not None]
-        return torch.stack(values).mean() if values else None
 
 
 def _check_input(name: str, x: torch.Tensor, min_length: int) -> None:

@@ -365,9 +365,10 @@ class _Run:
                 batch = order[start:start + settings.batch_size]
                 enhancer, promoter = self.batches.onehot(batch)
                 labels = self.device_labels[torch.as_tensor(batch, device=self.device)]
+                aux = {} if "sparsity" in self.loss_fn.active_aux else None  # entropy only when a loss uses it
                 with _autocast(self.device):
-                    logits = model(enhancer, promoter)
-                parts = self.loss_fn(logits, labels, model)
+                    logits = model(enhancer, promoter, aux=aux)
+                parts = self.loss_fn(logits, labels, aux)
                 if not torch.isfinite(parts["total"]):
                     bad = [n for n, v in parts.items() if n != "total" and not torch.isfinite(v)]
                     raise _fault("loss", progress.step, progress.epoch,

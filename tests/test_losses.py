@@ -57,7 +57,8 @@ def test_cbat_loss_components_follow_weights():
     enhancer = F.one_hot(torch.randint(0, 4, (4, 200)), 4).float().transpose(1, 2)
     promoter = F.one_hot(torch.randint(0, 4, (4, 100)), 4).float().transpose(1, 2)
     loss_fn = CBATLoss(cfg, 0.5)
-    parts = loss_fn(model(enhancer, promoter), labels[:4], model)
+    aux = {}
+    parts = loss_fn(model(enhancer, promoter, aux=aux), labels[:4], aux)
     assert set(parts) == {"bce", "immax", "speculation", "sparsity", "total"}
     expected = parts["bce"] + sum(loss_fn.weights[n] * parts[n] for n in ("immax", "speculation", "sparsity"))
     assert math.isclose(parts["total"].item(), expected.item(), rel_tol=1e-6)

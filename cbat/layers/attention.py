@@ -1,8 +1,8 @@
 """Attention: one core with pluggable normaliser, and the log's three uses of it.
 
 ``AttentionCore`` runs ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU) when
-the normaliser is a (temperature) softmax, nobody listens to its pattern and no aux loss needs it; else
-it materialises the weights, passes them through the ``pattern`` hook point and applies them.
+the normaliser is a (temperature) softmax, nobody listens to its pattern and the caller asks for no
+entropy; else it materialises the weights, passes them through the ``pattern`` hook point and applies them.
 """
 from __future__ import annotations
 
@@ -35,8 +35,6 @@ class AttentionCore(nn.Module):
         self.modulation = (PositionModulation(cfg.n_heads, cfg.pos_modulation_freqs)
                            if positional and cfg.pos_modulation else None)
         self.pattern = HookPoint("pattern")
-        self.track_sparsity = False  # set when the adaptive sparsity loss needs this layer's entropy
-        self.last_norm_entropy: torch.Tensor | None = None
         self.force_explicit = False  # benchmarks and equivalence tests switch the fast path off
 
     def _split(self, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
@@ -44,7 +42,9 @@ class AttentionCore(nn.Module):
         return proj(x).view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, xq: torch.Tensor, xkv: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor,
-                q_anchor: torch.Tensor, k_anchor: torch.Tensor) -> torch.Tensor:
+                q_anchor: torch.Tensor, k_anchor: torch.Tensor,
+                entropy: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``entropy``: when a list, this call appends its mean normalised attention entropy (with grad)."""
         q, k, v = self._split(xq, self.q_proj), self._split(xkv, self.k_proj), self._split(xkv, self.v_proj)
         if self.rope is not None:
             q, k = self.rope(q, k, q_pos, k_pos, q_anchor, k_anchor)
@@ -53,7 +53,7 @@ class AttentionCore(nn.Module):
         if self.modulation is not None:
             bias = self.modulation(q_pos, k_pos, ~(q_anchor[:, None] | k_anchor[None, :]))
         fast = (self.sparsity in _SDPA_NORMALISERS and not self.pattern.active and not self.force_explicit
-                and not (self.track_sparsity and self.training)
+                and entropy is None
                 and (allowed is None or bool(allowed.any(-1).all())))
         if fast:
             out = self._sdpa(q, k, v, allowed, bias)
@@ -62,8 +62,8 @@ class AttentionCore(nn.Module):
             if bias is not None:
                 scores = scores + bias.to(scores.dtype)
             weights = normalise(scores, self.sparsity, allowed, self.temperature, self.topk)
-            if self.track_sparsity and self.training:
-                self.last_norm_entropy = _normalised_entropy(weights, allowed)
+            if entropy is not None:
+                entropy.append(_normalised_entropy(weights, allowed))
             if self.pattern.active:
                 weights = self.pattern(weights, meta=self._meta(q_pos, k_pos, q_anchor, k_anchor))
             out = weights @ v
@@ -117,11 +117,12 @@ class RoPE_AdaptAttention(nn.Module):  # noqa: N801 - the log's name
         self.norm_q, self.norm_kv = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.attn = AttentionCore(cfg, cfg.sparsity, positional=True)
 
-    def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor,
+                entropy: list[torch.Tensor] | None = None) -> torch.Tensor:
         dev = x_q.device
         lq, lk = x_q.shape[1], x_kv.shape[1]
         return self.attn(self.norm_q(x_q), self.norm_kv(x_kv), _positions(lq, dev), _positions(lk, dev),
-                         _no_anchor(lq, dev), _no_anchor(lk, dev))
+                         _no_anchor(lq, dev), _no_anchor(lk, dev), entropy)
 
 
 class RoPE_CausalBlockAttention(nn.Module):  # noqa: N801 - the log's name
