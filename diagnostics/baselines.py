@@ -63,7 +63,8 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
         ``COLUMNS``: one row per (split, cell_line, baseline) with ``kind="baseline"`` and one per
         (split, cell_line, run) with ``kind="model"``, where ``better_baseline`` names the stronger baseline
         on that group, ``diff`` = run - better baseline, ``ci_low``/``ci_high`` its interval and
-        ``beats_baselines`` whether the interval excludes 0 on the good side. ``cell_line="all"`` is every
+        ``beats_baselines`` whether the interval excludes 0 on the good side (missing where the group holds
+        one class). ``cell_line="all"`` is every
         test pair; further rows per cell line appear when the test set holds several.
     """
     from cbat.sweep import load_data, make_split
@@ -92,12 +93,14 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
                 scored = mask & ~np.isnan(probs)
                 row = _row(split_name, cell, "model", run.variant, labels[scored], probs[scored], run.run_id,
                            int(run.seed))
-                interval = paired_bootstrap(labels[scored], scores[better][scored], probs[scored], metric, n_boot,
-                                            level, seed)
-                row.update(better_baseline=better, diff=interval["mean_diff"], ci_low=interval["ci_low"],
-                           ci_high=interval["ci_high"], beats_baselines=bool(interval["ci_low"] > 0))
+                row["better_baseline"] = better
+                if np.unique(labels[scored]).size == 2:  # one class: no ranking metric, nothing to compare
+                    interval = paired_bootstrap(labels[scored], scores[better][scored], probs[scored], metric,
+                                                n_boot, level, seed)
+                    row.update(diff=interval["mean_diff"], ci_low=interval["ci_low"], ci_high=interval["ci_high"],
+                               beats_baselines=bool(interval["ci_low"] > 0))
                 rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"seed": "Int64"})
 
 
 def run_flags(table: pd.DataFrame) -> pd.DataFrame:
@@ -131,19 +134,16 @@ def baselines_note(sweep_dir, table: Optional[pd.DataFrame] = None) -> str:
                 "on the same split as the models. A model means something only where it beats the better one.")
     if table is not None and not table.empty:
         flags = run_flags(table)
-        text += (f" {int(flags['beats_baselines'].sum())} of {len(flags)} runs beat the better baseline "
+        text += (f" {int((flags['beats_baselines'] == True).sum())} of {len(flags)} runs beat the better baseline "  # noqa: E712
                  "(95% paired bootstrap interval over test pairs above 0).")
     return text
 
 
-def show(table: pd.DataFrame, sweep_dir: str | Path | Sweep) -> pd.DataFrame:
-    """Display the note and the table (runs that do not beat the baselines marked) in a notebook; returns
-    the table shown."""
+def show(table: pd.DataFrame, sweep_dir: str | Path | Sweep) -> None:
+    """Display the note and the table in a notebook, runs that do not beat the baselines marked."""
     from IPython.display import Markdown, display
 
     display(Markdown(baselines_note(sweep_dir, table)))
-    shown = table.assign(flag=np.where(table["kind"] == "model",
-                                       np.where(table["beats_baselines"] == True, "", "does not beat baselines"),  # noqa: E712
-                                       ""))
-    display(shown)
-    return shown
+    verdicts = table["beats_baselines"].map({True: "beats baselines", False: "DOES NOT BEAT BASELINES"})
+    flag = np.where(table["kind"] != "model", "", verdicts.fillna("one class: no comparison"))
+    display(table.drop(columns=["run_id", "beats_baselines"]).assign(flag=flag).round(3))
