@@ -140,3 +140,28 @@ def test_folder_of_tables_loads_every_table(tmp_path):
     shutil.copy(NHEK, tmp_path / "NHEK.pairs.csv")
     ds = load(tmp_path, genome=GENOME, enhancer_len=50, promoter_len=50)
     assert ds.cell_lines == ["HUVEC", "NHEK"] and len(ds) == 8
+
+
+def test_report_and_sweep_commands_pass_data_genome_and_split_to_the_sweep(monkeypatch, tmp_path):
+    import cbat.report
+    from cbat.cli import main
+
+    seen = {}
+
+    def build_report(out, params, **kwargs):  # the report itself is tested elsewhere; here only what it is given
+        seen["params"] = params
+        return []
+
+    monkeypatch.setattr(cbat.report, "build_report", build_report)
+    assert main(["report", "--data", str(HUVEC), str(NHEK), "--genome", str(GENOME), "--split", "cell_line:NHEK",
+                 "--variants", "baseline", "--seeds", "0", "--out", str(tmp_path)]) == 0
+    spec = cbat.report.sweep_spec(seen["params"])
+    assert spec.data == {"path": [str(HUVEC), str(NHEK)], "genome": str(GENOME)}   # no synthetic task mixed in
+    assert spec.splits == ["cell_line:NHEK"] and spec.runs()[0]["task"] == "pairs"
+    assert main(["report", "--genome", str(GENOME), "--out", str(tmp_path)]) == 2      # a genome needs data files
+
+    from cbat.cli import build_parser
+    from cbat.commands.train import data_spec
+    args = build_parser().parse_args(["sweep", "--data", str(HUVEC), str(NHEK), "--genome", str(GENOME),
+                                      "--out", str(tmp_path)])
+    assert data_spec(args) == {"path": [str(HUVEC), str(NHEK)], "genome": str(GENOME)}
