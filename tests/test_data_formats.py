@@ -153,8 +153,10 @@ def test_report_and_sweep_commands_pass_data_genome_and_split_to_the_sweep(monke
         return []
 
     monkeypatch.setattr(cbat.report, "build_report", build_report)
-    assert main(["report", "--data", str(HUVEC), str(NHEK), "--genome", str(GENOME), "--split", "cell_line:NHEK",
-                 "--variants", "baseline", "--seeds", "0", "--out", str(tmp_path)]) == 0
+    monkeypatch.chdir(FIXTURES)   # relative paths become absolute: notebooks run inside the report folder
+    assert main(["report", "--data", "targetfinder/HUVEC/output-ep/pairs.csv", "targetfinder/NHEK/output-ep/pairs.csv",
+                 "--genome", "genome.fa", "--split", "cell_line:NHEK", "--variants", "baseline", "--seeds", "0",
+                 "--out", str(tmp_path)]) == 0
     spec = cbat.report.sweep_spec(seen["params"])
     assert spec.data == {"path": [str(HUVEC), str(NHEK)], "genome": str(GENOME)}   # no synthetic task mixed in
     assert spec.splits == ["cell_line:NHEK"] and spec.runs()[0]["task"] == "pairs"

@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data_overrides(args: argparse.Namespace, sweep: dict) -> dict:
     """``sweep`` fields named by ``--data``, ``--genome`` and ``--split`` (merged into a params file's)."""
     from cbat.cli import UserError
+    from cbat.commands.train import absolute_paths
     from cbat.sweep import parse_split
 
     fields = {}
@@ -54,6 +55,8 @@ def _data_overrides(args: argparse.Namespace, sweep: dict) -> dict:
         if "path" not in data:
             raise UserError("--genome applies to data files: give --data (or sweep.data.path in --params)")
         fields["data"] = {**data, "genome": str(args.genome)}
+    if "data" in fields or "path" in sweep.get("data", {}):
+        fields["data"] = absolute_paths(fields.get("data", sweep.get("data")))
     if args.split:
         try:
             parse_split(args.split)

@@ -52,7 +52,19 @@ def data_spec(args: argparse.Namespace) -> dict:
         if "path" not in spec:
             raise UserError("--genome applies to data files (--data pairs.csv ...), not to a synthetic task")
         spec["genome"] = str(args.genome)
-    return spec
+    return absolute_paths(spec)
+
+
+DATA_PATH_KEYS = ("path", "promoter", "labels", "genome", "ccres", "tss")
+
+
+def absolute_paths(spec: dict) -> dict:
+    """The data spec with its file paths made absolute, so notebooks and workers that run in another folder
+    (the report runs each notebook inside its output folder) read the same files."""
+    def resolve(value):
+        return [resolve(v) for v in value] if isinstance(value, list) else str(Path(value).expanduser().resolve())
+
+    return {k: resolve(v) if k in DATA_PATH_KEYS and v is not None else v for k, v in spec.items()}
 
 
 def _one_data_spec(args: argparse.Namespace, text: str) -> dict:
