@@ -19,7 +19,7 @@ from cbat.stats import _score, paired_bootstrap
 from diagnostics.io import Sweep, load_sweep
 
 BASELINES = ("distance", "propensity")
-COLUMNS = ["split", "cell_line", "kind", "name", "run_id", "seed", "aupr", "auroc", "n_test", "better_baseline",
+COLUMNS = ["split", "cell_line", "pooled", "kind", "name", "run_id", "seed", "aupr", "auroc", "n_test", "better_baseline",
            "diff", "ci_low", "ci_high", "beats_baselines"]
 ALL = "all"
 
@@ -34,11 +34,12 @@ def baseline_scores(ds, split) -> dict[str, np.ndarray]:
 
 
 def _groups(cells: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """Every test pair (``"all"``), then each cell line when the test set holds more than one."""
-    groups = [(ALL, np.ones(cells.size, dtype=bool))]
-    if len(set(cells)) > 1:
-        groups += [(cell, cells == cell) for cell in sorted(set(cells))]
-    return groups
+    """Every test pair (named by its cell line when there is one, else ``"all"``), then each cell line when
+    the test set holds several."""
+    present = sorted(set(cells))
+    if len(present) == 1:
+        return [(present[0], np.ones(cells.size, dtype=bool))]
+    return [(ALL, np.ones(cells.size, dtype=bool))] + [(cell, cells == cell) for cell in present]
 
 
 def _row(split, cell, kind, name, labels, scores, run_id=None, seed=None) -> dict:
@@ -64,8 +65,8 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
         (split, cell_line, run) with ``kind="model"``, where ``better_baseline`` names the stronger baseline
         on that group, ``diff`` = run - better baseline, ``ci_low``/``ci_high`` its interval and
         ``beats_baselines`` whether the interval excludes 0 on the good side (missing where the group holds
-        one class). ``cell_line="all"`` is every
-        test pair; further rows per cell line appear when the test set holds several.
+        one class). ``pooled`` rows cover every test pair (``cell_line`` is the held-out cell line, or
+        ``"all"`` when the test set holds several, each of which then gets its own rows too).
     """
     from cbat.sweep import load_data, make_split
 
@@ -84,6 +85,8 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
         position = pd.Series(np.arange(split.test.size), index=split.test)
         for cell, mask in _groups(cells):
             base_rows = [_row(split_name, cell, "baseline", name, labels[mask], s[mask]) for name, s in scores.items()]
+            for row in base_rows:
+                row["pooled"] = bool(mask.all())
             rows += base_rows
             better = max(base_rows, key=lambda r: -np.inf if np.isnan(r[metric]) else r[metric])["name"]
             for run in runs[runs["split"] == split_name].itertuples():
@@ -93,7 +96,7 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
                 scored = mask & ~np.isnan(probs)
                 row = _row(split_name, cell, "model", run.variant, labels[scored], probs[scored], run.run_id,
                            int(run.seed))
-                row["better_baseline"] = better
+                row.update(better_baseline=better, pooled=bool(mask.all()))
                 if np.unique(labels[scored]).size == 2:  # one class: no ranking metric, nothing to compare
                     interval = paired_bootstrap(labels[scored], scores[better][scored], probs[scored], metric,
                                                 n_boot, level, seed)
@@ -105,8 +108,8 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
 
 def run_flags(table: pd.DataFrame) -> pd.DataFrame:
     """One row per run: ``run_id, variant, split, beats_baselines, better_baseline, diff, ci_low, ci_high`` on
-    all test pairs; ``beats_baselines`` False flags a run that does not beat the better no-sequence baseline."""
-    models = table[(table["kind"] == "model") & (table["cell_line"] == ALL)]
+    all its test pairs; ``beats_baselines`` False flags a run that does not beat the better no-sequence baseline."""
+    models = table[(table["kind"] == "model") & table["pooled"]]
     return models.rename(columns={"name": "variant"})[["run_id", "variant", "split", "beats_baselines",
                                                        "better_baseline", "diff", "ci_low", "ci_high"]] \
         .reset_index(drop=True)
@@ -146,4 +149,4 @@ def show(table: pd.DataFrame, sweep_dir: str | Path | Sweep) -> None:
     display(Markdown(baselines_note(sweep_dir, table)))
     verdicts = table["beats_baselines"].map({True: "beats baselines", False: "DOES NOT BEAT BASELINES"})
     flag = np.where(table["kind"] != "model", "", verdicts.fillna("one class: no comparison"))
-    display(table.drop(columns=["run_id", "beats_baselines"]).assign(flag=flag).round(3))
+    display(table.drop(columns=["run_id", "pooled", "beats_baselines"]).assign(flag=flag).round(3))
