@@ -19,8 +19,8 @@ from cbat.stats import _score, paired_bootstrap
 from diagnostics.io import Sweep, load_sweep
 
 BASELINES = ("distance", "propensity")
-COLUMNS = ["split", "cell_line", "pooled", "kind", "name", "run_id", "seed", "aupr", "auroc", "n_test", "better_baseline",
-           "diff", "ci_low", "ci_high", "beats_baselines"]
+COLUMNS = ["split", "cell_line", "pooled", "kind", "name", "run_id", "seed", "aupr", "auroc", "n_test",
+           "better_baseline", "diff", "ci_low", "ci_high", "beats_baselines"]
 ALL = "all"
 
 
@@ -136,9 +136,9 @@ def baselines_note(sweep_dir, table: Optional[pd.DataFrame] = None) -> str:
                 "propensity baseline scores each pair by its elements' training positive rate; both are trained "
                 "on the same split as the models. A model means something only where it beats the better one.")
     if table is not None and not table.empty:
-        flags = run_flags(table)
-        text += (f" {int((flags['beats_baselines'] == True).sum())} of {len(flags)} runs beat the better baseline "  # noqa: E712
-                 "(95% paired bootstrap interval over test pairs above 0).")
+        beats = run_flags(table)["beats_baselines"].eq(True)  # missing (one-class test set) counts as not beating
+        text += (f" {int(beats.sum())} of {len(beats)} runs beat the better baseline (95% paired bootstrap interval "
+                 "over test pairs above 0).")
     return text
 
 

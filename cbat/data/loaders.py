@@ -558,7 +558,8 @@ def load_bengi(path, genome, ccres, tss, cell_line: str | None = None, enhancer_
             raise DataError(f"{path}: {where(row)}, field 'gene': {gene[row]!r} is not in {Path(tss).name}")
         enh = elements.loc[ccre[row]]
         sites = by_gene[gene[row]]
-        gaps = np.minimum(np.abs(enh["start"] - sites["start"].to_numpy()), np.abs(enh["end"] - sites["start"].to_numpy()))
+        where_tss = sites["start"].to_numpy()
+        gaps = np.minimum(np.abs(enh["start"] - where_tss), np.abs(enh["end"] - where_tss))
         best = int(np.argmin(gaps))
         site = int(sites["start"].iat[best])
         rows.append((enh["chrom"], int(enh["start"]), int(enh["end"]), sites["chrom"].iat[best], site, site + 1,
