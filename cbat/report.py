@@ -344,7 +344,9 @@ def sweep_spec(params: ReportParams):
         raise ValueError(f"report parameter 'task' is {params.task!r}; expected one of {list(TASKS)}")
     base = quick_sweep_spec() if params.quick else SweepSpec()
     fields_ = dict(params.sweep)
-    data = {**base.data, "task": params.task, **fields_.pop("data", {})}
+    user_data = fields_.pop("data", {})
+    # The user's files (sweep.data.path) replace the synthetic task rather than merge with it.
+    data = dict(user_data) if "path" in user_data else {**base.data, "task": params.task, **user_data}
     settings = {**base.settings, "device": params.device, "progress": False, **fields_.pop("settings", {})}
     chosen = {"variants": params.variants, "seeds": params.seeds}
     fields_.update({k: v for k, v in chosen.items() if v is not None})

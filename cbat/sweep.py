@@ -142,7 +142,10 @@ def run_id(variant: str, seed: int, split: str) -> str:
 
 
 def task_name(data: dict) -> str:
-    return str(data["task"]) if "task" in data else Path(str(data["path"])).stem
+    if "task" in data:
+        return str(data["task"])
+    paths = data["path"] if isinstance(data["path"], list) else [data["path"]]
+    return "+".join(dict.fromkeys(Path(str(p)).name.split(".")[0] for p in paths))
 
 
 def parse_split(split: str) -> tuple[str, Optional[str]]:

@@ -32,6 +32,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:<i> (default auto)")
     parser.add_argument("--sweep", dest="sweep_dir", help="sweep folder to reuse or fill (default <out>/sweep)")
     parser.add_argument("--workers", type=int, help="sweep worker processes (default 2)")
+    parser.add_argument("--data", nargs="+", help="your data files or a folder (cbat.data.load) instead of the "
+                                                  "synthetic task; see README 'Your own data'")
+    parser.add_argument("--genome", type=Path, help="genome FASTA for coordinate files (your hg19/hg38)")
+    parser.add_argument("--split", help="chrom, random, cell_line or cell_line:<name> (held-out cell line)")
+
+
+def _data_overrides(args: argparse.Namespace, sweep: dict) -> dict:
+    """``sweep`` fields named by ``--data``, ``--genome`` and ``--split`` (merged into a params file's)."""
+    from cbat.cli import UserError
+    from cbat.commands.train import absolute_paths
+    from cbat.sweep import parse_split
+
+    fields = {}
+    if args.data:
+        missing = [p for p in args.data if not Path(p).exists()]
+        if missing:
+            raise UserError(f"--data {missing[0]!r}: not found; expected data files or a folder")
+        fields["data"] = {"path": args.data[0] if len(args.data) == 1 else list(args.data)}
+    if args.genome is not None:
+        data = fields.get("data", sweep.get("data", {}))
+        if "path" not in data:
+            raise UserError("--genome applies to data files: give --data (or sweep.data.path in --params)")
+        fields["data"] = {**data, "genome": str(args.genome)}
+    if "data" in fields or "path" in sweep.get("data", {}):
+        fields["data"] = absolute_paths(fields.get("data", sweep.get("data")))
+    if args.split:
+        try:
+            parse_split(args.split)
+        except ValueError as err:
+            raise UserError(f"--split: {err}") from None
+        fields["splits"] = [args.split]
+    return fields
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: expected a positive integer")
     params = ReportParams.from_file(args.params, **given) if args.params else ReportParams(**given)
+    params.sweep = {**params.sweep, **_data_overrides(args, params.sweep)}
     results = build_report(args.out, params)
     failed = [r.name for r in results if r.status != "ok"]
     if failed:

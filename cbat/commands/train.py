@@ -19,9 +19,11 @@ SETTING_FLAGS = (("epochs", int), ("batch_size", int), ("lr", float), ("patience
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by ``cbat train`` and ``cbat sweep``."""
-    parser.add_argument("--data", default="grammar",
-                        help="a synthetic task (grammar, long_range, diffuse, sparse_strong), a data file for "
-                             "cbat.data.load, or a JSON object data spec (default: grammar)")
+    parser.add_argument("--data", nargs="+", default=["grammar"],
+                        help="a synthetic task (grammar, long_range, diffuse, sparse_strong), data files or a folder "
+                             "for cbat.data.load (several load as one data set), or a JSON object data spec "
+                             "(default: grammar)")
+    parser.add_argument("--genome", type=Path, help="genome FASTA for coordinate files (your hg19/hg38)")
     parser.add_argument("--n-pairs", type=int, default=2000, help="pairs of a synthetic task (default 2000)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="run seeds")
@@ -37,10 +39,38 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def data_spec(args: argparse.Namespace) -> dict:
-    """The data spec named by ``--data`` (task name, path or JSON object)."""
+    """The data spec named by ``--data`` (task name, paths or JSON object) and ``--genome``."""
+    values = [args.data] if isinstance(args.data, str) else list(args.data)
+    if len(values) > 1:
+        missing = [v for v in values if not Path(v).exists()]
+        if missing:
+            raise UserError(f"--data {missing[0]!r}: not found; several --data values must all be data files")
+        spec = {"path": values}
+    else:
+        spec = _one_data_spec(args, values[0])
+    if getattr(args, "genome", None) is not None:
+        if "path" not in spec:
+            raise UserError("--genome applies to data files (--data pairs.csv ...), not to a synthetic task")
+        spec["genome"] = str(args.genome)
+    return absolute_paths(spec)
+
+
+DATA_PATH_KEYS = ("path", "promoter", "labels", "genome", "ccres", "tss")
+
+
+def absolute_paths(spec: dict) -> dict:
+    """The data spec with its file paths made absolute, so notebooks and workers that run in another folder
+    (the report runs each notebook inside its output folder) read the same files."""
+    def resolve(value):
+        return [resolve(v) for v in value] if isinstance(value, list) else str(Path(value).expanduser().resolve())
+
+    return {k: resolve(v) if k in DATA_PATH_KEYS and v is not None else v for k, v in spec.items()}
+
+
+def _one_data_spec(args: argparse.Namespace, text: str) -> dict:
     from cbat.data import TASKS
 
-    text = args.data.strip()
+    text = text.strip()
     if text.startswith("{"):
         try:
             spec = json.loads(text)

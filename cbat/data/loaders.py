@@ -1,11 +1,42 @@
-"""Read the field's EPI formats into an ``EPIDataset`` with one-line errors naming file, record and field.
+"""Read the field's published EPI files, as they are, into an ``EPIDataset``.
 
-* a table (CSV / TSV / Parquet, gzip allowed): ``enhancer_seq, promoter_seq, label, cell_line`` (+ optional
-  ``chrom, pair_id, enhancer_id, promoter_id``);
-* FASTA triplets (SPEID / EPIVAN): enhancer FASTA, promoter FASTA and a labels file (one 0/1 per line), or a
-  folder holding ``<cell>_enhancer.fa[sta][.gz]``, ``<cell>_promoter...`` and ``<cell>_label[s].txt``;
-* coordinates (TargetFinder ``pairs.csv``: ``enhancer_chrom/start/end, promoter_chrom/start/end, label,
-  cell_line``) plus a genome FASTA read with ``pyfaidx``, centred and padded/cropped to fixed lengths.
+Formats (``FORMATS``; each is recognised from the file itself, and anything else gets one line listing them
+and the columns seen):
+
+* ``sequences``: a table (CSV / TSV / Parquet, gzip allowed) with ``enhancer_seq, promoter_seq, label,
+  cell_line`` (+ optional ``chrom, pair_id, enhancer_id, promoter_id``);
+* ``coordinates``: TargetFinder's ``pairs.csv`` and the per-cell ``training.csv(.gz)`` tables, which begin
+  with the same columns. Header (shwhalen/targetfinder ``generate_pairs.py``: pandas sorts the concatenated
+  columns, then appends the window names and counts; the same 17 names in this order are the non-predictor
+  columns of ``training.csv`` in maruyama-lab-design/CBOEP ``EPI_predictor/TargetFinder/cross_validation.py``)::
+
+      bin,enhancer_chrom,enhancer_distance_to_promoter,enhancer_end,enhancer_name,enhancer_start,label,
+      promoter_chrom,promoter_end,promoter_name,promoter_start,window_end,window_start,window_chrom,
+      window_name,interactions_in_window,active_promoters_in_window
+
+  Any table with ``enhancer_chrom/start/end, promoter_chrom/start/end, label`` loads the same way (e.g.
+  CBOEP's ``label,enhancer_distance_to_promoter,enhancer_chrom,...,promoter_name``). The cell line comes
+  from ``cell_line=``, a ``cell_line`` column, or the name prefix (``HUVEC|chr1:3420459-3421842``);
+* ``transepi``: TransEPI's benchmark tables (chenkenbio/TransEPI ``data/BENGI/*.tsv.gz``,
+  ``data/HiC-loops/*_loop_dataset.tsv.gz``): tab-separated, no header, 10 columns read by
+  ``src/epi_dataset.py`` as ``label, dist, chrom, enh_start, enh_end, enh_name, _, prom_start, prom_end,
+  prom_name``; the cell line is the second ``|`` field of the names (``chr12:678895-680420|NHEK|EH37E...``);
+* ``bengi``: BENGI benchmark pair files (weng-lab/BENGI ``Benchmark/*/<cell>.<assay>-Benchmark.v<k>.txt``):
+  tab-separated, no header: cCRE accession, gene id, label, CV group (``EH37E0776604  ENSG00000185305.6  1
+  cv-9``). They carry no coordinates, so they need BENGI's annotation BEDs (``Benchmark/Annotations``):
+  ``ccres=hg19-cCREs.bed.gz`` (chrom, start, end, rDHS, cCRE accession, group) and
+  ``tss=GENCODEv19-TSSs.bed.gz`` (chrom, start, end, transcript, score, strand, gene). The promoter is the
+  gene's TSS nearest the enhancer, as BENGI's own distance method (``Scripts/Unsupervised-Methods/
+  rank.distance.py``); the cell line is the file name's prefix;
+* ``fasta``: FASTA triplets (SPEID / EPIVAN): enhancer FASTA, promoter FASTA and a labels file (one 0/1 per
+  line), or a folder holding ``<cell>_enhancer.fa[sta][.gz]``, ``<cell>_promoter...`` and
+  ``<cell>_label[s].txt``.
+
+Coordinates are read from a genome FASTA with ``pyfaidx`` (contig names with or without ``chr``), each region
+centred and cut to a fixed window (default 3000 / 2000 bp, the log's), padded with N where the window runs
+off a contig. Several files (a list, or a folder of tables) load into one dataset, so a cell line can be
+held out. Columns a format carries beyond the ones read (distances, names, windows, CV groups, features)
+stay in ``meta``.
 """
 from __future__ import annotations
 
@@ -23,8 +54,26 @@ from cbat.data.encoding import SequenceError, encode, encode_many, fit_length, N
 
 SEQUENCE_COLUMNS = ("enhancer_seq", "promoter_seq", "label", "cell_line")
 COORDINATE_COLUMNS = ("enhancer_chrom", "enhancer_start", "enhancer_end", "promoter_chrom", "promoter_start",
-                      "promoter_end", "label", "cell_line")
+                      "promoter_end", "label")
+TARGETFINDER_COLUMNS = ("bin", "enhancer_chrom", "enhancer_distance_to_promoter", "enhancer_end", "enhancer_name",
+                        "enhancer_start", "label", "promoter_chrom", "promoter_end", "promoter_name",
+                        "promoter_start", "window_end", "window_start", "window_chrom", "window_name",
+                        "interactions_in_window", "active_promoters_in_window")
+# TransEPI's ten fields under the names CBOEP gives the same columns, so both read as coordinates.
+TRANSEPI_COLUMNS = ("label", "enhancer_distance_to_promoter", "enhancer_chrom", "enhancer_start", "enhancer_end",
+                    "enhancer_name", "promoter_chrom", "promoter_start", "promoter_end", "promoter_name")
+BENGI_COLUMNS = ("ccre", "gene", "label", "cv_group")
+FORMATS = {
+    "sequences": "table with enhancer_seq, promoter_seq, label, cell_line",
+    "coordinates": "TargetFinder pairs.csv / training.csv or any table with enhancer_chrom/start/end, "
+                   "promoter_chrom/start/end, label (+ genome=)",
+    "transepi": "TransEPI benchmark TSV, no header: label, distance, enhancer chrom/start/end/name, promoter "
+                "chrom/start/end/name (+ genome=)",
+    "bengi": "BENGI pair file, no header: cCRE accession, gene id, label, CV group (+ genome=, ccres=, tss=)",
+    "fasta": "SPEID/EPIVAN FASTA triplet: enhancer FASTA, promoter FASTA, labels file, or a folder of them",
+}
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
+TABLE_SUFFIXES = tuple(s + z for s in (".csv", ".tsv", ".txt") for z in ("", ".gz")) + (".parquet", ".pq")
 DEFAULT_LENGTHS = (3000, 2000)
 
 
@@ -33,51 +82,129 @@ class DataError(ValueError):
 
 
 def load(path, *, promoter=None, labels=None, genome=None, cell_line: str | None = None,
-         enhancer_len: int | None = None, promoter_len: int | None = None) -> EPIDataset:
-    """Load EPI pairs from any supported format.
+         enhancer_len: int | None = None, promoter_len: int | None = None, ccres=None, tss=None) -> EPIDataset:
+    """Load EPI pairs from one file, a list of files or a folder, in any format of ``FORMATS``.
 
     Parameters
     ----------
-    path : path
-        A table of sequences or coordinates, an enhancer FASTA (with ``promoter`` and ``labels``), or a
-        folder of FASTA triplets.
+    path : path or list of paths
+        A table of sequences or coordinates, a TransEPI or BENGI file, an enhancer FASTA (with ``promoter``
+        and ``labels``), a list of such files, or a folder of tables (or of FASTA triplets). Several files
+        become one dataset.
     promoter, labels : path, optional
         The promoter FASTA and labels file of a FASTA triplet.
     genome : path, optional
-        Genome FASTA for a coordinates table.
+        Genome FASTA (``pyfaidx``) for coordinates; the user's own hg19/hg38, never downloaded.
     cell_line : str, optional
-        Cell line for FASTA triplets given as files (a folder takes it from the file prefix).
+        Cell line of every pair (wins over a ``cell_line`` column and name prefixes).
     enhancer_len, promoter_len : int, optional
         Fixed lengths (centred crop/pad with N). Sequences default to the longest one; coordinates to
         3000/2000 bp.
+    ccres, tss : path, optional
+        BENGI's annotation BEDs (``hg19-cCREs.bed.gz``, ``GENCODEv19-TSSs.bed.gz``) for BENGI pair files.
     """
+    options = dict(promoter=promoter, labels=labels, genome=genome, cell_line=cell_line, enhancer_len=enhancer_len,
+                   promoter_len=promoter_len, ccres=ccres, tss=tss)
+    if isinstance(path, (list, tuple)):
+        if not path:
+            raise DataError("load: an empty list of paths; expected at least one data file")
+        parts = [load(p, **options) for p in path]
+        return parts[0] if len(parts) == 1 else concat(parts, enhancer_len, promoter_len)
     path = Path(path)
     if path.is_dir():
-        return _load_fasta_folder(path, enhancer_len, promoter_len)
+        return _load_folder(path, options)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.name.lower().endswith(FASTA_SUFFIXES):
         if promoter is None or labels is None:
             raise DataError(f"{path}: a FASTA enhancer file needs promoter=<FASTA> and labels=<file>")
         return load_fasta_triplet(path, promoter, labels, cell_line or "unknown", enhancer_len, promoter_len)
-    table = read_table(path)
-    if "enhancer_chrom" in table.columns and "enhancer_seq" not in table.columns:
-        if genome is None:
-            raise DataError(f"{path}: a coordinates table needs genome=<FASTA>")
-        return load_coordinates(path, genome, enhancer_len or DEFAULT_LENGTHS[0],
-                                promoter_len or DEFAULT_LENGTHS[1], table)
-    return _from_sequence_table(path, table, enhancer_len, promoter_len)
+    kind, table = sniff(path)
+    if kind == "bengi":
+        return load_bengi(path, genome, ccres, tss, cell_line, enhancer_len, promoter_len, table)
+    if kind == "transepi" or ("enhancer_chrom" in table.columns and "enhancer_seq" not in table.columns):
+        return load_coordinates(path, genome, enhancer_len or DEFAULT_LENGTHS[0], promoter_len or DEFAULT_LENGTHS[1],
+                                table, cell_line, header=kind != "transepi")
+    if "enhancer_seq" in table.columns:
+        return _from_sequence_table(path, table, enhancer_len, promoter_len, cell_line)
+    known = "; ".join(f"{name} ({text})" for name, text in FORMATS.items())
+    raise DataError(f"{path}: unrecognised format; columns seen {list(table.columns)[:20]}; known formats: {known}")
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV / TSV / Parquet file (optionally gzipped) as a DataFrame of strings and numbers."""
+def concat(parts: list[EPIDataset], enhancer_len: int | None = None, promoter_len: int | None = None) -> EPIDataset:
+    """One dataset from several (e.g. one file per cell line), sequences refitted to common lengths.
+
+    A pair id that occurs twice keeps its first copy; with conflicting labels it is an error.
+    """
+    width_e = enhancer_len or max(p.enhancer_len for p in parts)
+    width_p = promoter_len or max(p.promoter_len for p in parts)
+
+    def refit(matrix, width):
+        return matrix if matrix.shape[1] == width else np.stack([fit_length(row, width) for row in matrix])
+
+    source = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    meta = pd.concat([p.meta for p in parts], ignore_index=True)
+    labels = np.concatenate([p.labels for p in parts])
+    keep = _check_duplicates("load", meta, labels, lambda row: f"part {source[row] + 1} of the list")
+    return EPIDataset(np.concatenate([refit(p.enhancer, width_e) for p in parts])[keep],
+                      np.concatenate([refit(p.promoter, width_p) for p in parts])[keep],
+                      labels[keep], meta.iloc[keep].reset_index(drop=True))
+
+
+def _load_folder(folder: Path, options: dict) -> EPIDataset:
+    """A folder of FASTA triplets, else every table directly inside it."""
+    if any(_triplet_enhancer(p) for p in folder.iterdir()):
+        return _load_fasta_folder(folder, options["enhancer_len"], options["promoter_len"])
+    tables = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(TABLE_SUFFIXES))
+    if not tables:
+        raise DataError(f"{folder}: no data files; expected tables ({', '.join(TABLE_SUFFIXES)}) or FASTA triplets "
+                        "<cell>_enhancer.fa, <cell>_promoter.fa, <cell>_label.txt")
+    return load(tables, **options)
+
+
+# --- recognising a file ----------------------------------------------------------------------------------
+def _first_line(path: Path) -> str:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", errors="replace") as handle:
+            for line in handle:
+                if line.strip():
+                    return line.rstrip("\r\n")
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DataError(f"{path}: truncated or corrupt gzip file ({err})") from None
+    return ""
+
+
+def _is_int(text: str) -> bool:
+    return text.strip().isdigit()
+
+
+def sniff(path: Path) -> tuple[str, pd.DataFrame]:
+    """``(kind, table)``: ``"bengi"`` or ``"transepi"`` for those headerless files (columns named by
+    ``BENGI_COLUMNS`` / ``TRANSEPI_COLUMNS``), else ``"header"`` with the file's own header."""
+    if not path.name.lower().endswith((".parquet", ".pq")):
+        fields = _first_line(path).split("\t")
+        if len(fields) == 4 and fields[2].strip() in ("0", "1") and fields[3].strip().startswith("cv-"):
+            return "bengi", read_table(path, BENGI_COLUMNS)
+        if len(fields) >= 9 and fields[0].strip() in ("0", "1") and _is_int(fields[3]) and _is_int(fields[4]):
+            if len(fields) != len(TRANSEPI_COLUMNS):
+                raise DataError(f"{path}: line 1 has {len(fields)} tab-separated fields; a TransEPI table has "
+                                f"{len(TRANSEPI_COLUMNS)}: {', '.join(TRANSEPI_COLUMNS)}")
+            return "transepi", read_table(path, TRANSEPI_COLUMNS)
+    return "header", read_table(path)
+
+
+def read_table(path: Path, names=None) -> pd.DataFrame:
+    """A CSV / TSV / Parquet file (optionally gzipped) as a DataFrame of strings; ``names`` for files
+    without a header line."""
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
             table = pd.read_parquet(path)
         else:
             sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")) else ","
-            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
+                                header=None if names else "infer", names=list(names) if names else None)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header line and rows") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
@@ -89,15 +216,18 @@ def read_table(path: Path) -> pd.DataFrame:
     return table
 
 
-def _line(path: Path, row: int) -> str:
-    """Human position of a data row: file line for text tables (header is line 1), row for Parquet."""
-    return f"row {row + 1}" if path.name.lower().endswith((".parquet", ".pq")) else f"line {row + 2}"
+def _line(path: Path, row: int, header: bool = True) -> str:
+    """Human position of a data row: file line for text tables, row for Parquet."""
+    if path.name.lower().endswith((".parquet", ".pq")):
+        return f"row {row + 1}"
+    return f"line {row + 2 if header else row + 1}"
 
 
-def _require(path: Path, table: pd.DataFrame, columns) -> None:
+def _require(path: Path, table: pd.DataFrame, columns, kind: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected {list(columns)}, found {list(table.columns)}")
+        raise DataError(f"{path}: {kind} table is missing column(s) {missing}; expected {list(columns)}, "
+                        f"found {list(table.columns)[:20]}")
 
 
 def _labels(path: Path, values, where) -> np.ndarray:
@@ -113,7 +243,7 @@ def _sequence_id(seq: str) -> str:
     return "seq:" + hashlib.md5(seq.upper().encode()).hexdigest()[:12]
 
 
-def _check_duplicates(path: Path, meta: pd.DataFrame, labels: np.ndarray, where) -> np.ndarray:
+def _check_duplicates(path, meta: pd.DataFrame, labels: np.ndarray, where) -> np.ndarray:
     """Keep the first of duplicate pair ids; conflicting labels are an error. Returns rows to keep."""
     frame = pd.DataFrame({"pair_id": meta["pair_id"].to_numpy(), "label": labels})
     conflicting = frame.groupby("pair_id")["label"].nunique()
@@ -146,8 +276,10 @@ def _assemble(path, enhancer, promoter, labels, meta, where) -> EPIDataset:
     return EPIDataset(enhancer[keep], promoter[keep], labels[keep], meta.iloc[keep].reset_index(drop=True))
 
 
-def _from_sequence_table(path: Path, table: pd.DataFrame, enhancer_len, promoter_len) -> EPIDataset:
-    _require(path, table, SEQUENCE_COLUMNS)
+def _from_sequence_table(path: Path, table: pd.DataFrame, enhancer_len, promoter_len, cell_line=None) -> EPIDataset:
+    if cell_line is not None:
+        table = table.assign(cell_line=cell_line)
+    _require(path, table, SEQUENCE_COLUMNS, "a sequences")
     where = lambda row: _line(path, row)  # noqa: E731
     labels = _labels(path, table["label"].to_numpy(), where)
     encoded = []
@@ -234,10 +366,17 @@ def load_fasta_triplet(enhancer, promoter, labels, cell_line: str = "unknown", e
     return _assemble(labels, encoded[0], encoded[1], y, meta, lambda row: f"record {row + 1}")
 
 
+_TRIPLET_ENHANCER = re.compile(r"(.+)_enhancers?(\.fa|\.fasta|\.fna)(\.gz)?$", re.IGNORECASE)
+
+
+def _triplet_enhancer(path: Path):
+    return _TRIPLET_ENHANCER.match(path.name)
+
+
 def _load_fasta_folder(folder: Path, enhancer_len, promoter_len) -> EPIDataset:
     parts = []
     for enhancer in sorted(folder.iterdir()):
-        match = re.match(r"(.+)_enhancers?(\.fa|\.fasta|\.fna)(\.gz)?$", enhancer.name, re.IGNORECASE)
+        match = _triplet_enhancer(enhancer)
         if not match:
             continue
         cell = match.group(1)
@@ -247,54 +386,96 @@ def _load_fasta_folder(folder: Path, enhancer_len, promoter_len) -> EPIDataset:
         if promoter is None or labels is None:
             raise DataError(f"{folder}: {enhancer.name} has no matching {cell}_promoter.fa and {cell}_label.txt")
         parts.append(load_fasta_triplet(enhancer, promoter, labels, cell, enhancer_len, promoter_len))
-    if not parts:
-        raise DataError(f"{folder}: no FASTA triplets found; expected <cell>_enhancer.fa, <cell>_promoter.fa and "
-                        "<cell>_label.txt")
-    width_e = enhancer_len or max(p.enhancer_len for p in parts)
-    width_p = promoter_len or max(p.promoter_len for p in parts)
-    refit = lambda m, w: np.stack([fit_length(row, w) for row in m])  # noqa: E731
-    return EPIDataset(np.concatenate([refit(p.enhancer, width_e) for p in parts]),
-                      np.concatenate([refit(p.promoter, width_p) for p in parts]),
-                      np.concatenate([p.labels for p in parts]), pd.concat([p.meta for p in parts]))
+    return parts[0] if len(parts) == 1 else concat(parts, enhancer_len, promoter_len)
 
 
 # --- coordinates + genome --------------------------------------------------------------------------------
-def load_coordinates(path, genome, enhancer_len: int = DEFAULT_LENGTHS[0], promoter_len: int = DEFAULT_LENGTHS[1],
-                     table: pd.DataFrame | None = None) -> EPIDataset:
-    """Pairs from a TargetFinder-style coordinates table and a genome FASTA (``pyfaidx``).
+_LOCUS_FIELD = re.compile(r"^[\w.]+:\d+-\d+$")
 
-    Each region is centred and cut to the fixed length; parts beyond a chromosome end are padded with N.
-    Coordinates are 0-based half-open like BED.
-    """
+
+def _cell_lines(path: Path, table: pd.DataFrame, cell_line, where) -> np.ndarray:
+    """Cell line per row: ``cell_line=``, else a ``cell_line`` column, else the non-locus ``|`` field of
+    ``enhancer_name`` (TargetFinder ``HUVEC|chr1:...``, TransEPI ``chr12:...|NHEK|EH37E...``)."""
+    if cell_line is not None:
+        return np.full(len(table), str(cell_line), dtype=object)
+    if "cell_line" in table.columns:
+        return table["cell_line"].astype(str).to_numpy()
+    if "enhancer_name" not in table.columns:
+        raise DataError(f"{path}: no cell line: the table has neither a 'cell_line' nor an 'enhancer_name' column "
+                        "(e.g. 'HUVEC|chr1:3420459-3421842'); pass cell_line=<name>")
+    names = table["enhancer_name"].astype(str).to_numpy()
+    cells = np.empty(len(names), dtype=object)
+    for row, name in enumerate(names):
+        cells[row] = next((f for f in name.split("|") if f and not _LOCUS_FIELD.match(f)), None)
+        if cells[row] is None or "|" not in name:
+            raise DataError(f"{path}: {where(row)}, field 'enhancer_name': no cell line in {name!r}; expected "
+                            "'CELL|chr1:100-200' or 'chr1:100-200|CELL|...', or pass cell_line=<name>")
+    return cells
+
+
+def open_genome(genome):
+    """A ``pyfaidx.Fasta`` of the user's genome, with a clear error when it is missing or unreadable."""
     import pyfaidx
 
-    path, genome = Path(path), Path(genome)
-    table = read_table(path) if table is None else table
-    _require(path, table, COORDINATE_COLUMNS)
+    genome = Path(genome)
     if not genome.is_file():
         raise DataError(f"{genome}: genome FASTA not found")
     try:
-        fasta = pyfaidx.Fasta(str(genome), sequence_always_upper=True, rebuild=False)
+        return pyfaidx.Fasta(str(genome), sequence_always_upper=True, rebuild=False)
     except (pyfaidx.FastaIndexingError, OSError, ValueError) as err:
         raise DataError(f"{genome}: cannot index the genome FASTA ({err})") from None
-    where = lambda row: _line(path, row)  # noqa: E731
+
+
+def _contig(fasta, chrom: str):
+    """The genome's name for ``chrom``: as written, or with ``chr`` added or dropped (chrM <-> MT too)."""
+    bare = chrom[3:] if chrom.lower().startswith("chr") else chrom
+    for name in (chrom, bare, "chr" + bare, "MT" if bare == "M" else "chrM" if bare == "MT" else None):
+        if name is not None and name in fasta:
+            return name
+    return None
+
+
+def load_coordinates(path, genome, enhancer_len: int = DEFAULT_LENGTHS[0], promoter_len: int = DEFAULT_LENGTHS[1],
+                     table: pd.DataFrame | None = None, cell_line: str | None = None, header: bool = True,
+                     where=None) -> EPIDataset:
+    """Pairs from a coordinates table (TargetFinder ``pairs.csv`` and kin) and a genome FASTA.
+
+    Each region is centred and cut to the fixed length; parts beyond a contig end are padded with N.
+    Coordinates are 0-based half-open like BED. ``meta`` keeps every column of the table, with the six
+    coordinate columns as integers.
+    """
+    path = Path(path)
+    table = read_table(path) if table is None else table
+    _require(path, table, COORDINATE_COLUMNS, "a coordinates")
+    if genome is None:
+        raise DataError(f"{path}: a coordinates table needs genome=<FASTA> (your hg19/hg38; never downloaded)")
+    fasta = open_genome(genome)
+    where = where or (lambda row: _line(path, row, header))
     labels = _labels(path, table["label"].to_numpy(), where)
-    sides = {}
+    cells = _cell_lines(path, table, cell_line, where)
+    sides, loci = {}, {}
     for side, length in (("enhancer", enhancer_len), ("promoter", promoter_len)):
         chrom = table[f"{side}_chrom"].astype(str).to_numpy()
         start = _integers(path, table, f"{side}_start", where)
         end = _integers(path, table, f"{side}_end", where)
         codes = np.empty((len(table), length), dtype=np.uint8)
         for row in range(len(table)):
-            codes[row] = _fetch(fasta, genome, path, where(row), side, chrom[row], start[row], end[row], length)
-        sides[side] = (codes, [f"{c}:{s}-{e}" for c, s, e in zip(chrom, start, end)])
-    meta = pd.DataFrame({"pair_id": table["pair_id"].astype(str) if "pair_id" in table.columns
-                         else [f"{cl}|{e}|{p}" for cl, e, p in zip(table["cell_line"], sides["enhancer"][1],
-                                                                     sides["promoter"][1])],
-                         "cell_line": table["cell_line"].astype(str).to_numpy(),
+            codes[row] = _fetch(fasta, Path(genome), path, where(row), side, chrom[row], start[row], end[row], length)
+        sides[side] = codes
+        loci[side] = [f"{c}:{s}-{e}" for c, s, e in zip(chrom, start, end)]
+        table = table.assign(**{f"{side}_start": start, f"{side}_end": end})
+    if "pair_id" in table.columns:
+        pair_id = table["pair_id"].astype(str).to_numpy()
+    elif {"enhancer_name", "promoter_name"} <= set(table.columns):  # names tell transcripts of one locus apart
+        pair_id = (table["enhancer_name"].astype(str) + "~" + table["promoter_name"].astype(str)).to_numpy()
+    else:
+        pair_id = [f"{c}|{e}|{p}" for c, e, p in zip(cells, loci["enhancer"], loci["promoter"])]
+    meta = pd.DataFrame({"pair_id": pair_id, "cell_line": cells,
                          "chrom": table["enhancer_chrom"].astype(str).to_numpy(),
-                         "enhancer_id": sides["enhancer"][1], "promoter_id": sides["promoter"][1]})
-    return _assemble(path, sides["enhancer"][0], sides["promoter"][0], labels, meta, where)
+                         "enhancer_id": loci["enhancer"], "promoter_id": loci["promoter"]})
+    extra = [c for c in table.columns if c not in meta.columns and c != "label"]
+    meta = pd.concat([meta, table[extra].reset_index(drop=True)], axis=1)
+    return _assemble(path, sides["enhancer"], sides["promoter"], labels, meta, where)
 
 
 def _integers(path, table, column, where) -> np.ndarray:
@@ -306,22 +487,87 @@ def _integers(path, table, column, where) -> np.ndarray:
 
 
 def _fetch(fasta, genome, path, where, side, chrom, start, end, length) -> np.ndarray:
-    if chrom not in fasta:
-        raise DataError(f"{path}: {where}, field '{side}_chrom': {chrom!r} is not in {genome.name} "
-                        f"(it has {', '.join(list(fasta.keys())[:5])}...)")
-    size = len(fasta[chrom])
+    contig = _contig(fasta, chrom)
+    if contig is None:
+        raise DataError(f"{path}: {where}, field '{side}_chrom': {chrom!r} is not in {genome.name}, with or without "
+                        f"'chr' (it has {', '.join(list(fasta.keys())[:5])}...)")
+    size = len(fasta[contig])
     if start < 0 or start >= end:
         raise DataError(f"{path}: {where}, fields '{side}_start'/'{side}_end': {start} >= {end} or negative; "
                         "expected 0 <= start < end")
     if end > size:
-        raise DataError(f"{path}: {where}, field '{side}_end': {end} is beyond the end of {chrom} ({size} bp)")
+        raise DataError(f"{path}: {where}, field '{side}_end': {end} is beyond the end of {contig} ({size} bp) "
+                        f"in {genome.name}; is this the right assembly?")
     centre = (start + end) // 2
     lo, hi = centre - length // 2, centre - length // 2 + length
-    seq = fasta[chrom][max(lo, 0):min(hi, size)].seq
+    seq = fasta[contig][max(lo, 0):min(hi, size)].seq
     try:
-        codes = encode(seq, f"{genome}: {chrom}:{max(lo, 0)}-{min(hi, size)}")
+        codes = encode(seq, f"{genome}: {contig}:{max(lo, 0)}-{min(hi, size)}")
     except SequenceError as err:
         raise DataError(str(err)) from None
     out = np.full(length, N_CODE, dtype=np.uint8)
     out[max(lo, 0) - lo:max(lo, 0) - lo + codes.size] = codes
     return out
+
+
+# --- BENGI -----------------------------------------------------------------------------------------------
+def _bed(path, columns: dict[int, str], what: str) -> pd.DataFrame:
+    """Selected 0-based columns of a headerless BED (gzip allowed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        bed = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False, comment="#")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: cannot be read as a BED file ({str(err).splitlines()[0]})") from None
+    if bed.shape[1] <= max(columns):
+        raise DataError(f"{path}: {bed.shape[1]} columns; {what} needs column {max(columns) + 1} "
+                        f"({', '.join(columns.values())})")
+    bed = bed[list(columns)].set_axis(list(columns.values()), axis=1)
+    bed["start"] = pd.to_numeric(bed["start"], errors="coerce")
+    if bed["start"].isna().any():
+        row = int(np.flatnonzero(bed["start"].isna().to_numpy())[0])
+        raise DataError(f"{path}: line {row + 1}, column 2: not an integer start")
+    return bed
+
+
+def load_bengi(path, genome, ccres, tss, cell_line: str | None = None, enhancer_len: int | None = None,
+               promoter_len: int | None = None, table: pd.DataFrame | None = None) -> EPIDataset:
+    """Pairs from a BENGI benchmark file plus BENGI's cCRE and TSS annotation BEDs and a genome FASTA.
+
+    The enhancer is the cCRE; the promoter window is centred on the gene's TSS nearest the enhancer
+    (BENGI's own distance rule), so ``enhancer_distance_to_promoter`` in ``meta`` is BENGI's distance.
+    """
+    path = Path(path)
+    if ccres is None or tss is None:
+        raise DataError(f"{path}: a BENGI pair file has no coordinates; pass ccres=<hg19-cCREs.bed.gz> and "
+                        "tss=<GENCODEv19-TSSs.bed.gz> (weng-lab/BENGI Benchmark/Annotations)")
+    table = read_table(path, BENGI_COLUMNS) if table is None else table
+    where = lambda row: _line(path, row, header=False)  # noqa: E731
+    elements = _bed(ccres, {0: "chrom", 1: "start", 2: "end", 4: "ccre"}, "the cCRE BED (ccres=)")
+    elements["end"] = pd.to_numeric(elements["end"], errors="coerce")
+    elements = elements.drop_duplicates("ccre").set_index("ccre")
+    starts = _bed(tss, {0: "chrom", 1: "start", 6: "gene"}, "the TSS BED (tss=)")
+    by_gene = {gene: group for gene, group in starts.groupby("gene")}
+    ccre, gene = table["ccre"].str.strip().to_numpy(), table["gene"].str.strip().to_numpy()
+    rows = []
+    for row in range(len(table)):
+        if ccre[row] not in elements.index:
+            raise DataError(f"{path}: {where(row)}, field 'ccre': {ccre[row]!r} is not in {Path(ccres).name}")
+        if gene[row] not in by_gene:
+            raise DataError(f"{path}: {where(row)}, field 'gene': {gene[row]!r} is not in {Path(tss).name}")
+        enh = elements.loc[ccre[row]]
+        sites = by_gene[gene[row]]
+        where_tss = sites["start"].to_numpy()
+        gaps = np.minimum(np.abs(enh["start"] - where_tss), np.abs(enh["end"] - where_tss))
+        best = int(np.argmin(gaps))
+        site = int(sites["start"].iat[best])
+        rows.append((enh["chrom"], int(enh["start"]), int(enh["end"]), sites["chrom"].iat[best], site, site + 1,
+                     int(gaps[best])))
+    coords = pd.DataFrame(rows, columns=["enhancer_chrom", "enhancer_start", "enhancer_end", "promoter_chrom",
+                                         "promoter_start", "promoter_end", "enhancer_distance_to_promoter"])
+    cell = cell_line or path.name.split(".")[0]
+    coords = pd.concat([coords, table.rename(columns={"ccre": "enhancer_name", "gene": "promoter_name"})
+                        .reset_index(drop=True)], axis=1)
+    return load_coordinates(path, genome, enhancer_len or DEFAULT_LENGTHS[0], promoter_len or DEFAULT_LENGTHS[1],
+                            coords, cell, where=where)

@@ -1,0 +1,169 @@
+"""The field's published files load as they are (fixtures keep their real headers; see fixtures/formats/README.md)."""
+import gzip
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cbat.data import DataError, decode, load, split
+from cbat.data.loaders import FORMATS, TARGETFINDER_COLUMNS
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "formats"
+GENOME = FIXTURES / "genome.fa"
+TARGETFINDER = FIXTURES / "targetfinder"
+HUVEC, NHEK = TARGETFINDER / "HUVEC" / "output-ep" / "pairs.csv", TARGETFINDER / "NHEK" / "output-ep" / "pairs.csv"
+TRANSEPI = FIXTURES / "transepi" / "NHEK.HiC-Benchmark.v3.tsv.gz"
+BENGI = FIXTURES / "bengi"
+
+
+def _genome_seq(contig):
+    text = GENOME.read_text().split(">")[1:]
+    return {block.split("\n", 1)[0]: block.split("\n", 1)[1].replace("\n", "") for block in text}[contig]
+
+
+def test_targetfinder_pairs_load_with_real_header():
+    assert list(pd.read_csv(HUVEC, nrows=0).columns) == list(TARGETFINDER_COLUMNS)
+    ds = load(HUVEC, genome=GENOME, enhancer_len=200, promoter_len=100)
+    assert len(ds) == 4 and list(ds.labels) == [1, 0, 1, 0]
+    assert ds.cell_lines == ["HUVEC"]                          # from the 'HUVEC|chr1:...' name prefix
+    assert decode(ds.enhancer[0]) == _genome_seq("1")[1400:1600]  # chr1 read from contig '1', centred
+    # TargetFinder's own columns ride along in meta
+    for column in ("enhancer_distance_to_promoter", "bin", "window_name", "enhancer_name", "promoter_name"):
+        assert column in ds.meta.columns
+    assert ds.meta["enhancer_distance_to_promoter"].iloc[0] == "12198"
+
+
+def test_targetfinder_default_window_is_3000_2000_and_cell_line_argument_wins():
+    ds = load(HUVEC, genome=GENOME, cell_line="HUVEC-custom")
+    assert (ds.enhancer_len, ds.promoter_len) == (3000, 2000)
+    assert ds.cell_lines == ["HUVEC-custom"]
+
+
+def test_targetfinder_training_table_loads_and_keeps_features():
+    path = TARGETFINDER / "HUVEC" / "output-ep" / "training.csv.gz"
+    with gzip.open(path, "rt") as handle:
+        header = handle.readline().strip().split(",")
+    assert header[:17] == list(TARGETFINDER_COLUMNS)
+    ds = load(path, genome=GENOME, enhancer_len=100, promoter_len=100)
+    assert len(ds) == 4 and ds.cell_lines == ["HUVEC"] and "CTCF (enhancer)" in ds.meta.columns
+
+
+def test_transepi_table_loads_without_header():
+    ds = load(TRANSEPI, genome=GENOME, enhancer_len=100, promoter_len=100)
+    assert len(ds) == 5                                   # two transcripts of one gene stay two pairs
+    assert ds.cell_lines == ["NHEK"]                      # from 'chr1:...|NHEK|EH37E...'
+    assert list(ds.labels) == [1, 0, 0, 1, 0]
+    assert decode(ds.promoter[0]) == _genome_seq("1")[14950:15050]
+    assert ds.meta["enhancer_distance_to_promoter"].iloc[0] == "13500.0"
+
+
+def test_bengi_pairs_load_with_annotations():
+    ds = load(BENGI / "NHEK.HiC-Benchmark.v3.txt", genome=GENOME, ccres=BENGI / "hg19-cCREs.bed",
+              tss=BENGI / "GENCODEv19-TSSs.bed", enhancer_len=100, promoter_len=100)
+    assert len(ds) == 4 and list(ds.labels) == [1, 0, 1, 0]   # '1 ' with BENGI's trailing space
+    assert ds.cell_lines == ["NHEK"]                          # from the file name
+    assert list(ds.meta["cv_group"]) == ["cv-9", "cv-9", "cv-10", "cv-10"]
+    # the gene has TSSs at 13869 and 17872; the one nearest the cCRE (1200-1550) is used, BENGI's rule
+    assert ds.meta["promoter_start"].iloc[0] == 13869
+    assert ds.meta["enhancer_distance_to_promoter"].iloc[0] == 13869 - 1550
+    assert decode(ds.promoter[0]) == _genome_seq("1")[13819:13919]
+
+
+def test_bengi_without_annotations_says_what_it_needs():
+    with pytest.raises(DataError, match="ccres=.*tss="):
+        load(BENGI / "NHEK.HiC-Benchmark.v3.txt", genome=GENOME)
+
+
+def test_fasta_triplet_folder_keeps_working():
+    ds = load(FIXTURES / "fasta")
+    assert len(ds) == 3 and ds.cell_lines == ["GM12878"] and list(ds.meta["chrom"]) == ["chr1"] * 3
+
+
+def _rewrite(tmp_path, source, transform, name="pairs.csv"):
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    path = tmp_path / name
+    transform(frame).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("change, fragments", [
+    (lambda f: f.rename(columns={"enhancer_start": "enh_start"}), ["missing column", "'enhancer_start'", "found"]),
+    (lambda f: f.drop(columns=["label"]), ["missing column", "'label'"]),
+    (lambda f: f.rename(columns={"enhancer_chrom": "chrom1"}), ["unrecognised format", "'chrom1'", "transepi",
+                                                                 "bengi", "fasta", "coordinates"]),
+], ids=["renamed", "missing", "unrecognised"])
+def test_changed_targetfinder_header_gets_one_line_error(tmp_path, change, fragments):
+    with pytest.raises(DataError) as info:
+        load(_rewrite(tmp_path, HUVEC, change), genome=GENOME)
+    message = str(info.value)
+    assert "\n" not in message and "pairs.csv" in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_unrecognised_format_lists_every_known_format(tmp_path):
+    path = tmp_path / "mystery.csv"
+    pd.DataFrame({"a": [1], "b": [2]}).to_csv(path, index=False)
+    with pytest.raises(DataError) as info:
+        load(path)
+    assert "\n" not in str(info.value) and "['a', 'b']" in str(info.value)
+    assert all(name in str(info.value) for name in FORMATS)
+
+
+@pytest.mark.parametrize("change, fragments", [
+    (lambda f: f.assign(enhancer_chrom=["chr1", "chr7", "chr2", "chr2"]), ["line 3", "'enhancer_chrom'", "'chr7'"]),
+    (lambda f: f.assign(promoter_end=["14600", "14600", "99999", "13200"]), ["line 4", "'promoter_end'",
+                                                                             "beyond the end of 2"]),
+    (lambda f: f.assign(enhancer_name=["chr1:1-2"] * 4), ["line 2", "'enhancer_name'", "cell_line="]),
+], ids=["missing contig", "past contig end", "no cell line"])
+def test_bad_coordinates_name_the_row(tmp_path, change, fragments):
+    with pytest.raises(DataError) as info:
+        load(_rewrite(tmp_path, HUVEC, change), genome=GENOME)
+    assert "\n" not in str(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_cell_line_hold_out_over_two_files_keeps_held_out_pairs_out_of_training():
+    ds = load([HUVEC, NHEK], genome=GENOME, enhancer_len=100, promoter_len=100)
+    assert ds.cell_lines == ["HUVEC", "NHEK"] and len(ds) == 8
+    parts = split(ds, by="cell_line", test="NHEK", val_fraction=0.0)
+    cells = ds.meta["cell_line"].to_numpy()
+    assert set(cells[parts.test]) == {"NHEK"} and len(parts.test) == 4
+    assert "NHEK" not in set(cells[np.concatenate([parts.train, parts.val])])
+    assert set(ds.meta["pair_id"].iloc[parts.train]).isdisjoint(ds.meta["pair_id"].iloc[parts.test])
+
+
+def test_folder_of_tables_loads_every_table(tmp_path):
+    shutil.copy(HUVEC, tmp_path / "HUVEC.pairs.csv")
+    shutil.copy(NHEK, tmp_path / "NHEK.pairs.csv")
+    ds = load(tmp_path, genome=GENOME, enhancer_len=50, promoter_len=50)
+    assert ds.cell_lines == ["HUVEC", "NHEK"] and len(ds) == 8
+
+
+def test_report_and_sweep_commands_pass_data_genome_and_split_to_the_sweep(monkeypatch, tmp_path):
+    import cbat.report
+    from cbat.cli import main
+
+    seen = {}
+
+    def build_report(out, params, **kwargs):  # the report itself is tested elsewhere; here only what it is given
+        seen["params"] = params
+        return []
+
+    monkeypatch.setattr(cbat.report, "build_report", build_report)
+    monkeypatch.chdir(FIXTURES)   # relative paths become absolute: notebooks run inside the report folder
+    assert main(["report", "--data", "targetfinder/HUVEC/output-ep/pairs.csv", "targetfinder/NHEK/output-ep/pairs.csv",
+                 "--genome", "genome.fa", "--split", "cell_line:NHEK", "--variants", "baseline", "--seeds", "0",
+                 "--out", str(tmp_path)]) == 0
+    spec = cbat.report.sweep_spec(seen["params"])
+    assert spec.data == {"path": [str(HUVEC), str(NHEK)], "genome": str(GENOME)}   # no synthetic task mixed in
+    assert spec.splits == ["cell_line:NHEK"] and spec.runs()[0]["task"] == "pairs"
+    assert main(["report", "--genome", str(GENOME), "--out", str(tmp_path)]) == 2      # a genome needs data files
+
+    from cbat.cli import build_parser
+    from cbat.commands.train import data_spec
+    args = build_parser().parse_args(["sweep", "--data", str(HUVEC), str(NHEK), "--genome", str(GENOME),
+                                      "--out", str(tmp_path)])
+    assert data_spec(args) == {"path": [str(HUVEC), str(NHEK)], "genome": str(GENOME)}
