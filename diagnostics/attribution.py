@@ -232,7 +232,8 @@ def _evaluating(model: torch.nn.Module):
 def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promoter: torch.Tensor,
                          n_shuffles: int = 10, n_steps: int = 50, internal_batch_size: int | None = 64,
                          seed: int = 0, batch_loops: int = 4, progress: bool = True,
-                         delta_threshold: float | None = DELTA_THRESHOLD, max_steps: int = MAX_STEPS) -> Attribution:
+                         delta_threshold: float | None = DELTA_THRESHOLD, max_steps: int = MAX_STEPS,
+                         references: str = "shuffle") -> Attribution:
     """Integrated Gradients on the logit against dinucleotide-shuffled references, both inputs at once, converged.
 
     Each loop is attributed against ``n_shuffles`` shuffled references (both sides shuffled, each keeping its
@@ -264,6 +265,9 @@ def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promote
         Target |delta| in logit units; None integrates once with ``n_steps``.
     max_steps : int
         Cap of the doubling (a loop still above the threshold there stays flagged).
+    references : str
+        ``"shuffle"`` (dinucleotide shuffles, the default) or ``"uniform"`` (every base 0.25, one reference: the
+        comparison the benchmark makes when IG and ISM disagree).
 
     Returns
     -------
@@ -272,8 +276,14 @@ def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promote
     _check_pair(enhancer, promoter)
     if n_shuffles < 1 or n_steps < 1:
         raise ValueError(f"n_shuffles ({n_shuffles}) and n_steps ({n_steps}) must be positive")
-    ref_e = shuffled_references(enhancer, n_shuffles, seed)
-    ref_p = shuffled_references(promoter, n_shuffles, seed + 1)
+    if references == "uniform":
+        n_shuffles = 1
+        ref_e, ref_p = torch.full_like(enhancer, 0.25), torch.full_like(promoter, 0.25)
+    elif references == "shuffle":
+        ref_e = shuffled_references(enhancer, n_shuffles, seed)
+        ref_p = shuffled_references(promoter, n_shuffles, seed + 1)
+    else:
+        raise ValueError(f"references: expected 'shuffle' or 'uniform', got {references!r}")
     n = len(enhancer)
     attr_e, attr_p = np.zeros(enhancer.shape, np.float32), np.zeros(promoter.shape, np.float32)
     deltas, steps = np.zeros(n, np.float32), np.zeros(n, np.int64)

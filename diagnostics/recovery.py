@@ -254,11 +254,12 @@ def seed_stems_with_motifs(model, motif_names, scale: float = 0.5) -> None:
 
 
 def train_probe_model(dataset, train_index, cfg=None, epochs: int = 3, lr: float = 3e-3, batch_size: int = 32,
-                      seed: int = 0):
+                      seed: int = 0, seed_motifs: bool = True):
     """A small CBAT model trained (AdamW + BCE) on ``dataset`` for attribution scoring.
 
-    The stems start from the PWMs of the motifs planted in ``dataset`` (:func:`seed_stems_with_motifs`);
-    everything is trained. Deterministic for a seed on CPU.
+    With ``seed_motifs`` the stems start from the PWMs of the motifs planted in ``dataset``
+    (:func:`seed_stems_with_motifs`); without, the model starts from scratch as a sweep's does. Everything is
+    trained. Deterministic for a seed on CPU.
 
     Parameters
     ----------
@@ -282,7 +283,8 @@ def train_probe_model(dataset, train_index, cfg=None, epochs: int = 3, lr: float
     cfg = cfg if cfg is not None else dataclasses.replace(cbat.preset("baseline"), d_model=32)
     model = cbat.build_model(cfg, seed=seed)
     names = sorted(set(dataset.truth["motif_name"])) if dataset.truth is not None else []
-    seed_stems_with_motifs(model, names[:cfg.d_model // 2])
+    if seed_motifs:
+        seed_stems_with_motifs(model, names[:cfg.d_model // 2])
     labels = torch.tensor(dataset.labels, dtype=torch.float32)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     rng = np.random.default_rng(seed)
