@@ -30,7 +30,7 @@ from cbat.data.encoding import ONEHOT_TABLE
 SEQLET_COLUMNS = ["loop", "cell_line", "side", "seqlet", "start", "end", "score", "strand", "motif_id",
                   "motif_name", "match_score", "match_pvalue", "matched", "family", "family_ids", "family_similarity",
                   "match_label", "runner_up_id", "runner_up_name", "runner_up_pvalue"]
-FAMILY_SIMILARITY = 0.9  # ZNF143 MA0088.2 vs ZNF76 MA1716.1: 0.98; CTCF vs Spi1: 0.30
+FAMILY_SIMILARITY = 0.9  # ZNF143 MA0088.2 vs ZNF76 MA1716.2: 0.92, vs ZNF143 MA0088.3: 0.78; CTCF vs Spi1: 0.30
 FAMILY_NAMES_SHOWN = 5  # names written into a match label; the ids column keeps them all
 SCORE_RESOLUTION = 0.1  # bits per bin of the exact score distribution
 
