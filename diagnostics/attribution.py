@@ -2,9 +2,12 @@
 
 Every attribution explains the **logit** of ``model(enhancer, promoter)`` with both inputs attributed at once
 (Captum receives the tuple ``(enhancer, promoter)``). The default is Integrated Gradients whose reference is a
-dinucleotide shuffle of the input (an Altschul-Erikson Eulerian shuffle), averaged over several shuffles;
-Saliency and in-silico mutagenesis (ISM) are cross-checks. DeepLIFT is deliberately not offered as a default:
-its rescale rules are unreliable through softmax attention, products and gates (Captum issues 519 and 1085).
+dinucleotide shuffle of the input (an Altschul-Erikson Eulerian shuffle), averaged over several shuffles, with
+the steps chosen per loop: doubled from 50 until Captum's convergence delta is below 0.05 logit units (up to
+800). Saliency and in-silico mutagenesis (ISM) are cross-checks: ISM at every seqlet base and a background
+sample of every attributed loop, and a flag where IG disagrees with ISM but saliency agrees. DeepLIFT is
+deliberately not offered as a default: its rescale rules are unreliable through softmax attention, products and
+gates (Captum issues 519 and 1085).
 
 Attributions come back as arrays ``[n_loops, 4, length]`` per side. ``per_position`` turns them into one score
 per base (the sum over channels, which keeps IG's completeness), placed on the observed base by
@@ -23,6 +26,9 @@ from tqdm.auto import tqdm
 
 from cbat.data.encoding import ONEHOT_TABLE
 
+DELTA_THRESHOLD = 0.05  # |IG convergence delta| in logit units above which a loop is flagged
+MAX_STEPS = 800  # cap of the adaptive doubling: 50 -> 100 -> 200 -> 400 -> 800
+MIN_AGREEMENT = 0.3  # Pearson with ISM below which a method "disagrees"
 
 
 # --- loops ---------------------------------------------------------------------------------------
@@ -182,6 +188,8 @@ class Attribution:
         IG convergence delta of the averaged attribution: sum(attribution) - (logit - mean reference logit).
     logit, reference_logit : ndarray, shape (n,) or None
         The input's logit and the mean logit of its references.
+    steps : ndarray of int, shape (n,) or None
+        IG steps each loop was integrated with (adaptive IG doubles them until the delta is small).
     method : str
     """
 
@@ -190,18 +198,20 @@ class Attribution:
     delta: np.ndarray | None = None
     logit: np.ndarray | None = None
     reference_logit: np.ndarray | None = None
+    steps: np.ndarray | None = None
     method: str = "integrated_gradients"
 
-    def convergence_table(self, delta_threshold: float = 0.05) -> pd.DataFrame:
-        """Per loop: logit, reference logit, delta, relative delta and ``flagged`` (|delta| > threshold).
+    def convergence_table(self, delta_threshold: float = DELTA_THRESHOLD) -> pd.DataFrame:
+        """Per loop: steps, logit, reference logit, delta, relative delta and ``flagged`` (|delta| > threshold).
 
         The relative delta divides by |logit - reference logit|, the total IG must explain.
         """
         if self.delta is None:
             raise ValueError(f"{self.method} has no convergence delta; only integrated gradients report one")
         gap = np.abs(self.logit - self.reference_logit)
-        return pd.DataFrame({"logit": self.logit, "reference_logit": self.reference_logit, "delta": self.delta,
-                             "relative_delta": np.abs(self.delta) / np.maximum(gap, 1e-6),
+        steps = self.steps if self.steps is not None else np.full(len(self.delta), -1)
+        return pd.DataFrame({"steps": steps, "logit": self.logit, "reference_logit": self.reference_logit,
+                             "delta": self.delta, "relative_delta": np.abs(self.delta) / np.maximum(gap, 1e-6),
                              "flagged": np.abs(self.delta) > delta_threshold})
 
 
@@ -221,11 +231,15 @@ def _evaluating(model: torch.nn.Module):
 
 def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promoter: torch.Tensor,
                          n_shuffles: int = 10, n_steps: int = 50, internal_batch_size: int | None = 64,
-                         seed: int = 0, batch_loops: int = 4, progress: bool = True) -> Attribution:
-    """Integrated Gradients on the logit against dinucleotide-shuffled references, both inputs at once.
+                         seed: int = 0, batch_loops: int = 4, progress: bool = True,
+                         delta_threshold: float | None = DELTA_THRESHOLD, max_steps: int = MAX_STEPS,
+                         references: str = "shuffle") -> Attribution:
+    """Integrated Gradients on the logit against dinucleotide-shuffled references, both inputs at once, converged.
 
     Each loop is attributed against ``n_shuffles`` shuffled references (both sides shuffled, each keeping its
-    own dinucleotide counts); the attributions are averaged over references. Attribution and delta are per loop.
+    own dinucleotide counts); the attributions are averaged over references. Steps adapt per loop: a loop whose
+    |convergence delta| exceeds ``delta_threshold`` is integrated again with twice the steps (same references),
+    until it is below or the next doubling would pass ``max_steps``. Attribution, delta and steps are per loop.
 
     Parameters
     ----------
@@ -237,15 +251,23 @@ def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promote
     n_shuffles : int
         References per loop.
     n_steps : int
-        Riemann/Gauss-Legendre steps of IG.
+        Gauss-Legendre steps of the first integration (the only one when ``delta_threshold`` is None).
     internal_batch_size : int, optional
-        Forward/backward batch inside Captum; bounds memory (activations of ``internal_batch_size`` pairs).
+        Forward/backward batch inside Captum; bounds memory (activations of ``internal_batch_size`` pairs)
+        whatever the number of steps.
     seed : int
         Seed of the shuffles.
     batch_loops : int
         Loops per Captum call (each call holds ``batch_loops * n_shuffles`` input rows).
     progress : bool
         Show a tqdm bar on stderr.
+    delta_threshold : float or None
+        Target |delta| in logit units; None integrates once with ``n_steps``.
+    max_steps : int
+        Cap of the doubling (a loop still above the threshold there stays flagged).
+    references : str
+        ``"shuffle"`` (dinucleotide shuffles, the default) or ``"uniform"`` (every base 0.25, one reference: the
+        comparison the benchmark makes when IG and ISM disagree).
 
     Returns
     -------
@@ -254,30 +276,41 @@ def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promote
     _check_pair(enhancer, promoter)
     if n_shuffles < 1 or n_steps < 1:
         raise ValueError(f"n_shuffles ({n_shuffles}) and n_steps ({n_steps}) must be positive")
-    ref_e = shuffled_references(enhancer, n_shuffles, seed)
-    ref_p = shuffled_references(promoter, n_shuffles, seed + 1)
-    attr_e, attr_p, deltas, logits, ref_logits = [], [], [], [], []
-    with _evaluating(model) as device:
+    if references == "uniform":
+        n_shuffles = 1
+        ref_e, ref_p = torch.full_like(enhancer, 0.25), torch.full_like(promoter, 0.25)
+    elif references == "shuffle":
+        ref_e = shuffled_references(enhancer, n_shuffles, seed)
+        ref_p = shuffled_references(promoter, n_shuffles, seed + 1)
+    else:
+        raise ValueError(f"references: expected 'shuffle' or 'uniform', got {references!r}")
+    n = len(enhancer)
+    attr_e, attr_p = np.zeros(enhancer.shape, np.float32), np.zeros(promoter.shape, np.float32)
+    deltas, steps = np.zeros(n, np.float32), np.zeros(n, np.int64)
+    with _evaluating(model) as device, tqdm(total=n, desc="integrated gradients", disable=not progress) as bar:
         ig = IntegratedGradients(model)
-        for lo in tqdm(range(0, len(enhancer), batch_loops), desc="integrated gradients", disable=not progress):
-            hi = min(lo + batch_loops, len(enhancer))
-            rows = slice(lo * n_shuffles, hi * n_shuffles)
-            inputs = tuple(x[lo:hi].repeat_interleave(n_shuffles, 0).to(device) for x in (enhancer, promoter))
-            baselines = (ref_e[rows].to(device), ref_p[rows].to(device))
-            (a_e, a_p), delta = ig.attribute(inputs, baselines=baselines, n_steps=n_steps,
-                                             internal_batch_size=internal_batch_size,
-                                             return_convergence_delta=True)
-            with torch.no_grad():
-                ref_logit = model(*baselines).float().cpu()
-                logit = model(inputs[0][::n_shuffles], inputs[1][::n_shuffles]).float().cpu()
-            k = hi - lo
-            attr_e.append(a_e.detach().float().cpu().view(k, n_shuffles, *a_e.shape[1:]).mean(1))
-            attr_p.append(a_p.detach().float().cpu().view(k, n_shuffles, *a_p.shape[1:]).mean(1))
-            deltas.append(delta.detach().float().cpu().view(k, n_shuffles).mean(1))
-            ref_logits.append(ref_logit.view(k, n_shuffles).mean(1))
-            logits.append(logit)
-    return Attribution(torch.cat(attr_e).numpy(), torch.cat(attr_p).numpy(), torch.cat(deltas).numpy(),
-                       torch.cat(logits).numpy(), torch.cat(ref_logits).numpy())
+        for lo in range(0, n, batch_loops):
+            pending, current = np.arange(lo, min(lo + batch_loops, n)), n_steps
+            while len(pending):
+                rows = (pending[:, None] * n_shuffles + np.arange(n_shuffles)).ravel()
+                inputs = tuple(x[pending].repeat_interleave(n_shuffles, 0).to(device) for x in (enhancer, promoter))
+                baselines = (ref_e[rows].to(device), ref_p[rows].to(device))
+                (a_e, a_p), delta = ig.attribute(inputs, baselines=baselines, n_steps=current,
+                                                 internal_batch_size=internal_batch_size,
+                                                 return_convergence_delta=True)
+                k = len(pending)
+                attr_e[pending] = a_e.detach().float().cpu().view(k, n_shuffles, *a_e.shape[1:]).mean(1).numpy()
+                attr_p[pending] = a_p.detach().float().cpu().view(k, n_shuffles, *a_p.shape[1:]).mean(1).numpy()
+                deltas[pending] = delta.detach().float().cpu().view(k, n_shuffles).mean(1).numpy()
+                steps[pending] = current
+                if delta_threshold is None or 2 * current > max_steps:
+                    break
+                pending, current = pending[np.abs(deltas[pending]) > delta_threshold], 2 * current
+            bar.update(min(lo + batch_loops, n) - lo)
+    with torch.no_grad():
+        logits = predict(model, enhancer, promoter)
+        ref_logits = predict(model, ref_e, ref_p).reshape(n, n_shuffles).mean(1)
+    return Attribution(attr_e, attr_p, deltas, logits, ref_logits, steps)
 
 
 def saliency(model: torch.nn.Module, enhancer: torch.Tensor, promoter: torch.Tensor,
@@ -296,33 +329,48 @@ def saliency(model: torch.nn.Module, enhancer: torch.Tensor, promoter: torch.Ten
 
 
 def in_silico_mutagenesis(model: torch.nn.Module, enhancer: torch.Tensor, promoter: torch.Tensor,
-                          batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+                          positions: dict[str, list] | None = None, batch_size: int = 256
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """Per-position ISM importance of the observed base: logit(observed) - mean logit(three substitutions).
 
-    Costs ``3 * (Le + Lp)`` forwards per loop, so use it on a few loops as a check of the gradient methods.
+    Each position costs three forwards, so a full track costs ``3 * (Le + Lp)`` per loop; ``positions`` limits
+    it to chosen bases (e.g. :func:`ism_positions`: the seqlets and a background sample).
+
+    Parameters
+    ----------
+    positions : dict, optional
+        ``{"enhancer": [array of positions per loop], "promoter": [...]}``; default every position.
 
     Returns
     -------
     (ndarray (n, Le), ndarray (n, Lp))
+        NaN at positions not mutated.
     """
     _check_pair(enhancer, promoter)
     out_e, out_p = [], []
     with _evaluating(model) as device, torch.no_grad():
-        for e, p in zip(enhancer, promoter):
+        for i, (e, p) in enumerate(zip(enhancer, promoter)):
             e, p = e.to(device), p.to(device)
             reference = model(e[None], p[None]).float().item()
-            out_e.append(reference - _mutant_logits(lambda x: model(x, p.expand(len(x), -1, -1)), e, batch_size))
-            out_p.append(reference - _mutant_logits(lambda x: model(e.expand(len(x), -1, -1), x), p, batch_size))
+            where = {side: (np.arange(x.shape[1]) if positions is None else np.asarray(positions[side][i], int))
+                     for side, x in (("enhancer", e), ("promoter", p))}
+            out_e.append(_ism_track(lambda x: model(x, p.expand(len(x), -1, -1)), e, where["enhancer"], reference,
+                                    batch_size))
+            out_p.append(_ism_track(lambda x: model(e.expand(len(x), -1, -1), x), p, where["promoter"], reference,
+                                    batch_size))
     return np.stack(out_e), np.stack(out_p)
 
 
-def _mutant_logits(forward, onehot: torch.Tensor, batch_size: int) -> np.ndarray:
-    """Mean logit over the three single-base substitutions at each position of one ``[4, L]`` sequence."""
-    length = onehot.shape[1]
-    observed = onehot.argmax(0)
-    positions = torch.arange(length, device=onehot.device).repeat_interleave(3)
-    alternatives = torch.stack([torch.tensor([b for b in range(4) if b != int(o)]) for o in observed.cpu()])
-    alternatives = alternatives.reshape(-1).to(onehot.device)
+def _ism_track(forward, onehot: torch.Tensor, where: np.ndarray, reference: float, batch_size: int) -> np.ndarray:
+    """``reference`` minus the mean logit over the three single-base substitutions at each position of ``where``
+    in one ``[4, L]`` sequence; NaN elsewhere."""
+    track = np.full(onehot.shape[1], np.nan)
+    if len(where) == 0:
+        return track
+    observed = onehot[:, where].argmax(0).cpu().numpy()
+    alternatives = np.array([[b for b in range(4) if b != o] for o in observed]).ravel()
+    positions = torch.from_numpy(np.repeat(where, 3)).to(onehot.device)
+    alternatives = torch.from_numpy(alternatives).to(onehot.device)
     logits = []
     for lo in range(0, len(positions), batch_size):
         pos, alt = positions[lo:lo + batch_size], alternatives[lo:lo + batch_size]
@@ -331,20 +379,72 @@ def _mutant_logits(forward, onehot: torch.Tensor, batch_size: int) -> np.ndarray
         mutants[rows, :, pos] = 0.0
         mutants[rows, alt, pos] = 1.0
         logits.append(forward(mutants).float().cpu())
-    return torch.cat(logits).view(length, 3).mean(1).numpy()
+    track[where] = reference - torch.cat(logits).view(len(where), 3).mean(1).numpy()
+    return track
+
+
+def ism_positions(seqlets: pd.DataFrame, pair_indices, lengths: dict[str, int], n_background: int = 50,
+                  seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """Bases to mutate per loop and side: every base of its seqlets plus ``n_background`` others drawn at random.
+
+    The background sample lets the agreement see whether the attribution is quiet where mutations do nothing.
+
+    Parameters
+    ----------
+    seqlets : DataFrame
+        The seqlet table (``loop`` = pair index, ``side``, ``start``, ``end``).
+    pair_indices : array of int
+        The loops in the order of the attribution arrays.
+    lengths : dict
+        ``{"enhancer": Le, "promoter": Lp}``.
+    """
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[np.ndarray]] = {side: [] for side in lengths}
+    for pair_index in pair_indices:
+        for side, length in lengths.items():
+            mine = seqlets[(seqlets["loop"] == pair_index) & (seqlets["side"] == side)]
+            inside = np.zeros(length, bool)
+            for seqlet in mine.itertuples():
+                inside[seqlet.start:seqlet.end] = True
+            outside = np.flatnonzero(~inside)
+            sample = rng.choice(outside, size=min(n_background, len(outside)), replace=False)
+            out[side].append(np.sort(np.concatenate([np.flatnonzero(inside), sample])))
+    return out
 
 
 def ism_agreement(attribution: Attribution, ism: tuple[np.ndarray, np.ndarray],
                   loops: np.ndarray | None = None) -> pd.DataFrame:
-    """Pearson and Spearman correlation between per-position attribution and ISM, per loop and side."""
+    """Pearson and Spearman correlation between per-position attribution and ISM, per loop and side, over the
+    positions ISM covers (not NaN); ``n_positions`` says how many."""
     rows = []
     for side, attr, ref in (("enhancer", attribution.enhancer, ism[0]), ("promoter", attribution.promoter, ism[1])):
         scores = per_position(attr[:len(ref)])
         for i, (a, m) in enumerate(zip(scores, ref)):
-            series_a, series_m = pd.Series(a), pd.Series(m)
-            rows.append({"loop": i if loops is None else loops[i], "side": side,
+            keep = ~np.isnan(m)
+            series_a, series_m = pd.Series(a[keep]), pd.Series(m[keep])
+            rows.append({"loop": i if loops is None else loops[i], "side": side, "n_positions": int(keep.sum()),
                          "pearson": series_a.corr(series_m), "spearman": series_a.corr(series_m, method="spearman")})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["loop", "side", "n_positions", "pearson", "spearman"])
+
+
+def ism_flags(checks: pd.DataFrame, min_agreement: float = MIN_AGREEMENT) -> pd.DataFrame:
+    """Per loop and side: IG-ISM and saliency-ISM Pearson, and ``ism_flag`` when IG disagrees with ISM (below
+    ``min_agreement``) where saliency agrees (at or above it): the sign of a path effect (a saturating gate or
+    pooling) that IG spreads over bases which single substitutions do not move.
+
+    Parameters
+    ----------
+    checks : DataFrame
+        :func:`ism_agreement` rows of both methods with a ``method`` column (``integrated_gradients``,
+        ``saliency``).
+    """
+    wide = checks.pivot_table(index=["loop", "side"], columns="method", values="pearson", dropna=False)
+    wide = wide.reindex(columns=["integrated_gradients", "saliency"]).reset_index()
+    wide.columns.name = None
+    wide = wide.rename(columns={"integrated_gradients": "ig_ism_r", "saliency": "saliency_ism_r"})
+    ig, sal = wide["ig_ism_r"].fillna(0.0), wide["saliency_ism_r"].fillna(0.0)  # no variation = no agreement
+    wide["ism_flag"] = (ig < min_agreement) & (sal >= min_agreement)
+    return wide
 
 
 # --- projections ---------------------------------------------------------------------------------
@@ -377,13 +477,15 @@ class LoopReport:
 
     Attributes
     ----------
-    loops : loops with their convergence figures (``delta``, ``relative_delta``, ``flagged``).
+    loops : loops with their convergence figures (``steps``, ``delta``, ``relative_delta``, ``flagged``).
     attribution : the IG attribution, rows in the order of ``loops``.
     onehot : ``{"enhancer": [n, 4, Le], "promoter": [n, 4, Lp]}`` inputs of the loops.
     seqlets : the seqlet/motif table (``diagnostics.motifs.SEQLET_COLUMNS``).
     motif_summary, motif_pairs : per cell line aggregates.
-    ism : agreement of IG and of Saliency with in-silico mutagenesis on the first loops.
-    recovery : planted-motif recovery figures (synthetic data only) or None.
+    ism : agreement of IG and of Saliency with in-silico mutagenesis, per loop, side and method.
+    trust : per loop and side, how far to trust it: convergence, ISM agreement and flag, top motif with family.
+    recovery : planted-motif recovery figures on true-positive loops (synthetic data only) or None.
+    recovery_groups : the same per planted cause (``meta["cause"]``) or task, with a verdict and reason, or None.
     truth : the planted motifs of these loops or None.
     """
 
@@ -394,7 +496,9 @@ class LoopReport:
     motif_summary: pd.DataFrame
     motif_pairs: pd.DataFrame
     ism: pd.DataFrame
+    trust: pd.DataFrame
     recovery: dict[str, float] | None = None
+    recovery_groups: pd.DataFrame | None = None
     truth: pd.DataFrame | None = None
 
     def scores(self) -> dict[str, np.ndarray]:
@@ -406,25 +510,61 @@ class LoopReport:
         return {"enhancer": project_observed(self.attribution.enhancer, self.onehot["enhancer"]),
                 "promoter": project_observed(self.attribution.promoter, self.onehot["promoter"])}
 
+    def summary_lines(self) -> list[str]:
+        """One line per loop and side for a terminal: convergence, agreement with ISM, top motif and family."""
+        lines = []
+        for row in self.trust.itertuples():
+            converged = f"converged at {row.steps} steps" if not row.flagged else f"NOT converged at {row.steps} steps"
+            ism = ("ISM not checked" if pd.isna(row.ig_ism_r) and pd.isna(row.saliency_ism_r) else
+                   f"IG~ISM r={row.ig_ism_r:.2f}, saliency~ISM r={row.saliency_ism_r:.2f}"
+                   + (" DISAGREES" if row.ism_flag else ""))
+            lines.append(f"loop {row.loop} {row.side:8s} {converged} (|delta| {abs(row.delta):.3f}); {ism}; "
+                         f"top motif: {row.top_motif if isinstance(row.top_motif, str) else 'none matched'}")
+        return lines
+
+
+def trust_table(loops: pd.DataFrame, seqlets: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """Per loop and side: ``steps``, ``delta``, ``flagged`` (not converged), ``ig_ism_r``, ``saliency_ism_r``,
+    ``ism_flag`` and ``top_motif`` (the strongest matched seqlet's label with its family)."""
+    matched = seqlets[seqlets["matched"]]
+    top = (matched.loc[matched["score"].abs().sort_values(ascending=False).index]
+           .drop_duplicates(["loop", "side"])[["loop", "side", "match_label"]].rename(
+               columns={"match_label": "top_motif"}))
+    base = loops[["pair_index", "outcome", "steps", "delta", "flagged"]].rename(columns={"pair_index": "loop"})
+    table = base.merge(pd.DataFrame({"side": ["enhancer", "promoter"]}), how="cross")
+    if len(flags):
+        table = table.merge(flags.astype({"loop": int}), on=["loop", "side"], how="left")
+    else:
+        table = table.assign(ig_ism_r=np.nan, saliency_ism_r=np.nan, ism_flag=False)
+    table = table.merge(top.astype({"loop": int}), on=["loop", "side"], how="left")
+    table["ism_flag"] = table["ism_flag"].fillna(False).astype(bool)
+    return table[["loop", "side", "outcome", "steps", "delta", "flagged", "ig_ism_r", "saliency_ism_r", "ism_flag",
+                  "top_motif"]]
+
 
 def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db=None, n_shuffles: int = 10,
-                  n_steps: int = 50, internal_batch_size: int | None = 64, n_ism: int = 2,
-                  delta_threshold: float = 0.05, seed: int = 0, seqlet_width: int = 15, seqlet_z: float = 3.0,
-                  max_seqlets: int = 5, progress: bool = True) -> LoopReport:
-    """Attribute the chosen loops and annotate them: IG, convergence flags, ISM check, seqlets, JASPAR motifs.
+                  n_steps: int = 50, internal_batch_size: int | None = 64, n_ism: int | None = None,
+                  delta_threshold: float = DELTA_THRESHOLD, max_steps: int = MAX_STEPS, seed: int = 0,
+                  seqlet_width: int = 15, seqlet_z: float = 3.0, max_seqlets: int = 5, ism_background: int = 50,
+                  min_agreement: float = MIN_AGREEMENT, progress: bool = True) -> LoopReport:
+    """Attribute the chosen loops and annotate them: converged IG, seqlets, JASPAR motifs with families, ISM check.
 
     Parameters
     ----------
     model : torch.nn.Module
         A trained ``model(enhancer, promoter) -> logits``.
     dataset : cbat.data.EPIDataset
-        The pairs; ``loops.pair_index`` indexes it. With ``dataset.truth`` the recovery figures are computed.
+        The pairs; ``loops.pair_index`` indexes it. With ``dataset.truth`` the recovery figures are computed on
+        the true-positive loops (all loops when labels are unknown), per ``meta["cause"]`` (else per task).
     loops : DataFrame
         From :func:`select_loops`.
     motif_db : diagnostics.motifs.MotifDB, optional
-        Motifs to match seqlets against; default the latest JASPAR CORE vertebrates bundled with pyjaspar.
-    n_ism : int
-        Loops (the first ones) that also get Saliency and in-silico mutagenesis for comparison.
+        Motifs to match seqlets against; default JASPAR CORE vertebrates of the pinned release.
+    n_ism : int, optional
+        Loops (the first ones) checked by in-silico mutagenesis at their seqlets and ``ism_background`` random
+        other bases per side, against IG and saliency; default every loop, 0 none.
+    min_agreement : float
+        Pearson with ISM below which a method disagrees (:func:`ism_flags`).
     Other parameters are those of :func:`integrated_gradients` and :func:`diagnostics.motifs.call_seqlets`.
 
     Returns
@@ -440,28 +580,41 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
         raise ValueError(f"loops: pair_index outside the dataset (0..{len(dataset) - 1})")
     enhancer, promoter = dataset.onehot(index)
     attribution = integrated_gradients(model, enhancer, promoter, n_shuffles, n_steps, internal_batch_size, seed,
-                                       progress=progress)
+                                       progress=progress, delta_threshold=delta_threshold, max_steps=max_steps)
     convergence = attribution.convergence_table(delta_threshold)
     # the attributed logit replaces the predicted one (same model, same inputs)
     loops = pd.concat([loops.drop(columns=["logit"], errors="ignore").reset_index(drop=True), convergence], axis=1)
-    checks = []
-    if n_ism > 0:
-        ism = in_silico_mutagenesis(model, enhancer[:n_ism], promoter[:n_ism])
-        sal = saliency(model, enhancer[:n_ism], promoter[:n_ism])
-        for name, method in (("integrated_gradients", attribution), ("saliency", sal)):
-            checks.append(ism_agreement(method, ism, index[:n_ism]).assign(method=name))
-    ism_table = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(
-        columns=["loop", "side", "pearson", "spearman", "method"])
+    if "outcome" not in loops:
+        loops["outcome"] = "predicted"
     motif_db = motif_db if motif_db is not None else motifs.MotifDB.from_jaspar()
     scores = {"enhancer": per_position(attribution.enhancer), "promoter": per_position(attribution.promoter)}
     codes = {"enhancer": dataset.enhancer[index], "promoter": dataset.promoter[index]}
     seqlets = motifs.annotate_seqlets(scores, codes, loops, motif_db, seqlet_width, seqlet_z, max_seqlets)
-    truth = scores_truth = None
+    n_ism = len(index) if n_ism is None else min(n_ism, len(index))
+    checks = []
+    if n_ism > 0:
+        where = ism_positions(seqlets, index[:n_ism], {"enhancer": enhancer.shape[2], "promoter": promoter.shape[2]},
+                              ism_background, seed)
+        ism = in_silico_mutagenesis(model, enhancer[:n_ism], promoter[:n_ism], where)
+        sal = saliency(model, enhancer[:n_ism], promoter[:n_ism])
+        for name, method in (("integrated_gradients", attribution), ("saliency", sal)):
+            checks.append(ism_agreement(method, ism, index[:n_ism]).assign(method=name))
+    ism_table = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(
+        columns=["loop", "side", "n_positions", "pearson", "spearman", "method"])
+    flags = ism_flags(ism_table, min_agreement) if checks else pd.DataFrame()
+    trust = trust_table(loops, seqlets, flags)
+    truth = scores_truth = groups = None
     if dataset.truth is not None:
         truth = dataset.truth[dataset.truth["pair_index"].isin(index)]
-        scores_truth = recovery.recovery_scores(scores, dataset.truth, index, seqlets)
+        scored = (loops["outcome"] != "FP").to_numpy()  # true positives (all loops when labels are unknown)
+        mine = {side: s[scored] for side, s in scores.items()}
+        scores_truth = recovery.recovery_scores(mine, dataset.truth, index[scored], seqlets)
+        column = "cause" if "cause" in dataset.meta else "task" if "task" in dataset.meta else None
+        labels = dataset.meta[column].to_numpy()[index[scored]] if column else np.full(scored.sum(), "all")
+        groups = recovery.recovery_by_group(mine, dataset.truth, index[scored], labels, seqlets)
     return LoopReport(loops, attribution, {"enhancer": enhancer.numpy(), "promoter": promoter.numpy()}, seqlets,
-                      motifs.motif_summary(seqlets), motifs.motif_pairs(seqlets), ism_table, scores_truth, truth)
+                      motifs.motif_summary(seqlets), motifs.motif_pairs(seqlets), ism_table, trust, scores_truth,
+                      groups, truth)
 
 
 def load_run(path, device: str = "cpu", data: dict | None = None):

@@ -48,7 +48,7 @@ def attribution_tracks(scores: dict[str, np.ndarray], seqlets: pd.DataFrame | No
                               annotation_position="bottom left", annotation_font_size=9)
         if seqlets is not None:
             for seqlet in seqlets[seqlets["side"] == side].itertuples():
-                label = seqlet.motif_name if seqlet.matched else "unmatched"
+                label = seqlet.match_label if seqlet.matched else "unmatched"
                 fig.add_vrect(x0=seqlet.start - 0.5, x1=seqlet.end - 0.5, line_color="#ff7f0e", line_width=1.5,
                               fillcolor="rgba(0,0,0,0)", row=row, col=1, annotation_text=label,
                               annotation_position="top left", annotation_font_size=9)
@@ -136,7 +136,8 @@ def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attr
 def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6) -> dict[str, str]:
     """Write a :class:`diagnostics.attribution.LoopReport` as files a user can open.
 
-    Tables as Parquet and CSV (``loops``, ``seqlets``, ``motif_summary``, ``motif_pairs``, ``ism_check``),
+    Tables as Parquet and CSV (``loops``, ``trust``, ``seqlets``, ``motif_summary``, ``motif_pairs``,
+    ``ism_check``, ``recovery_groups`` with a truth),
     ``recovery.json`` when the data carry a truth, ``attribution.npz`` (per-base scores and pair indices) and
     ``report.html`` (tracks of the ``n_tracks`` most confident loops, logos of the top seqlets, the tables).
     Every file is written atomically.
@@ -152,8 +153,10 @@ def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6) -> d
 
     out_dir = Path(out_dir)
     written = {}
-    tables = {"loops": report.loops, "seqlets": report.seqlets, "motif_summary": report.motif_summary,
-              "motif_pairs": report.motif_pairs, "ism_check": report.ism}
+    tables = {"loops": report.loops, "trust": report.trust, "seqlets": report.seqlets,
+              "motif_summary": report.motif_summary, "motif_pairs": report.motif_pairs, "ism_check": report.ism}
+    if report.recovery_groups is not None:
+        tables["recovery_groups"] = report.recovery_groups
     for name, table in tables.items():
         write_parquet(out_dir / f"{name}.parquet", table)
         atomic_write(out_dir / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
@@ -169,10 +172,17 @@ def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6) -> d
 
     atomic_write(out_dir / "attribution.npz", save_scores)
     written["attribution"] = str(out_dir / "attribution.npz")
-    sections: list[tuple[str, object]] = [("Loops (convergence delta per loop; flagged = above threshold)",
-                                           report.loops)]
+    sections: list[tuple[str, object]] = [
+        ("How far to trust each loop and side: IG steps and convergence delta (flagged = not converged), "
+         "Pearson of IG and of saliency with in-silico mutagenesis (ism_flag = IG disagrees where saliency "
+         "agrees), strongest matched motif with its family", report.trust),
+        ("Loops", report.loops)]
     if report.recovery is not None:
-        sections.append(("Planted-motif recovery", pd.DataFrame([report.recovery])))
+        sections.append(("Planted-motif recovery on true-positive loops (a family match counts as right; "
+                         "motif_exact_fraction is the exact-id figure)", pd.DataFrame([report.recovery])))
+    if report.recovery_groups is not None:
+        sections.append(("Recovery per planted cause (or task), with why a cause is not recovered",
+                         report.recovery_groups))
     for row, loop in report.loops.head(n_tracks).iterrows():
         mine = report.seqlets[report.seqlets["loop"] == loop.pair_index]
         truth = report.truth[report.truth["pair_index"] == loop.pair_index] if report.truth is not None else None

@@ -6,6 +6,14 @@ the summed attribution inside it (its contribution to the logit). Each seqlet is
 (``pyjaspar``, bundled database, offline) by a PWM scan of the observed bases around it: log-odds scores against a
 uniform background, turned into exact p-values by the score distribution of each matrix (the FIMO recipe) and
 corrected for the number of positions and strands scanned. The best and runner-up motifs go into a tidy table.
+
+JASPAR holds near-identical matrices under different names (ZNF143 and ZNF76, the ETS factors, ...), so a match
+names its **family**: every matrix of the database whose similarity to the match is at least
+``FAMILY_SIMILARITY``. The similarity of two matrices is the best, over aligned offsets and both strands, of the
+summed Pearson correlation of overlapping frequency columns divided by the shorter width (1 when the shorter
+matrix fits the longer exactly; the column-correlation score of Pietrokovski 1996 and Tomtom's PCC). JASPAR's own
+clusters are not in the database ``pyjaspar`` bundles, hence this score. The database release is pinned to the
+benchmark's (:data:`cbat.data.motifs.JASPAR_RELEASE`) unless a caller names another.
 """
 from __future__ import annotations
 
@@ -20,8 +28,10 @@ from scipy.ndimage import uniform_filter1d
 from cbat.data.encoding import ONEHOT_TABLE
 
 SEQLET_COLUMNS = ["loop", "cell_line", "side", "seqlet", "start", "end", "score", "strand", "motif_id",
-                  "motif_name", "match_score", "match_pvalue", "matched", "runner_up_id", "runner_up_name",
-                  "runner_up_pvalue"]
+                  "motif_name", "match_score", "match_pvalue", "matched", "family", "family_ids", "family_similarity",
+                  "match_label", "runner_up_id", "runner_up_name", "runner_up_pvalue"]
+FAMILY_SIMILARITY = 0.9  # ZNF143 MA0088.2 vs ZNF76 MA1716.2: 0.92, vs ZNF143 MA0088.3: 0.78; CTCF vs Spi1: 0.30
+FAMILY_NAMES_SHOWN = 5  # names written into a match label; the ids column keeps them all
 SCORE_RESOLUTION = 0.1  # bits per bin of the exact score distribution
 
 
@@ -65,8 +75,12 @@ class MotifDB:
         ids : tuple of str, optional
             Exact matrix ids; without them, the latest version of every motif in ``collection`` / ``tax_group``.
         release : str, optional
-            A JASPAR release such as ``"JASPAR2024"``; default the newest bundled.
+            A JASPAR release such as ``"JASPAR2024"``; default the benchmark's pinned
+            :data:`cbat.data.motifs.JASPAR_RELEASE` (not the newest bundled, so names do not move with pyjaspar).
         """
+        from cbat.data.motifs import JASPAR_RELEASE
+
+        release = release or JASPAR_RELEASE
         motifs = _fetch_jaspar(tuple(ids) if ids is not None else None, collection, tax_group, release)
         return cls.from_counts([m.matrix_id for m in motifs], [m.name for m in motifs],
                                [[m.counts[b] for b in "ACGT"] for m in motifs])
@@ -80,6 +94,57 @@ class MotifDB:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def probs(self, motif: int) -> np.ndarray:
+        """Frequencies ``[4, width]`` of motif number ``motif`` (the uniform mix of :meth:`from_counts` included;
+        it changes no column correlation)."""
+        return 0.25 * np.exp2(self.log_odds[motif])
+
+    @functools.cached_property
+    def _standardised(self) -> tuple[np.ndarray, ...]:
+        return tuple(standardise_columns(self.probs(i)) for i in range(len(self)))
+
+    def similarity_to(self, matrix: np.ndarray) -> np.ndarray:
+        """:func:`matrix_similarity` of a frequency matrix ``[4, width]`` to every motif of the database."""
+        query = standardise_columns(np.asarray(matrix, dtype=float))
+        return np.array([_aligned_similarity(query, other) for other in self._standardised])
+
+    @functools.cached_property
+    def _families(self) -> dict:
+        return {}
+
+    def family(self, motif: int, threshold: float = FAMILY_SIMILARITY) -> tuple[tuple[int, ...], np.ndarray]:
+        """Motif number ``motif`` and every motif at least ``threshold`` similar to it, most similar first.
+
+        Returns
+        -------
+        (tuple of int, ndarray)
+            Member indices (``motif`` first) and their similarity to ``motif``.
+        """
+        key = (motif, threshold)
+        if key not in self._families:
+            similarity = self.similarity_to(self.probs(motif))
+            similarity[motif] = np.inf  # the match itself leads its family
+            members = np.flatnonzero(similarity >= threshold)
+            members = members[np.argsort(-similarity[members], kind="stable")]
+            self._families[key] = (tuple(int(m) for m in members),
+                                   np.where(members == motif, 1.0, similarity[members]))
+        return self._families[key]
+
+    def family_label(self, motif: int, threshold: float = FAMILY_SIMILARITY) -> dict:
+        """The family of a match as table fields: ``family`` (names), ``family_ids``, ``family_similarity`` (of
+        the closest other member; NaN alone) and ``match_label``, e.g.
+        ``"ZNF76 (family: ZNF143, ZNF76; similarity 0.98)"``."""
+        members, similarity = self.family(motif, threshold)
+        names = list(dict.fromkeys(self.names[m] for m in members))
+        shown = ", ".join(sorted(names[:FAMILY_NAMES_SHOWN], key=str.upper))
+        if len(names) > FAMILY_NAMES_SHOWN:
+            shown += f", +{len(names) - FAMILY_NAMES_SHOWN} more"
+        closest = float(similarity[1]) if len(members) > 1 else np.nan
+        label = self.names[motif] if len(members) == 1 else (
+            f"{self.names[motif]} (family: {shown}; similarity {closest:.2f})")
+        return {"family": shown, "family_ids": ";".join(self.ids[m] for m in members),
+                "family_similarity": closest, "match_label": label}
 
     @functools.cached_property
     def _by_width(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -140,6 +205,31 @@ class MotifDB:
                              "strand": "+" if column < n_positions else "-",
                              "pvalue": float(-np.expm1(2 * n_positions * np.log1p(-min(p_one, 1 - 1e-16))))})
         return pd.DataFrame(rows)
+
+
+def standardise_columns(matrix: np.ndarray) -> np.ndarray:
+    """Each column of a ``[4, width]`` matrix centred and scaled to unit norm (a constant column becomes 0), so
+    the dot product of two columns is their Pearson correlation."""
+    centred = matrix - matrix.mean(0, keepdims=True)
+    norm = np.sqrt((centred ** 2).sum(0, keepdims=True))
+    return np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 1e-12)
+
+
+def _aligned_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Best summed column correlation over offsets and both strands, over the shorter width (standardised input)."""
+    best = -np.inf
+    for other in (b, b[::-1, ::-1]):  # reverse complement: rows ACGT reversed is TGCA, columns reversed
+        correlation = a.T @ other  # [wa, wb], entry (i, j) = corr(column i of a, column j of b)
+        sums = [np.trace(correlation, offset=k) for k in range(-a.shape[1] + 1, other.shape[1])]
+        best = max(best, max(sums))
+    return float(best / min(a.shape[1], b.shape[1]))
+
+
+def matrix_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Similarity of two frequency matrices ``[4, width]`` (rows ACGT): the summed Pearson correlation of aligned
+    columns, at the best offset and strand, divided by the shorter width. 1 for identical matrices."""
+    return _aligned_similarity(standardise_columns(np.asarray(a, dtype=float)),
+                               standardise_columns(np.asarray(b, dtype=float)))
 
 
 @functools.lru_cache(maxsize=8)
@@ -204,7 +294,7 @@ def call_seqlets(scores: np.ndarray, width: int = 15, z: float = 3.0, max_seqlet
 
 def annotate_seqlets(scores: dict[str, np.ndarray], codes: dict[str, np.ndarray], loops: pd.DataFrame,
                      db: MotifDB, width: int = 15, z: float = 3.0, max_seqlets: int = 5, flank: int = 10,
-                     alpha: float = 0.05) -> pd.DataFrame:
+                     alpha: float = 0.05, family_threshold: float = FAMILY_SIMILARITY) -> pd.DataFrame:
     """Seqlets of every loop and side, each with its best and runner-up JASPAR match: the tidy motif table.
 
     Parameters
@@ -222,6 +312,8 @@ def annotate_seqlets(scores: dict[str, np.ndarray], codes: dict[str, np.ndarray]
     alpha : float
         A match counts (``matched``) when its p-value, Bonferroni-corrected for the motifs in ``db``, is at most
         ``alpha`` (``match_pvalue`` is already corrected for the positions and strands scanned).
+    family_threshold : float
+        Matrices at least this similar to the best match form its family (:meth:`MotifDB.family_label`).
 
     Returns
     -------
@@ -239,6 +331,8 @@ def annotate_seqlets(scores: dict[str, np.ndarray], codes: dict[str, np.ndarray]
                 hits = db.scan(codes[side][i][lo:hi]).sort_values(["pvalue", "score"], ascending=[True, False])
                 best = hits.iloc[0] if len(hits) else None
                 runner = hits.iloc[1] if len(hits) > 1 else None
+                family = db.family_label(int(best.motif), family_threshold) if best is not None else {
+                    "family": None, "family_ids": None, "family_similarity": np.nan, "match_label": None}
                 rows.append({"loop": int(pair_index), "cell_line": cell_line, "side": side, "seqlet": rank,
                              "start": int(seqlet.start), "end": int(seqlet.end), "score": seqlet.score,
                              "strand": best.strand if best is not None else None,
@@ -247,6 +341,7 @@ def annotate_seqlets(scores: dict[str, np.ndarray], codes: dict[str, np.ndarray]
                              "match_score": best.score if best is not None else np.nan,
                              "match_pvalue": best.pvalue if best is not None else np.nan,
                              "matched": bool(best is not None and best.pvalue * len(db) <= alpha),
+                             **family,
                              "runner_up_id": runner.motif_id if runner is not None else None,
                              "runner_up_name": runner.motif_name if runner is not None else None,
                              "runner_up_pvalue": runner.pvalue if runner is not None else np.nan})
@@ -261,16 +356,16 @@ def motif_summary(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``cell_line``, ``side``, ``motif_id``, ``motif_name``, ``n_seqlets``, ``n_loops``, ``loop_fraction``
+        ``cell_line``, ``side``, ``motif_id``, ``motif_name``, ``family``, ``n_seqlets``, ``n_loops``, ``loop_fraction``
         (of that cell line's annotated loops), ``total_score``, ``mean_score``; most frequent first.
     """
     loops_per_line = table.groupby("cell_line")["loop"].nunique()
     matched = table[table["matched"]]
-    summary = (matched.groupby(["cell_line", "side", "motif_id", "motif_name"])
+    summary = (matched.groupby(["cell_line", "side", "motif_id", "motif_name", "family"], dropna=False)
                .agg(n_seqlets=("loop", "size"), n_loops=("loop", "nunique"), total_score=("score", "sum"),
                     mean_score=("score", "mean")).reset_index())
     summary["loop_fraction"] = summary["n_loops"] / summary["cell_line"].map(loops_per_line)
-    columns = ["cell_line", "side", "motif_id", "motif_name", "n_seqlets", "n_loops", "loop_fraction",
+    columns = ["cell_line", "side", "motif_id", "motif_name", "family", "n_seqlets", "n_loops", "loop_fraction",
                "total_score", "mean_score"]
     return summary[columns].sort_values(["cell_line", "side", "n_loops", "total_score"],
                                         ascending=[True, True, False, False], ignore_index=True)

@@ -10,8 +10,11 @@ Three figures, each computed per sequence side:
   motifs below that, and decoy sites, are left out; everything else is background. Taking the magnitude follows
   the later tfomics code (``np.abs(np.sum(score, axis=2))``); ``absolute=False`` gives the signed variant.
 - **motif identity**: the fraction of planted causal motifs whose top-scoring overlapping seqlet is matched to
-  the right JASPAR matrix (same base id, any version: ``MA0139.1`` and ``MA0139.2`` are both CTCF's matrix); a
-  causal motif without an overlapping seqlet counts as a miss.
+  the right JASPAR matrix **or to a member of its family** (``family_ids`` of the seqlet table: matrices at least
+  ``diagnostics.motifs.FAMILY_SIMILARITY`` similar to the match). Ids compare by base id, any version
+  (``MA0139.1`` and ``MA0139.2`` are both CTCF's matrix). A PWM scan cannot tell near-identical matrices apart,
+  so a family match counts as right; ``motif_exact_fraction`` gives the stricter figure beside it. A causal
+  motif without an overlapping seqlet counts as a miss.
 - **decoys vs causal**: each planted site's mean attribution magnitude per base (a mean, so motif length does
   not decide); ROC-AUC of causal (1) vs decoy (0) sites, and the two means. Decoys should score lower.
 """
@@ -86,9 +89,11 @@ def site_scores(scores: np.ndarray, truth: pd.DataFrame, pair_indices, side: str
 
 
 def motif_identity(seqlets: pd.DataFrame, truth: pd.DataFrame, pair_indices) -> pd.DataFrame:
-    """For each planted causal motif: its top overlapping seqlet and whether that matched the right JASPAR id.
+    """For each planted causal motif: its top overlapping seqlet and whether that names the right matrix.
 
-    ``seqlets`` is the table of :func:`diagnostics.motifs.annotate_seqlets` (``loop`` = pair index).
+    ``seqlets`` is the table of :func:`diagnostics.motifs.annotate_seqlets` (``loop`` = pair index). ``match``
+    is ``"exact"`` (same base id), ``"family"`` (the planted id is in the match's family), ``"wrong"`` or
+    ``"none"`` (no matched seqlet overlaps the site); ``correct`` counts exact and family matches.
     """
     causal = truth[(truth["role"] == "causal") & truth["pair_index"].isin(set(map(int, pair_indices)))]
     rows = []
@@ -96,13 +101,18 @@ def motif_identity(seqlets: pd.DataFrame, truth: pd.DataFrame, pair_indices) -> 
         mine = seqlets[(seqlets["loop"] == site.pair_index) & (seqlets["side"] == site.side)
                        & (seqlets["start"] < site.end) & (seqlets["end"] > site.start)]
         top = mine.loc[mine["score"].abs().idxmax()] if len(mine) else None
+        match = "none"
+        if top is not None and top["matched"]:
+            family = {_base_id(i) for i in str(top.get("family_ids") or top["motif_id"]).split(";")}
+            match = ("exact" if _base_id(top["motif_id"]) == _base_id(site.motif_id)
+                     else "family" if _base_id(site.motif_id) in family else "wrong")
         rows.append({"pair_index": int(site.pair_index), "side": site.side, "motif_id": site.motif_id,
                      "motif_name": site.motif_name, "found": top is not None,
                      "seqlet_motif_id": top["motif_id"] if top is not None else None,
-                     "correct": bool(top is not None and top["matched"]
-                                     and _base_id(top["motif_id"]) == _base_id(site.motif_id))})
+                     "seqlet_label": top.get("match_label") if top is not None else None,
+                     "match": match, "correct": match in ("exact", "family")})
     return pd.DataFrame(rows, columns=["pair_index", "side", "motif_id", "motif_name", "found", "seqlet_motif_id",
-                                       "correct"])
+                                       "seqlet_label", "match", "correct"])
 
 
 def _base_id(motif_id: str) -> str:
@@ -122,7 +132,8 @@ def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_ind
     pair_indices : array of int
         Dataset indices of the attributed pairs.
     seqlets : DataFrame, optional
-        The annotated seqlet table; adds ``motif_id_fraction`` and ``seqlet_found_fraction``.
+        The annotated seqlet table; adds ``motif_id_fraction`` (exact or family match),
+        ``motif_exact_fraction`` and ``seqlet_found_fraction``.
     absolute : bool
         Score positions and sites by |attribution| (default) or by the signed attribution.
 
@@ -156,8 +167,55 @@ def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_ind
     if seqlets is not None:
         identity = motif_identity(seqlets, truth, pair_indices)
         out["motif_id_fraction"] = identity["correct"].mean() if len(identity) else np.nan
+        out["motif_exact_fraction"] = (identity["match"] == "exact").mean() if len(identity) else np.nan
         out["seqlet_found_fraction"] = identity["found"].mean() if len(identity) else np.nan
     return {key: float(value) for key, value in out.items()}
+
+
+POSITION_TARGET, MOTIF_TARGET = 0.85, 0.8  # a cause counts as recovered at both (issue 17's targets)
+# Why a planted cause may not be recovered by attribution, per cause of the ``mixture`` benchmark.
+CAUSE_NOTES = {
+    "long_range": "placement decides: positives carry the same motifs as their negatives, only farther apart than "
+                  "a local window sees, so attribution can point at the motifs but not at the distance that decides",
+    "diffuse": "many weak sites share the logit: each scores little, so few pass the seqlet threshold, and weak "
+               "sites rarely reach a significant PWM match",
+    "sparse_strong": "one strong pair decides: a miss means the model did not learn these motifs",
+    "tf_pair": "identity decides (a compatible TF pair): partners that JASPAR cannot tell apart blur the name",
+}
+
+
+def recovery_by_group(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_indices, groups,
+                      seqlets: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`recovery_scores` per group of pairs (a planted cause, else the task), with a verdict and a reason.
+
+    Parameters
+    ----------
+    scores, truth, pair_indices, seqlets
+        As in :func:`recovery_scores` (row i of ``scores`` is pair ``pair_indices[i]``).
+    groups : array of str
+        The group of each attributed pair (``meta["cause"]`` of the ``mixture`` benchmark, else ``meta["task"]``).
+
+    Returns
+    -------
+    DataFrame
+        One row per group: ``group``, ``n_loops``, the figures of :func:`recovery_scores`, ``recovered`` (position
+        ROC-AUC >= ``POSITION_TARGET`` and, with seqlets, motif id or family for >= ``MOTIF_TARGET`` of causal
+        motifs) and ``why`` (what fell short, and the cause's known reason) when it is not.
+    """
+    pair_indices, groups = np.asarray(pair_indices), np.asarray(groups)
+    rows = []
+    for group in sorted(set(groups)):
+        mine = groups == group
+        figures = recovery_scores({side: s[mine] for side, s in scores.items()}, truth, pair_indices[mine], seqlets)
+        short = []
+        if not figures["auroc"] >= POSITION_TARGET:
+            short.append(f"position ROC-AUC {figures['auroc']:.2f} < {POSITION_TARGET}")
+        if seqlets is not None and not figures["motif_id_fraction"] >= MOTIF_TARGET:
+            short.append(f"right motif family for {figures['motif_id_fraction']:.0%} < {MOTIF_TARGET:.0%} of "
+                         "causal motifs")
+        why = "; ".join(short + ([CAUSE_NOTES[group]] if short and group in CAUSE_NOTES else []))
+        rows.append({"group": group, "n_loops": int(mine.sum()), **figures, "recovered": not short, "why": why})
+    return pd.DataFrame(rows)
 
 
 # --- a small scored model ------------------------------------------------------------------------
@@ -196,11 +254,12 @@ def seed_stems_with_motifs(model, motif_names, scale: float = 0.5) -> None:
 
 
 def train_probe_model(dataset, train_index, cfg=None, epochs: int = 3, lr: float = 3e-3, batch_size: int = 32,
-                      seed: int = 0):
+                      seed: int = 0, seed_motifs: bool = True):
     """A small CBAT model trained (AdamW + BCE) on ``dataset`` for attribution scoring.
 
-    The stems start from the PWMs of the motifs planted in ``dataset`` (:func:`seed_stems_with_motifs`);
-    everything is trained. Deterministic for a seed on CPU.
+    With ``seed_motifs`` the stems start from the PWMs of the motifs planted in ``dataset``
+    (:func:`seed_stems_with_motifs`); without, the model starts from scratch as a sweep's does. Everything is
+    trained. Deterministic for a seed on CPU.
 
     Parameters
     ----------
@@ -224,7 +283,8 @@ def train_probe_model(dataset, train_index, cfg=None, epochs: int = 3, lr: float
     cfg = cfg if cfg is not None else dataclasses.replace(cbat.preset("baseline"), d_model=32)
     model = cbat.build_model(cfg, seed=seed)
     names = sorted(set(dataset.truth["motif_name"])) if dataset.truth is not None else []
-    seed_stems_with_motifs(model, names[:cfg.d_model // 2])
+    if seed_motifs:
+        seed_stems_with_motifs(model, names[:cfg.d_model // 2])
     labels = torch.tensor(dataset.labels, dtype=torch.float32)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     rng = np.random.default_rng(seed)

@@ -72,7 +72,7 @@ def test_integrated_gradients_attributes_both_inputs_and_restores_mode(model, pa
     total = result.enhancer.sum((1, 2)) + result.promoter.sum((1, 2))
     np.testing.assert_allclose(total - (result.logit - result.reference_logit), result.delta, atol=1e-4)
     table = result.convergence_table(delta_threshold=0.05)
-    assert list(table.columns) == ["logit", "reference_logit", "delta", "relative_delta", "flagged"]
+    assert list(table.columns) == ["steps", "logit", "reference_logit", "delta", "relative_delta", "flagged"]
     assert not table["flagged"].any()
     assert result.convergence_table(0.0)["flagged"].sum() == (np.abs(result.delta) > 0).sum()
     with torch.no_grad():
@@ -89,8 +89,10 @@ def test_integrated_gradients_is_deterministic_for_a_seed(model, pair):
 
 def test_coarse_integration_gets_flagged(model, pair):
     enhancer, promoter = pair
-    coarse = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=1, progress=False)
-    fine = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=32, progress=False)
+    coarse = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=1, delta_threshold=None,
+                                    progress=False)
+    fine = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=32, delta_threshold=None,
+                                  progress=False)
     assert np.abs(fine.delta).mean() < np.abs(coarse.delta).mean()
     threshold = float(np.abs(fine.delta).max()) * 1.01
     assert coarse.convergence_table(threshold)["flagged"].any()

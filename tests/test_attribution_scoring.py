@@ -122,7 +122,11 @@ def test_cli_attribute_on_a_sweep_run(trained, tmp_path, capsys):
     loops = pd.read_parquet(tmp_path / "out" / "loops.parquet")
     assert len(loops) == 2 and {"delta", "flagged", "outcome"} <= set(loops.columns)
     assert (tmp_path / "out" / "report.html").is_file()
-    assert "recovery:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    per_side = [line for line in err.splitlines() if line.startswith("loop ") and "converged at" in line]
+    assert "recovery:" in err and len(per_side) == 4  # 2 loops x 2 sides
+    trust = pd.read_parquet(tmp_path / "out" / "trust.parquet")
+    assert len(trust) == 4 and {"steps", "delta", "ig_ism_r", "ism_flag", "top_motif"} <= set(trust.columns)
 
 
 def test_cli_attribute_names_bad_input(tmp_path, capsys):

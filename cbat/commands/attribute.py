@@ -20,17 +20,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pooled", action="store_true", help="rank loops over all cell lines together")
     parser.add_argument("--threshold", type=float, default=None, help="only pairs with probability >= this")
     parser.add_argument("--n-shuffles", type=int, default=10, help="dinucleotide-shuffled references (default 10)")
-    parser.add_argument("--n-steps", type=int, default=50, help="integrated-gradients steps (default 50)")
+    parser.add_argument("--n-steps", type=int, default=50,
+                        help="first integrated-gradients steps; doubled per loop until converged (default 50)")
+    parser.add_argument("--max-steps", type=int, default=800,
+                        help="cap of the doubling; a loop still above --delta-threshold there is flagged (default 800)")
     parser.add_argument("--internal-batch-size", type=int, default=64,
                         help="pairs per forward/backward inside IG; bounds memory (default 64)")
-    parser.add_argument("--ism", type=int, default=2, help="loops checked by in-silico mutagenesis (default 2)")
+    parser.add_argument("--ism", type=int, default=None,
+                        help="loops checked by in-silico mutagenesis at their seqlets and 50 background bases "
+                             "(default every loop; 0 none)")
     parser.add_argument("--delta-threshold", type=float, default=0.05,
-                        help="flag loops whose |convergence delta| exceeds this, in logit units (default 0.05)")
+                        help="integrate again with twice the steps while |convergence delta| exceeds this, in "
+                             "logit units; loops above it at --max-steps are flagged (default 0.05)")
     parser.add_argument("--motifs", default="jaspar",
                         help="'jaspar' (CORE vertebrates, default), 'truth' (the planted motifs' ids) or "
                              "comma-separated JASPAR ids")
     parser.add_argument("--jaspar-release", default=None,
-                        help="bundled JASPAR release (default the newest; the benchmark's own for synthetic data)")
+                        help="bundled JASPAR release (default JASPAR2024, the one the benchmark is built from)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<i> (default auto)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
@@ -42,16 +48,11 @@ def _motif_db(args: argparse.Namespace, dataset):
     from diagnostics.motifs import MotifDB
 
     if args.motifs == "jaspar":
-        release = args.jaspar_release
-        if release is None and dataset.truth is not None:  # the synthetic benchmark pins its JASPAR release
-            from cbat.data.motifs import JASPAR_RELEASE as release
-        return MotifDB.from_jaspar(release=release)
+        return MotifDB.from_jaspar(release=args.jaspar_release)
     if args.motifs == "truth":
         if dataset.truth is None:
             raise UserError("--motifs truth: the data carry no planted motifs; use 'jaspar' or a list of ids")
-        from cbat.data.motifs import JASPAR_RELEASE
-        return MotifDB.from_jaspar(ids=tuple(sorted(set(dataset.truth["motif_id"]))),
-                                   release=args.jaspar_release or JASPAR_RELEASE)
+        return MotifDB.from_jaspar(ids=tuple(sorted(set(dataset.truth["motif_id"]))), release=args.jaspar_release)
     return MotifDB.from_jaspar(ids=tuple(i.strip() for i in args.motifs.split(",") if i.strip()),
                                release=args.jaspar_release)
 
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1 or args.n_shuffles < 1 or args.n_steps < 1 or args.internal_batch_size < 1:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
+    if args.max_steps < args.n_steps:
+        raise UserError(f"--max-steps ({args.max_steps}) must be at least --n-steps ({args.n_steps})")
     model, dataset, predictions = load_run(args.run, args.device,
                                            data_spec(args) if args.data is not None else None)
     loops = select_loops(predictions, top=args.top, per_cell_line=not args.pooled, threshold=args.threshold)
@@ -71,11 +74,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("no predicted loops to attribute (lower --threshold?)")
     report = explain_loops(model, dataset, loops, _motif_db(args, dataset), n_shuffles=args.n_shuffles,
                            n_steps=args.n_steps, internal_batch_size=args.internal_batch_size, n_ism=args.ism,
-                           delta_threshold=args.delta_threshold, seed=args.seed, progress=not args.no_progress)
+                           delta_threshold=args.delta_threshold, max_steps=args.max_steps, seed=args.seed,
+                           progress=not args.no_progress)
     written = write_loop_report(report, args.out)
-    flagged = int(report.loops["flagged"].sum())
-    print(f"cbat attribute: {len(loops)} loops, {len(report.seqlets)} seqlets, {flagged} flagged by the "
-          f"convergence delta; wrote {written['report']}", file=sys.stderr)
+    flagged, disagree = int(report.loops["flagged"].sum()), int(report.trust["ism_flag"].sum())
+    print("\n".join(report.summary_lines()), file=sys.stderr)
+    print(f"cbat attribute: {len(loops)} loops, {len(report.seqlets)} seqlets; {flagged} not converged at "
+          f"--max-steps, {disagree} loop sides where IG disagrees with ISM but saliency agrees; wrote "
+          f"{written['report']}", file=sys.stderr)
     if report.recovery is not None:
         print("recovery: " + ", ".join(f"{k}={v:.3f}" for k, v in report.recovery.items()), file=sys.stderr)
     return 0
