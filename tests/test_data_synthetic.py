@@ -7,8 +7,8 @@ from sklearn.metrics import roc_auc_score
 from cbat.data import TASKS, oracle_scores, propensity_baseline, split, synthetic
 from cbat.data.encoding import onehot
 from cbat.data.loci import CHROM_SIZES_MB
-from cbat.data.motifs import get_motif
-from cbat.data.tasks import BP_PER_TOKEN, make_task
+from cbat.data.motifs import ENHANCER_DECOYS, get_motif
+from cbat.data.tasks import BP_PER_TOKEN, CAUSES, EASY_NEGATIVE_SHARE, make_task
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,13 @@ def grammar(cache_dir):
 
 @pytest.fixture(scope="module")
 def probes(cache_dir):
-    return {task: synthetic(task, 200, seed=3, cache_dir=cache_dir) for task in TASKS if task != "grammar"}
+    return {task: synthetic(task, 200, seed=3, cache_dir=cache_dir) for task in TASKS
+            if task not in ("grammar", "mixture")}
+
+
+@pytest.fixture(scope="module")
+def mixture(cache_dir):
+    return synthetic("mixture", 1600, seed=0, cache_dir=cache_dir, cause_shares={cause: 1 for cause in CAUSES})
 
 
 def test_same_seed_same_data_other_seed_differs():
@@ -152,6 +158,50 @@ def test_composition_alone_does_not_solve_grammar(grammar):
         model = LogisticRegression(C=1.0, max_iter=2000).fit(features[parts.train], grammar.labels[parts.train])
         auroc = roc_auc_score(grammar.labels[parts.test], model.decision_function(features[parts.test]))
         assert auroc <= 0.70
+
+
+def test_mixture_deals_causes_in_the_configured_shares():
+    ds = synthetic("mixture", 1200, seed=1, use_cache=False,
+                   cause_shares={"long_range": 2, "diffuse": 1, "tf_pair": 1})
+    positives = ds.meta.loc[ds.labels == 1, "cause"].value_counts(normalize=True)
+    assert set(ds.meta["cause"]) == {"long_range", "diffuse", "tf_pair"}
+    assert positives.to_dict() == pytest.approx({"long_range": 0.5, "diffuse": 0.25, "tf_pair": 0.25}, abs=0.03)
+    # every pair of a shared promoter follows that promoter's cause, negatives included
+    assert (ds.meta.groupby("promoter_id")["cause"].nunique() == 1).all()
+    assert (ds.meta.loc[ds.labels == 1, "mechanism"] == ds.meta.loc[ds.labels == 1, "cause"]).all()
+    default = synthetic("mixture", 300, seed=1, use_cache=False)
+    assert set(default.meta["cause"]) == {"long_range", "diffuse", "sparse_strong"}
+
+
+def test_mixture_negatives_share_their_causes_motif_content(mixture):
+    truth, meta = mixture.truth, mixture.meta
+    strong = truth[(truth["strength"] >= 4) & (truth["side"] == "enhancer")]
+    # the decisive enhancer motif: CTCF for the placement causes, a cell-line TF (not a decoy) for tf_pair
+    key = {"tf_pair": lambda names: ~names.isin(ENHANCER_DECOYS)}
+    for cause in CAUSES:
+        rows = meta.index[meta["cause"] == cause]
+        sites = strong[strong["pair_index"].isin(rows)]
+        decisive = sites[key.get(cause, lambda names: names == "CTCF")(sites["motif_name"])]
+        per_pair = decisive.groupby("pair_index").size().reindex(rows, fill_value=0)
+        labels = mixture.labels[rows]
+        positives, negatives = per_pair[labels == 1], per_pair[labels == 0]
+        hard = negatives[negatives > 0]
+        # hard negatives carry the positives' decisive motifs; the rest are the documented easy negatives
+        assert positives.min() >= 1 and hard.value_counts().to_dict() == {positives.iloc[0]: len(hard)}, cause
+        assert (positives == positives.iloc[0]).all(), cause
+        assert (1 - len(hard) / len(negatives)) == pytest.approx(EASY_NEGATIVE_SHARE, abs=0.08), cause
+
+
+def test_mixture_oracle_per_cause_and_single_sequences_fail(mixture):
+    scores, causes = oracle_scores(mixture), mixture.meta["cause"].to_numpy()
+    for cause in CAUSES:
+        chosen = causes == cause
+        assert roc_auc_score(mixture.labels[chosen], scores[chosen]) >= 0.95, cause
+    parts = split(mixture, by="chrom", seed=0)
+    for side in (mixture.enhancer, mixture.promoter):
+        features = _kmer_counts(side)
+        model = LogisticRegression(C=1.0, max_iter=2000).fit(features[parts.train], mixture.labels[parts.train])
+        assert roc_auc_score(mixture.labels[parts.test], model.decision_function(features[parts.test])) <= 0.65
 
 
 def test_propensity_shows_pair_leakage(grammar):

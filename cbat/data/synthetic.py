@@ -13,23 +13,26 @@ from cbat.data.background import background, place, plant
 from cbat.data.dataset import EPIDataset
 from cbat.data.loci import assign_promoters, enhancer_centres, promoter_loci
 from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
-from cbat.data.tasks import TASKS, make_task
+from cbat.data.tasks import CAUSES, DEFAULT_CAUSES, EASY_NEGATIVE_SHARE, TASKS, MixtureTask, make_task
 
-GENERATOR_VERSION = 4  # bump when the generated data change for the same parameters
+GENERATOR_VERSION = 5  # bump when the generated data change for the same parameters
 # long_range hard negatives sit 36-46 tokens from the promoter site, so the enhancer needs room
-MIN_ENHANCER_LEN = {"long_range": 500}
+MIN_ENHANCER_LEN = {"long_range": 500, "mixture": 500}
 # with one pair, small models need ~16 epochs at 1500-2000 pairs; with two copies about 10
-DEFAULT_COPIES = {"long_range": 2, "sparse_strong": 2}
+DEFAULT_COPIES = {"long_range": 2, "sparse_strong": 2, "mixture": 2}
 
 
-def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhancer_len: int = 600,
+def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhancer_len: int = 600,
               promoter_len: int = 400, positive_fraction: float = 0.5, cell_lines=None, cache_dir=None,
-              use_cache: bool = True, copies: int | None = None) -> EPIDataset:
+              use_cache: bool = True, copies: int | None = None,
+              cause_shares: dict[str, float] | None = None, easy_negatives: float | None = None) -> EPIDataset:
     """Generate (or read from cache) a synthetic enhancer-promoter benchmark.
 
     Parameters
     ----------
-    task : {"grammar", "long_range", "diffuse", "sparse_strong"}
+    task : {"mixture", "grammar", "long_range", "diffuse", "sparse_strong"}
+        ``mixture`` (the report's default) draws each positive from one planted cause (long-range placement,
+        a diffuse cluster, a strong sparse pair, a compatible TF pair) with matched negatives per cause;
         ``grammar`` mixes convergent CTCF and compatible TF pairs; the others are probes that isolate one
         hypothesis each (see ``docs/benchmark.md``).
     n_pairs : int
@@ -47,15 +50,26 @@ def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhance
     use_cache : bool
         Read and write the cache.
     copies : int, optional
-        ``sparse_strong`` / ``long_range`` only: how many times the decisive CTCF pair is repeated with the
-        same placement. More copies give a stronger signal for small models and few epochs. Default: 2.
+        ``sparse_strong`` / ``long_range`` (also as mixture causes): how many times the decisive CTCF pair is
+        repeated with the same placement. More copies give a stronger signal for small models and few epochs.
+        Default: 2.
+    cause_shares : dict, optional
+        ``mixture`` only: share of positives per cause, a subset of ``long_range, diffuse, sparse_strong,
+        tf_pair`` (normalised to sum 1). Default: equal shares of ``DEFAULT_CAUSES`` (``tf_pair`` is left out:
+        no preset learnt it at the quick size, see ``docs/benchmark.md``).
+    easy_negatives : float, optional
+        Probes and mixture: share of negatives whose enhancer lacks the decisive motif (a strong decoy instead).
+        They give a model a first foothold (learn the motif, then its placement or partner) and give a
+        per-sequence model a ceiling of about ``0.5 + easy_negatives / 2`` AUROC. Default: 1/3 (with fewer, a
+        baseline at the quick size did not learn at all; ``docs/benchmark.md``).
 
     Returns
     -------
     EPIDataset
         With ``truth`` listing every planted motif (role ``causal`` or ``decoy``) and ``meta`` holding the
-        simulated loci (``chrom``, ``enhancer_start`` ...), the ``mechanism`` that made a positive positive
-        and the ``task``.
+        simulated loci (``chrom``, ``enhancer_start`` ...), the ``mechanism`` that made a positive positive,
+        the ``cause`` whose rule the pair follows (a negative: the cause it is a matched negative of; the task
+        name outside a mixture) and the ``task``.
     """
     cell_lines = tuple(CELL_LINE_TFS) if cell_lines is None else tuple(cell_lines)
     _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell_lines)
@@ -65,6 +79,16 @@ def synthetic(task: str = "grammar", n_pairs: int = 2000, seed: int = 0, enhance
     params = dict(task=task, n_pairs=int(n_pairs), seed=int(seed), enhancer_len=int(enhancer_len),
                   promoter_len=int(promoter_len), positive_fraction=float(positive_fraction),
                   cell_lines=list(cell_lines), copies=int(copies), version=GENERATOR_VERSION)
+    if task == "mixture":
+        params["cause_shares"] = _cause_shares(cause_shares)
+    elif cause_shares is not None:
+        raise ValueError(f"synthetic: cause_shares applies to task 'mixture' only, not {task!r}")
+    if task != "grammar":
+        params["easy_negatives"] = EASY_NEGATIVE_SHARE if easy_negatives is None else float(easy_negatives)
+        if not 0 <= params["easy_negatives"] < 1:
+            raise ValueError(f"synthetic: easy_negatives is {easy_negatives!r}; expected a share in [0, 1)")
+    elif easy_negatives is not None:
+        raise ValueError("synthetic: easy_negatives applies to the probes and the mixture, not to 'grammar'")
     path = cache.cache_path(cache.cache_root(cache_dir), f"synthetic-{task}", params)
     if use_cache and path.exists():
         cached = cache.load(path)
@@ -95,9 +119,24 @@ def _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell
                          f"{list(CELL_LINE_TFS)}")
 
 
-def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction, cell_lines, copies) -> EPIDataset:
+def _cause_shares(shares) -> dict[str, float]:
+    """Validated mixture shares, normalised to sum 1, in the order of ``CAUSES``."""
+    shares = {cause: 1.0 for cause in DEFAULT_CAUSES} if shares is None else dict(shares)
+    unknown = sorted(set(shares) - set(CAUSES))
+    if unknown or not shares:
+        raise ValueError(f"synthetic: cause_shares names {unknown or 'nothing'}; expected a non-empty subset of "
+                         f"{list(CAUSES)}")
+    bad = {cause: share for cause, share in shares.items() if not float(share) > 0}
+    if bad:
+        raise ValueError(f"synthetic: cause_shares {bad} must be positive")
+    total = sum(float(v) for v in shares.values())
+    return {cause: float(shares[cause]) / total for cause in CAUSES if cause in shares}
+
+
+def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction, cell_lines, copies,
+              cause_shares=None, easy_negatives=EASY_NEGATIVE_SHARE) -> EPIDataset:
     rng = np.random.default_rng(seed)
-    planner = make_task(task, copies)
+    planner = make_task(task, copies, cause_shares, easy_negatives)
     pair_cell = np.array(cell_lines)[rng.permutation(n_pairs) % len(cell_lines)]
     labels = np.zeros(n_pairs, dtype=np.int64)
     labels[rng.permutation(n_pairs)[:int(round(n_pairs * positive_fraction))]] = 1
@@ -107,8 +146,11 @@ def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction
         members = np.flatnonzero(pair_cell == cell)
         local, n_promoters = assign_promoters(rng, labels[members])
         promoter_of_pair[members] = local + len(promoter_cell)
-        for _ in range(n_promoters):
-            state, sites = planner.plan_promoter(rng, cell, promoter_len)
+        causes = ([None] * n_promoters if not isinstance(planner, MixtureTask) else
+                  planner.deal_causes(np.bincount(local[labels[members] == 1], minlength=n_promoters), rng))
+        for cause in causes:
+            state, sites = (planner.plan_promoter(rng, cell, promoter_len) if cause is None
+                            else planner.plan_promoter(rng, cell, promoter_len, cause))
             promoter_cell.append(cell)
             promoter_state.append(state)
             promoter_sites.append(sites)
@@ -149,7 +191,7 @@ def _meta(rng, task, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_
         "promoter_id": locus(pair_chrom, p_start, promoter_len),
         "enhancer_start": e_start, "enhancer_end": e_start + enhancer_len,
         "promoter_start": p_start, "promoter_end": p_start + promoter_len,
-        "mechanism": [p.mechanism for p in plans], "task": task,
+        "mechanism": [p.mechanism for p in plans], "cause": [p.cause or task for p in plans], "task": task,
     })
 
 

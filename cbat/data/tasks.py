@@ -12,7 +12,10 @@ import numpy as np
 
 from cbat.data.motifs import CELL_LINE_TFS, ENHANCER_DECOYS, PROMOTER_DECOYS, compatible_partner, get_motif
 
-TASKS = ("grammar", "long_range", "diffuse", "sparse_strong")
+TASKS = ("mixture", "grammar", "long_range", "diffuse", "sparse_strong")
+# The causes a mixture draws its positives from, each tied to one hypothesis of the log (docs/benchmark.md)
+CAUSES = ("long_range", "diffuse", "sparse_strong", "tf_pair")
+DEFAULT_CAUSES = ("long_range", "diffuse", "sparse_strong")
 STRONG, MEDIUM, WEAK = 4.0, 2.0, 1.0  # exponent on the PFM: 1 = plain JASPAR draw, larger = nearer consensus
 WHOLE = (0.0, 1.0)
 BP_PER_TOKEN = 10  # the model's conv stem pools 10 bp into one token; probe offsets are set in tokens
@@ -39,6 +42,7 @@ class EnhancerPlan:
     causal_promoter: list[int] = field(default_factory=list)   # indices into the promoter's sites
     mechanism: str = "none"
     enhancer_upstream: bool | None = None  # None: either side of the promoter
+    cause: str = ""  # the planted cause whose rule this pair follows (its matched negatives share it)
 
 
 def _strand(rng: np.random.Generator) -> str:
@@ -97,9 +101,10 @@ class PlacementTask:
       tokens, negative +36..+46: both beyond a 16-token window, so a windowed model sees neither.
     """
 
-    def __init__(self, positive_band, negative_band, signed: bool, promoter_region=WHOLE, copies: int = 1) -> None:
+    def __init__(self, positive_band, negative_band, signed: bool, promoter_region=WHOLE, copies: int = 1,
+                 easy_negatives: float = EASY_NEGATIVE_SHARE) -> None:
         self.positive_band, self.negative_band, self.signed = positive_band, negative_band, signed
-        self.promoter_region, self.copies = promoter_region, copies
+        self.promoter_region, self.copies, self.easy_negatives = promoter_region, copies, easy_negatives
 
     def plan_promoter(self, rng, cell_line, promoter_len):
         from cbat.data.background import SLOT_BP
@@ -120,7 +125,7 @@ class PlacementTask:
     def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
         anchors, n_key = state
         decoys = _context(rng, cell_line, ENHANCER_DECOYS)
-        if not label and rng.random() < EASY_NEGATIVE_SHARE:
+        if not label and rng.random() < self.easy_negatives:
             return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, self.copies, STRONG) + decoys)
         band = self.positive_band if label else self.negative_band
         # one offset for all copies keeps the enhancer sites as far apart as the promoter's (no overlap)
@@ -142,8 +147,8 @@ class DiffuseTask(PlacementTask):
 
     CLUSTER, PAIR, GAP_SLOTS = 6, 2, 6
 
-    def __init__(self) -> None:
-        super().__init__((0, 3), (0, 3), signed=False)
+    def __init__(self, easy_negatives: float = EASY_NEGATIVE_SHARE) -> None:
+        super().__init__((0, 3), (0, 3), signed=False, easy_negatives=easy_negatives)
 
     def plan_promoter(self, rng, cell_line, promoter_len):
         from cbat.data.background import SLOT_BP
@@ -168,7 +173,7 @@ class DiffuseTask(PlacementTask):
     def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
         cluster_centre, pair_centre = state
         decoys = _context(rng, cell_line, ENHANCER_DECOYS)
-        if not label and rng.random() < EASY_NEGATIVE_SHARE:
+        if not label and rng.random() < self.easy_negatives:
             return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + decoys)
         anchor = cluster_centre if label else pair_centre
         start = _aligned_start(rng, anchor, self.positive_band, False, enhancer_len, get_motif(LOOPING_TF).length)
@@ -208,15 +213,89 @@ class GrammarTask:
         return EnhancerPlan(sites, causal, list(causal), mechanism, upstream)
 
 
-def make_task(name: str, copies: int = 1):
-    """The planner for a task name; ``copies`` repeats the decisive pair of sparse_strong / long_range."""
+class TfPairTask:
+    """``tf_pair`` (a mixture cause): identity, not placement, decides. The promoter holds one strong TF site of
+    its cell line, the enhancer one strong TF site of the same cell line: the compatible partner for positives,
+    an incompatible TF for hard negatives. Both sides add two weak decoys. Every TF occurs on both sides in both
+    classes, so each sequence alone says nothing; the model must relate the two identities across the pair.
+    Easy negatives replace the enhancer TF with a strong decoy.
+    """
+
+    def __init__(self, easy_negatives: float = EASY_NEGATIVE_SHARE) -> None:
+        self.easy_negatives = easy_negatives
+
+    def plan_promoter(self, rng, cell_line, promoter_len):
+        tf = str(rng.choice(CELL_LINE_TFS[cell_line]))
+        return tf, [Site(tf, _strand(rng), STRONG)] + _decoys(rng, PROMOTER_DECOYS, 2)
+
+    def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
+        if not label and rng.random() < self.easy_negatives:
+            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + _decoys(rng, ENHANCER_DECOYS, 2))
+        tf = _enhancer_tf_for(cell_line, state) if label else _incompatible_enhancer_tf(rng, cell_line, state)
+        sites = [Site(tf, _strand(rng), STRONG)] + _decoys(rng, ENHANCER_DECOYS, 2)
+        return EnhancerPlan(sites, [0], [0], "tf_pair") if label else EnhancerPlan(sites)
+
+
+class MixtureTask:
+    """``mixture`` (the report's default): every promoter follows one planted cause, and so do all pairs that
+    use it, so each positive has one recorded cause and its matched negatives (same motif content, placement or
+    pairing broken; no easy negatives) share that cause.
+
+    Causes are dealt to promoters so that the share of *positives* per cause matches ``shares`` as closely as
+    the promoters' positive counts allow (largest deficit first).
+    """
+
+    def __init__(self, shares: dict[str, float], copies: int, easy_negatives: float) -> None:
+        self.shares = shares
+        self.planners = {cause: _cause_planner(cause, copies, easy_negatives) for cause in shares}
+
+    def deal_causes(self, positives_per_promoter: np.ndarray, rng) -> list[str]:
+        causes, weights = list(self.shares), np.array(list(self.shares.values()), dtype=float)
+        counts, dealt = np.zeros(len(causes)), [""] * len(positives_per_promoter)
+        # promoters with most positives first, ties in random order, so the shares come out close
+        order = np.lexsort((rng.random(len(positives_per_promoter)), -positives_per_promoter))
+        for index in order:
+            deficit = weights * (counts.sum() + positives_per_promoter[index]) - counts
+            pick = int(np.argmax(deficit))
+            counts[pick] += positives_per_promoter[index]
+            dealt[index] = causes[pick]
+        return dealt
+
+    def plan_promoter(self, rng, cell_line, promoter_len, cause: str):
+        state, sites = self.planners[cause].plan_promoter(rng, cell_line, promoter_len)
+        return (cause, state), sites
+
+    def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
+        cause, inner = state
+        plan = self.planners[cause].plan_enhancer(rng, cell_line, inner, label, enhancer_len)
+        plan.cause = cause
+        if label:
+            plan.mechanism = cause
+        return plan
+
+
+def _cause_planner(name: str, copies: int, easy_negatives: float = EASY_NEGATIVE_SHARE):
     planners = {
-        "grammar": GrammarTask,
-        "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, copies=copies),
+        "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, copies=copies,
+                                               easy_negatives=easy_negatives),
         "long_range": lambda: PlacementTask((20, 28), (36, 46), signed=True, promoter_region=(0.0, 0.3),
-                                            copies=copies),
-        "diffuse": lambda: DiffuseTask(),
+                                            copies=copies, easy_negatives=easy_negatives),
+        "diffuse": lambda: DiffuseTask(easy_negatives),
+        "tf_pair": lambda: TfPairTask(easy_negatives),
     }
-    if name not in planners:
-        raise ValueError(f"unknown synthetic task {name!r}; expected one of {list(TASKS)}")
     return planners[name]()
+
+
+def make_task(name: str, copies: int = 1, shares: dict[str, float] | None = None,
+              easy_negatives: float = EASY_NEGATIVE_SHARE):
+    """The planner for a task name; ``copies`` repeats the decisive pair of sparse_strong / long_range (also
+    inside a mixture); ``shares`` are the mixture's cause shares of positives; ``easy_negatives`` the share of
+    negatives whose enhancer lacks the decisive motif."""
+    if name == "grammar":
+        return GrammarTask()
+    if name == "mixture":
+        return MixtureTask(shares or {cause: 1 / len(DEFAULT_CAUSES) for cause in DEFAULT_CAUSES}, copies,
+                           easy_negatives)
+    if name in TASKS:
+        return _cause_planner(name, copies, easy_negatives)
+    raise ValueError(f"unknown synthetic task {name!r}; expected one of {list(TASKS)}")
