@@ -1,4 +1,5 @@
-"""Evaluation metrics with scikit-learn: ranking, thresholded and calibration metrics, pooled and per cell line.
+"""Evaluation metrics with scikit-learn: ranking, thresholded and calibration metrics, pooled, per cell line and
+per planted cause, and the "did it learn" guard that every comparison checks first.
 
 The decision threshold for precision, recall and F1 is 0.5 on the predicted probability by default: it is
 the threshold a calibrated model would use, so recall inflation from upward probability drift (the log's
@@ -10,11 +11,17 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
 DEFAULT_THRESHOLD = 0.5
 METRIC_KEYS = ("aupr", "auroc", "precision", "recall", "f1", "threshold", "mean_prob", "base_rate", "ece",
                "n", "n_pos")
+# The guard: a run whose test AUROC interval includes 0.5, or that predicts one class for at least this share of
+# test pairs (when the labels are not that lopsided themselves), did not learn its task.
+ONE_CLASS_SHARE = 0.95
+LEARNT_LEVEL = 0.95
+LEARNT_REPLICATES = 1000
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
@@ -58,20 +65,78 @@ def binary_metrics(labels: Sequence[int], probs: Sequence[float],
 
 
 def evaluate(labels: Sequence[int], probs: Sequence[float], cell_lines: Optional[Sequence[str]] = None,
-             threshold: float = DEFAULT_THRESHOLD) -> dict:
-    """Metrics pooled over all pairs and per cell line.
+             threshold: float = DEFAULT_THRESHOLD, causes: Optional[Sequence[str]] = None) -> dict:
+    """Metrics pooled over all pairs, per cell line and per planted cause.
 
     Returns
     -------
     dict
-        ``{"pooled": {...}, "per_cell_line": {cell_line: {...}}}`` with the keys of ``METRIC_KEYS``.
-        For a held-out cell line split the test set is that cell line, so its entry is the "unseen" score.
+        ``{"pooled": {...}, "per_cell_line": {cell_line: {...}}, "per_cause": {cause: {...}}}`` with the keys of
+        ``METRIC_KEYS``. For a held-out cell line split the test set is that cell line, so its entry is the
+        "unseen" score. A cause's entry scores the positives of that cause against the negatives planted as its
+        matched negatives (``meta["cause"]`` of the synthetic benchmark); it is empty without ``causes``.
     """
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
-    out = {"pooled": binary_metrics(labels, probs, threshold), "per_cell_line": {}}
-    if cell_lines is not None:
-        cell_lines = np.asarray(cell_lines).astype(str)
-        for name in sorted(set(cell_lines)):
-            chosen = cell_lines == name
-            out["per_cell_line"][name] = binary_metrics(labels[chosen], probs[chosen], threshold)
+    out = {"pooled": binary_metrics(labels, probs, threshold), "per_cell_line": {}, "per_cause": {}}
+    for key, groups in (("per_cell_line", cell_lines), ("per_cause", causes)):
+        if groups is not None:
+            groups = np.asarray(groups).astype(str)
+            for name in sorted(set(groups)):
+                chosen = groups == name
+                out[key][name] = binary_metrics(labels[chosen], probs[chosen], threshold)
     return out
+
+
+def auroc_interval(labels: Sequence[int], probs: Sequence[float], level: float = LEARNT_LEVEL,
+                   n_boot: int = LEARNT_REPLICATES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of AUROC, resampling positives and negatives separately (seeded).
+
+    AUROC is computed from ranks (Mann-Whitney), so a thousand replicates cost milliseconds.
+    """
+    labels, probs = np.asarray(labels).astype(int), np.asarray(probs, dtype=float)
+    pos, neg = probs[labels == 1], probs[labels == 0]
+    if pos.size == 0 or neg.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    pos_draw = pos[rng.integers(0, pos.size, (n_boot, pos.size))]
+    neg_draw = neg[rng.integers(0, neg.size, (n_boot, neg.size))]
+    scores = np.concatenate([pos_draw, neg_draw], axis=1)
+    ranks = rankdata(scores, axis=1)  # scipy comes with scikit-learn
+    aucs = (ranks[:, :pos.size].sum(1) - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size)
+    tail = (1 - level) / 2
+    low, high = np.quantile(aucs, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def learnt(labels: Sequence[int], probs: Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """Did a run learn its task? The guard every comparison and verdict checks before it reads a difference.
+
+    Not learnt when the 95 % bootstrap interval of test AUROC includes 0.5 (no ranking beyond chance), or when
+    the model predicts one class for at least 95 % of test pairs although the labels are less lopsided than that
+    (a one-class predictor; on data with >= 95 % of one class only the AUROC interval can tell).
+
+    Returns
+    -------
+    dict
+        ``learnt`` (bool), ``reason`` (empty when learnt), ``auroc``, ``auroc_low``, ``auroc_high``,
+        ``one_class_share`` (share of test pairs in the most predicted class), ``label_majority_share``.
+    """
+    labels, probs = np.asarray(labels).astype(int), np.asarray(probs, dtype=float)
+    low, high = auroc_interval(labels, probs)
+    predicted_positive = float((probs >= threshold).mean()) if probs.size else math.nan
+    one_class = max(predicted_positive, 1 - predicted_positive)
+    majority = float(max(labels.mean(), 1 - labels.mean())) if labels.size else math.nan
+    reasons = []
+    if math.isnan(low):
+        reasons.append("the test set holds one class only, so AUROC is undefined")
+    elif low <= 0.5 <= high:
+        reasons.append(f"test AUROC interval [{low:.3f}, {high:.3f}] includes 0.5")
+    elif high < 0.5:
+        reasons.append(f"test AUROC interval [{low:.3f}, {high:.3f}] lies below 0.5")
+    if one_class >= ONE_CLASS_SHARE and majority < ONE_CLASS_SHARE:
+        label = "positive" if predicted_positive >= 0.5 else "negative"
+        reasons.append(f"predicts {label} for {one_class:.0%} of test pairs")
+    both = labels.size and 0 < labels.sum() < labels.size
+    return {"learnt": not reasons, "reason": "; ".join(reasons),
+            "auroc": float(roc_auc_score(labels, probs)) if both else math.nan,
+            "auroc_low": low, "auroc_high": high, "one_class_share": one_class, "label_majority_share": majority}

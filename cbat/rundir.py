@@ -30,8 +30,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
-# 1: the first layout (records had no version field); 2: trace rows carry ``kind`` and ``site``.
-SCHEMA_VERSION = 2
+# 1: the first layout (records had no version field); 2: trace rows carry ``kind`` and ``site``;
+# 3: records carry the ``learnt`` check and per-cause test metrics.
+SCHEMA_VERSION = 3
 FILE_MODE = 0o644  # one policy for every file we write: readable by the group and others (shared sweeps)
 RUN_FILES = {"record": "record.json", "checkpoint": "model.pt", "trace": "trace.parquet",
              "predictions": "predictions.parquet", "state": "state.pt"}
@@ -53,8 +54,9 @@ def sweep_file(sweep_dir: str | Path) -> Path:
     return Path(sweep_dir) / "sweep.json"
 
 
-def results_file(sweep_dir: str | Path) -> Path:
-    return Path(sweep_dir) / "results.parquet"
+def results_file(sweep_dir: str | Path, by_cause: bool = False) -> Path:
+    """``results.parquet`` (one row per run) or ``results_by_cause.parquet`` (one row per run and cause)."""
+    return Path(sweep_dir) / ("results_by_cause.parquet" if by_cause else "results.parquet")
 
 
 def runs_dir(sweep_dir: str | Path) -> Path:

@@ -28,7 +28,7 @@ from cbat.batches import DeviceBatches
 from cbat.config import CBATConfig, check_keys
 from cbat.hooks import record
 from cbat.losses import CBATLoss
-from cbat.metrics import DEFAULT_THRESHOLD, evaluate
+from cbat.metrics import DEFAULT_THRESHOLD, evaluate, learnt
 from cbat.model import PRISMBackbone, build_model
 
 CLASS_WEIGHTS = ("balanced", "none")
@@ -42,7 +42,10 @@ class TrainSettings:
     ----------
     epochs : maximum passes over the training split.
     batch_size, lr, weight_decay : AdamW mini-batch training.
-    patience : validations without a better validation AUPR before early stopping.
+    patience : validations without a better validation AUPR before early stopping; they count only after
+        ``warmup_epochs``, because models on cross-pair tasks often sit at chance for several epochs before
+        learning takes off (placement probes: epochs 5-6 at lr 1e-3).
+    warmup_epochs : epochs during which early stopping never fires (the best weights are still tracked).
     eval_every : epochs between validations (the last epoch is always validated).
     hook_every : record hook statistics (summary mode) every N optimisation steps, counted per epoch.
     threshold : probability threshold for precision, recall and F1 (0.5: see ``cbat.metrics``).
@@ -61,6 +64,7 @@ class TrainSettings:
     lr: float = 1e-3
     weight_decay: float = 0.01
     patience: int = 3
+    warmup_epochs: int = 4
     eval_every: int = 1
     hook_every: int = 25
     threshold: float = DEFAULT_THRESHOLD
@@ -77,6 +81,8 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"training setting {name!r} is {value!r}; expected a positive integer")
+        if not isinstance(self.warmup_epochs, int) or isinstance(self.warmup_epochs, bool) or self.warmup_epochs < 0:
+            raise ValueError(f"training setting 'warmup_epochs' is {self.warmup_epochs!r}; expected an integer >= 0")
         for name in ("max_steps", "num_threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -138,6 +144,7 @@ class TrainResult:
     timings: dict
     best_epoch: int
     steps: int
+    learnt: dict
 
 
 @dataclass
@@ -214,6 +221,14 @@ def _cell_lines(dataset, index: np.ndarray) -> np.ndarray:
     if meta is None or "cell_line" not in meta:
         return np.full(len(index), "all", dtype=object)
     return meta["cell_line"].to_numpy()[index].astype(str)
+
+
+def _causes(dataset, index: np.ndarray) -> Optional[np.ndarray]:
+    """The planted cause of each pair (synthetic benchmark), or None for data without one."""
+    meta = getattr(dataset, "meta", None)
+    if meta is None or "cause" not in meta:
+        return None
+    return meta["cause"].to_numpy()[index].astype(str)
 
 
 def _block_of(name: str) -> str:
@@ -404,7 +419,7 @@ class _Run:
                                            (progress.best_aupr is None or aupr > progress.best_aupr)):
             progress.best_aupr, progress.best_epoch, progress.bad_evals = aupr, progress.epoch, 0
             progress.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        else:
+        elif progress.epoch > settings.warmup_epochs:
             progress.bad_evals += 1
             progress.stopped = progress.bad_evals >= settings.patience
 
@@ -489,11 +504,15 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
     for part, index in (("val", run.val_idx), ("test", run.test_idx)):
         logits = predict(run.model, dataset, index, settings.eval_batch_size, run.device)
         probs = _sigmoid(logits)
-        metrics[part] = evaluate(run.labels[index], probs, _cell_lines(dataset, index), settings.threshold)
+        metrics[part] = evaluate(run.labels[index], probs, _cell_lines(dataset, index), settings.threshold,
+                                 _causes(dataset, index))
         if part == "test":
             predictions = pd.DataFrame({"pair_index": index, "cell_line": _cell_lines(dataset, index),
                                         "label": run.labels[index], "logit": logits.astype(np.float64),
                                         "prob": probs})
+            if _causes(dataset, index) is not None:
+                predictions["cause"] = _causes(dataset, index)
+    learnt_check = learnt(predictions["label"].to_numpy(), predictions["prob"].to_numpy(), settings.threshold)
     progress.eval_s += time.perf_counter() - tick
     # cpu_s (this process's CPU time, all threads) estimates the wall time on an idle machine; a resumed
     # run counts only its last attempt here.
@@ -501,7 +520,7 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
                "cpu_s": time.process_time() - cpu_started}
     result = TrainResult(model=run.model, cfg=cfg, settings=settings, seed=seed, history=progress.history,
                          metrics=metrics, predictions=predictions, trace=trace, timings=timings,
-                         best_epoch=progress.best_epoch, steps=progress.step)
+                         best_epoch=progress.best_epoch, steps=progress.step, learnt=learnt_check)
     if run.out_dir is not None:
         save_checkpoint(rundir.run_file(run.out_dir, "checkpoint"), run.model, cfg, seed=seed, best_epoch=progress.best_epoch,
                         settings=settings.to_dict())

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from cbat.metrics import binary_metrics, evaluate, expected_calibration_error
+from cbat.metrics import auroc_interval, binary_metrics, evaluate, expected_calibration_error, learnt
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +50,36 @@ def test_evaluate_per_cell_line_and_single_class_group(scored):
 def test_bad_probabilities_are_rejected():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         binary_metrics([0, 1], [0.2, 1.5])
+
+
+def test_per_cause_scores_each_cause_against_its_own_negatives(scored):
+    labels, probs = scored
+    causes = np.where(np.arange(300) % 3 == 0, "long_range", "diffuse")
+    out = evaluate(labels, probs, causes=causes)
+    for cause in ("long_range", "diffuse"):
+        chosen = causes == cause
+        assert out["per_cause"][cause]["auroc"] == pytest.approx(roc_auc_score(labels[chosen], probs[chosen]))
+    assert evaluate(labels, probs)["per_cause"] == {}
+
+
+def test_auroc_interval_brackets_the_estimate_and_is_seeded(scored):
+    labels, probs = scored
+    low, high = auroc_interval(labels, probs)
+    assert low < roc_auc_score(labels, probs) < high and high - low < 0.15
+    assert auroc_interval(labels, probs) == (low, high)
+
+
+def test_learnt_guard():
+    rng = np.random.default_rng(1)
+    labels = np.tile([0, 1], 200)
+    good = learnt(labels, np.clip(0.4 * labels + rng.uniform(0, 0.6, 400), 0, 1))
+    assert good["learnt"] and good["reason"] == "" and good["auroc_low"] > 0.5
+    noise = learnt(labels, rng.uniform(0, 1, 400))
+    assert not noise["learnt"] and "includes 0.5" in noise["reason"]
+    # ranks well but calls every pair positive: a one-class predictor is not learnt either
+    one_class = learnt(labels, 0.9 + 0.09 * labels + rng.uniform(0, 0.01, 400))
+    assert one_class["auroc_low"] > 0.9 and not one_class["learnt"]
+    assert "predicts positive for 100% of test pairs" in one_class["reason"]
+    # 1:20 data: predicting negative for 95 % of pairs is what a good model does
+    rare = (np.arange(400) % 20 == 0).astype(int)
+    assert learnt(rare, np.clip(0.6 * rare + rng.uniform(0, 0.45, 400), 0, 1))["learnt"]

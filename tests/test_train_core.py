@@ -121,9 +121,12 @@ def test_resume_after_interruption_equals_uninterrupted(data, tmp_path, monkeypa
 
 def test_early_stopping_on_flat_validation_aupr(data):
     cfg = cbat.preset("baseline", **SMALL)
-    settings = dataclasses.replace(FAST, epochs=6, patience=2, lr=1e-12, weight_decay=0.0)
+    settings = dataclasses.replace(FAST, epochs=6, patience=2, lr=1e-12, weight_decay=0.0, warmup_epochs=0)
     result = train(cfg, *data, settings, seed=0)
     assert len(result.history) == 3 and result.best_epoch == 1
+    # patience counts only after the warm-up: epochs 4 and 5 are the two bad ones
+    warm = train(cfg, *data, dataclasses.replace(settings, warmup_epochs=3), seed=0)
+    assert len(warm.history) == 5 and warm.best_epoch == 1
 
 
 def test_nan_stops_the_run_naming_step_and_block(data, monkeypatch):
@@ -145,3 +148,14 @@ def test_settings_round_trip_and_clear_errors():
         TrainSettings(batch_size=0)
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['epoch'\]"):
         TrainSettings.from_dict({"epoch": 3})
+
+
+def test_a_run_on_permuted_labels_is_marked_not_learnt(data):
+    ds, parts = data
+    shuffled = TinyDataset()
+    shuffled.labels = np.random.default_rng(0).permutation(ds.labels)
+    cfg = cbat.preset("baseline", **SMALL)
+    noise = train(cfg, shuffled, parts, dataclasses.replace(FAST, epochs=3), seed=0)
+    assert not noise.learnt["learnt"] and noise.learnt["reason"]
+    planted = train(cfg, ds, parts, dataclasses.replace(FAST, epochs=6, lr=3e-3), seed=0)
+    assert planted.learnt["learnt"], planted.learnt
