@@ -216,6 +216,9 @@ def check_record(record: dict, path: str | Path) -> dict:
         pooled = metrics.get("test", {}).get("pooled") if isinstance(metrics, dict) else None
         if not isinstance(pooled, dict):
             raise RunDirError(f"{path}: status 'ok' but field metrics.test.pooled is missing")
+        if not {"learnt", "reason"} <= set(record.get("learnt") or {}):
+            raise RunDirError(f"{path}: status 'ok' but field learnt (the did-it-learn check: learnt, reason) is "
+                              "missing")
     return record
 
 

@@ -11,9 +11,9 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from cbat import rundir
+from cbat.sweep import results_table
 
 RECORD_FIELDS = rundir.RECORD_FIELDS
-RUN_COLUMNS = ["run_id", "variant", "seed", "split", "task", "status"]
 
 # The reading errors of the run folder (a missing, damaged or other-version file), under the name
 # diagnostics has always raised.
@@ -24,8 +24,9 @@ SweepError = rundir.RunDirError
 class Sweep:
     """One sweep directory, read once; traces and predictions load lazily and are cached.
 
-    ``runs`` holds one row per run (failed ones included, ``status`` says which) with the test pooled
-    metrics as columns; ``records`` the raw ``record.json`` content by run id.
+    ``runs`` holds one row per run (failed ones included, ``status`` says which) with the ``learnt`` guard and
+    the test pooled metrics as columns (``cbat.sweep.results_table``); ``records`` the raw ``record.json``
+    content by run id.
     """
 
     path: Path
@@ -108,14 +109,6 @@ def _stack(sweep: Sweep, run_ids: Iterable[str], read) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def run_row(record: dict) -> dict:
-    """One row of ``Sweep.runs``: identity fields plus the test pooled metrics."""
-    row = {name: record[name] for name in RUN_COLUMNS}
-    pooled = (record.get("metrics") or {}).get("test", {}).get("pooled", {}) if record["status"] == "ok" else {}
-    row.update({k: v for k, v in pooled.items() if isinstance(v, (int, float)) or v is None})
-    return row
-
-
 def load_sweep(sweep_dir: str | Path | Sweep) -> Sweep:
     """Read a sweep directory.
 
@@ -138,5 +131,5 @@ def load_sweep(sweep_dir: str | Path | Sweep) -> Sweep:
     records = {record["run_id"]: record for record in rundir.read_records(path)}
     if not records:
         raise SweepError(f"{path}: no finished run (expected runs/<run_id>/record.json)")
-    runs = pd.DataFrame([run_row(r) for r in records.values()])
+    runs = results_table(list(records.values()))
     return Sweep(path=path, spec=spec, records=records, runs=runs)

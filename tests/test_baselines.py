@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 import cbat
+from cbat import rundir
 from cbat.data import EPIDataset, distance_baseline, genomic_distance, split
-from cbat.metrics import evaluate
+from cbat.metrics import evaluate, learnt
 from cbat.sweep import load_data, make_split
 from diagnostics.baselines import baselines_note, baselines_table, run_flags
 
@@ -70,8 +71,9 @@ def _write_sweep(root, data_path, runs: dict[str, np.ndarray], split_name: str):
                       "logit": np.log(probs / (1 - probs)), "prob": probs}).to_parquet(run_dir / "predictions.parquet")
         record = {"run_id": run_id, "variant": variant, "seed": 0, "split": split_name, "task": "mine",
                   "status": "ok", "error": None, "config": cbat.preset("baseline").to_dict(),
-                  "metrics": {"test": evaluate(labels, probs)}, "paths": {"predictions": "predictions.parquet"}}
-        (run_dir / "record.json").write_text(json.dumps(record))
+                  "metrics": {"test": evaluate(labels, probs)}, "learnt": learnt(labels, probs),
+                  "paths": {"predictions": "predictions.parquet"}}
+        rundir.write_record(run_dir / "record.json", record)
     return ds, test
 
 
@@ -129,5 +131,5 @@ def test_note_says_distance_is_planted_uninformative_on_the_embedded_benchmark(t
     (root / "sweep.json").write_text(json.dumps({"spec": {"data": {"task": "grammar", "n_pairs": 10, "seed": 0}}}))
     record = {"run_id": "r", "variant": "baseline", "seed": 0, "split": "chrom", "task": "grammar", "status": "failed",
               "config": {}, "metrics": {}}
-    (root / "runs" / "r" / "record.json").write_text(json.dumps(record))
+    rundir.write_record(root / "runs" / "r" / "record.json", record)
     assert "planted to be uninformative" in baselines_note(root)

@@ -14,7 +14,7 @@ import pytest
 import cbat
 from cbat import rundir
 from cbat.hooks import Trace, trace_site
-from cbat.metrics import evaluate
+from cbat.metrics import evaluate, learnt
 from diagnostics.io import SweepError, load_sweep
 
 N_PAIRS = 240
@@ -97,7 +97,7 @@ def write_sweep(path: Path, variants: dict[str, cbat.CBATConfig], seeds: list[in
             frame.to_parquet(run_dir / "trace.parquet")
             record = {"run_id": run_id, "variant": variant, "seed": seed, "split": split, "task": task,
                       "status": "ok", "error": None, "config": dataclasses.replace(cfg, name=variant).to_dict(),
-                      "metrics": {"test": evaluate(labels, p)},
+                      "metrics": {"test": evaluate(labels, p)}, "learnt": learnt(labels, p),
                       "paths": {"trace": "trace.parquet", "predictions": "predictions.parquet", "model": "model.pt"}}
             rundir.write_record(run_dir / "record.json", record)
     return path

@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from cbat import rundir
+from cbat.metrics import learnt
 from cbat.stats import average_precision, compare_to_baseline, paired_bootstrap, roc_auc, verdict
 
 N_PAIRS, N_SEEDS = 200, 3
@@ -62,7 +63,7 @@ def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
             rundir.write_record(run_dir / "record.json", {
                 "run_id": run_dir.name, "variant": variant, "seed": seed, "split": "chrom", "status": "ok",
                 "task": "grammar", "config": {}, "metrics": {"test": {"pooled": {}}},
-                "paths": {"predictions": "predictions.parquet"}})
+                "learnt": learnt(labels, probs[seed]), "paths": {"predictions": "predictions.parquet"}})
     table = compare_to_baseline(tmp_path, metrics=("aupr", "ece"), n_boot=100)
     assert list(table.variant.unique()) == ["better"] and table.n_seeds.eq(N_SEEDS).all()
     assert table.set_index("metric").loc["aupr", "verdict"] == "beats"
