@@ -15,7 +15,7 @@ from cbat.data.loci import assign_promoters, enhancer_centres, promoter_loci
 from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
 from cbat.data.tasks import CAUSES, DEFAULT_CAUSES, EASY_NEGATIVE_SHARE, TASKS, MixtureTask, make_task
 
-GENERATOR_VERSION = 5  # bump when the generated data change for the same parameters
+GENERATOR_VERSION = 6  # bump when the generated data change for the same parameters
 # long_range hard negatives sit 36-46 tokens from the promoter site, so the enhancer needs room
 MIN_ENHANCER_LEN = {"long_range": 500, "mixture": 500}
 # with one pair, small models need ~16 epochs at 1500-2000 pairs; with two copies about 10

@@ -16,6 +16,10 @@ TASKS = ("mixture", "grammar", "long_range", "diffuse", "sparse_strong")
 # The causes a mixture draws its positives from, each tied to one hypothesis of the log (docs/benchmark.md)
 CAUSES = ("long_range", "diffuse", "sparse_strong", "tf_pair")
 DEFAULT_CAUSES = ("long_range", "diffuse", "sparse_strong")
+# The cause of an easy negative: its enhancer lacks the decisive motif, so no planted rule is at stake and a
+# per-sequence model can reject it. Per-cause metrics therefore score a cause's positives against its matched
+# (hard) negatives only, which share the positives' motif content.
+NO_CAUSE = "none"
 STRONG, MEDIUM, WEAK = 4.0, 2.0, 1.0  # exponent on the PFM: 1 = plain JASPAR draw, larger = nearer consensus
 WHOLE = (0.0, 1.0)
 BP_PER_TOKEN = 10  # the model's conv stem pools 10 bp into one token; probe offsets are set in tokens
@@ -42,7 +46,8 @@ class EnhancerPlan:
     causal_promoter: list[int] = field(default_factory=list)   # indices into the promoter's sites
     mechanism: str = "none"
     enhancer_upstream: bool | None = None  # None: either side of the promoter
-    cause: str = ""  # the planted cause whose rule this pair follows (its matched negatives share it)
+    cause: str = ""  # the planted cause whose rule this pair follows (its matched negatives share it), NO_CAUSE
+    # for an easy negative; empty: the task's own name
 
 
 def _strand(rng: np.random.Generator) -> str:
@@ -126,7 +131,7 @@ class PlacementTask:
         anchors, n_key = state
         decoys = _context(rng, cell_line, ENHANCER_DECOYS)
         if not label and rng.random() < self.easy_negatives:
-            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, self.copies, STRONG) + decoys)
+            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, self.copies, STRONG) + decoys, cause=NO_CAUSE)
         band = self.positive_band if label else self.negative_band
         # one offset for all copies keeps the enhancer sites as far apart as the promoter's (no overlap)
         start = _aligned_start(rng, anchors[0], band, self.signed, enhancer_len - (anchors[-1] - anchors[0]),
@@ -174,7 +179,7 @@ class DiffuseTask(PlacementTask):
         cluster_centre, pair_centre = state
         decoys = _context(rng, cell_line, ENHANCER_DECOYS)
         if not label and rng.random() < self.easy_negatives:
-            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + decoys)
+            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + decoys, cause=NO_CAUSE)
         anchor = cluster_centre if label else pair_centre
         start = _aligned_start(rng, anchor, self.positive_band, False, enhancer_len, get_motif(LOOPING_TF).length)
         sites = [Site(LOOPING_TF, _strand(rng), STRONG, start=start)] + decoys
@@ -230,7 +235,8 @@ class TfPairTask:
 
     def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
         if not label and rng.random() < self.easy_negatives:
-            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + _decoys(rng, ENHANCER_DECOYS, 2))
+            return EnhancerPlan(_decoys(rng, ENHANCER_DECOYS, 1, STRONG) + _decoys(rng, ENHANCER_DECOYS, 2),
+                                cause=NO_CAUSE)
         tf = _enhancer_tf_for(cell_line, state) if label else _incompatible_enhancer_tf(rng, cell_line, state)
         sites = [Site(tf, _strand(rng), STRONG)] + _decoys(rng, ENHANCER_DECOYS, 2)
         return EnhancerPlan(sites, [0], [0], "tf_pair") if label else EnhancerPlan(sites)
@@ -239,7 +245,7 @@ class TfPairTask:
 class MixtureTask:
     """``mixture`` (the report's default): every promoter follows one planted cause, and so do all pairs that
     use it, so each positive has one recorded cause and its matched negatives (same motif content, placement or
-    pairing broken; no easy negatives) share that cause.
+    pairing broken) share that cause; easy negatives get ``NO_CAUSE``.
 
     Causes are dealt to promoters so that the share of *positives* per cause matches ``shares`` as closely as
     the promoters' positive counts allow (largest deficit first).
@@ -268,7 +274,7 @@ class MixtureTask:
     def plan_enhancer(self, rng, cell_line, state, label, enhancer_len) -> EnhancerPlan:
         cause, inner = state
         plan = self.planners[cause].plan_enhancer(rng, cell_line, inner, label, enhancer_len)
-        plan.cause = cause
+        plan.cause = plan.cause or cause
         if label:
             plan.mechanism = cause
         return plan
