@@ -141,7 +141,6 @@ def bench_one(preset: str, length: str, batch: int, rounds: int, steps: int, war
     inputs = _batch(batch, e_len, p_len, device)
     row = {"preset": preset, "length": length, "batch": batch, "device": device, "bf16": bf16,
            "rounds": rounds, "steps": steps}
-    row["flops_per_pair"] = flops_per_pair(preset, inputs, device)
     names = ["off", "summary", "bare"] + (["compiled"] if compile_ else [])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device == "cuda":
@@ -174,6 +173,7 @@ def bench_one(preset: str, length: str, batch: int, rounds: int, steps: int, war
             per_step[name].append((time.perf_counter() - start) / steps)
     for mode in modes.values():
         mode.close()
+    row["flops_per_pair"] = flops_per_pair(preset, inputs, device)  # after the peak-memory reading
     matmul_flops = [2 * MATMUL_SIZE**3 / s for s in per_step["matmul"]]
     step_flops = [row["flops_per_pair"] * batch / s for s in per_step["off"]]
     figures = {
