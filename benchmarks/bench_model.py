@@ -90,9 +90,10 @@ class _Mode:
 
     def step(self) -> None:
         e, p, y = self.inputs
+        aux = {} if "sparsity" in self.loss.active_aux else None  # as the trainer asks
         with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.forward(e, p)
-        total = self.loss(logits, y, self.model)["total"]
+            logits = self.forward(e, p, aux=aux)
+        total = self.loss(logits, y, aux)["total"]
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -111,8 +112,10 @@ def flops_per_pair(preset: str, inputs, device: str) -> float:
         if hasattr(module, "force_explicit"):
             module.force_explicit = True
     e, p, y = inputs
+    loss_fn = CBATLoss(cfg, positive_rate=0.5).to(device)
+    aux = {} if "sparsity" in loss_fn.active_aux else None
     with FlopCounterMode(display=False) as counter:
-        CBATLoss(cfg, positive_rate=0.5).to(device)(model(e, p), y, model)["total"].backward()
+        loss_fn(model(e, p, aux=aux), y, aux)["total"].backward()
     return counter.get_total_flops() / len(y)
 
 
@@ -217,9 +220,10 @@ def time_epoch(preset: str, n_pairs: int, batch: int, device: str, bf16: bool) -
 
     def step(index):
         e, p = batches.onehot(index)
+        aux = {} if "sparsity" in loss_fn.active_aux else None
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(e, p)
-        total = loss_fn(logits, labels[index], model)["total"]
+            logits = model(e, p, aux=aux)
+        total = loss_fn(logits, labels[index], aux)["total"]
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
