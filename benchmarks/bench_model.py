@@ -1,12 +1,23 @@
-"""Training-step speed of every preset and the cost of each hook mode, in one run.
+"""Training-step speed of every preset against the machine, and the cost of each hook mode, in one run.
 
-For each preset and length it times a full training step (forward, backward, AdamW) and reports
-samples/s, the ratios cbat_v2/baseline, summary/off, capture/off, and off/bare, where "bare" is the same
-model with its hook points replaced by a plain pass-through (a build with no hook code). Peak memory is
-the CUDA allocator's peak on GPU and the growth of the process's peak RSS on CPU (each preset in a fresh
-subprocess, so the figures do not mix).
+For each length and preset (one subprocess each, so peak memory does not mix) it reports:
 
-    python benchmarks/bench_model.py                      # CPU: small default and paper lengths
+- FLOPs per pair of one training step (forward + backward of the trainer's loss), counted by
+  ``torch.utils.flop_counter.FlopCounterMode`` on the reference attention path (``force_explicit``), so
+  the count is the model's arithmetic, not the padding or folded bias of a fused kernel;
+- pairs/s and the achieved FLOP/s of that step with hooks off;
+- the FLOP/s of a square fp32 (bf16 under ``--bf16``) matrix multiply measured in the same rounds, and the
+  fraction of it that the training step reaches;
+- summary/off (hooks recording every step) and off/bare ("bare": hook points replaced by a class that
+  skips ``nn.Module.__call__``, i.e. a build with no hook code); with ``--compile`` also compiled/eager.
+
+Modes are interleaved within one process (round r runs off, summary, bare, matmul[, compiled], the order
+reversed every other round), warm-up steps are excluded, and every figure is the median over rounds with
+its min-max; each ratio is computed within a round. A ratio is only called different from 1 when its
+whole min-max range lies on one side of 1 ("~1" otherwise).
+
+    python benchmarks/bench_model.py                          # CPU: 600/400 (batch 32), 3000/2000 (batch 8)
+    python benchmarks/bench_model.py --quick                  # baseline and cbat_v2, few rounds
     python benchmarks/bench_model.py --device cuda --bf16 --lengths paper --out table.csv
 """
 from __future__ import annotations
@@ -22,12 +33,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import cbat
 from cbat.batches import DeviceBatches
 from cbat.hooks import HookPoint
+from cbat.losses import CBATLoss
 
 LENGTHS = {"small": (600, 400), "paper": (3000, 2000)}
+MATMUL_SIZE = 2048
 
 
 class _BarePoint(HookPoint):
@@ -46,6 +60,7 @@ def strip_hook_points(model: torch.nn.Module) -> torch.nn.Module:
 
 def _batch(batch: int, e_len: int, p_len: int, device: str):
     gen = torch.Generator().manual_seed(0)
+
     def onehot(length):
         codes = torch.randint(0, 4, (batch, length), generator=gen)
         return torch.nn.functional.one_hot(codes, 4).float().transpose(1, 2).contiguous().to(device)
@@ -53,50 +68,140 @@ def _batch(batch: int, e_len: int, p_len: int, device: str):
     return onehot(e_len), onehot(p_len), labels
 
 
-def time_steps(model, inputs, mode: str, steps: int, device: str, bf16: bool) -> tuple[float, float]:
-    """Median seconds per training step and peak CUDA memory (MiB, NaN on CPU)."""
-    e, p, y = inputs
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
+def _sync(device: str) -> None:
     if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    record_mode = "off" if mode == "bare" else mode
-    with cbat.record(model, mode=record_mode, max_samples=1) as trace:
-        for i in range(steps + 2):  # two warm-up steps
-            if device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(model(e, p).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if device == "cuda":
-                torch.cuda.synchronize()
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-            trace.next_step()
-            trace.captured.clear()  # capture keeps a few samples per step; do not grow across steps
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else float("nan")
-    return statistics.median(times), peak
+        torch.cuda.synchronize()
 
 
-def bench_one(preset: str, length: str, batch: int, steps: int, device: str, bf16: bool) -> dict:
+class _Mode:
+    """One model (same seed for every mode), its optimiser and, for "summary", an open recording."""
+
+    def __init__(self, name: str, preset: str, inputs, device: str, bf16: bool) -> None:
+        self.name, self.inputs, self.device, self.bf16 = name, inputs, device, bf16
+        cfg = cbat.preset(preset)
+        self.model = cbat.build_model(cfg, seed=0).to(device).train()
+        if name == "bare":
+            strip_hook_points(self.model)
+        self.forward = torch.compile(self.model) if name == "compiled" else self.model
+        self.loss = CBATLoss(cfg, positive_rate=0.5).to(device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self._recording = cbat.record(self.model, mode="summary" if name == "summary" else "off")
+        self.trace = self._recording.__enter__()
+
+    def step(self) -> None:
+        e, p, y = self.inputs
+        aux = {} if "sparsity" in self.loss.active_aux else None  # as the trainer asks
+        with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.forward(e, p, aux=aux)
+        total = self.loss(logits, y, aux)["total"]
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        self.trace.next_step()
+        self.trace._rows.clear()  # recording cost is measured; the rows themselves are not kept
+
+    def close(self) -> None:
+        self._recording.__exit__(None, None, None)
+
+
+def flops_per_pair(preset: str, inputs, device: str) -> float:
+    """Forward + backward FLOPs of the trainer's loss per pair, on the reference attention path."""
+    cfg = cbat.preset(preset)
+    model = cbat.build_model(cfg, seed=0).to(device).train()
+    for module in model.modules():
+        if hasattr(module, "force_explicit"):
+            module.force_explicit = True
+    e, p, y = inputs
+    loss_fn = CBATLoss(cfg, positive_rate=0.5).to(device)
+    aux = {} if "sparsity" in loss_fn.active_aux else None
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(model(e, p, aux=aux), y, aux)["total"].backward()
+    return counter.get_total_flops() / len(y)
+
+
+def matmul_seconds(device: str, bf16: bool, reps: int = 3) -> float:
+    """Seconds per square matrix multiply (median of ``reps``)."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=gen).to(device, dtype) for _ in range(2))
+    times = []
+    for _ in range(reps):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def bench_one(preset: str, length: str, batch: int, rounds: int, steps: int, warmup: int, device: str,
+              bf16: bool, compile_: bool) -> dict:
     e_len, p_len = LENGTHS[length]
     inputs = _batch(batch, e_len, p_len, device)
-    row = {"preset": preset, "length": length, "batch": batch, "device": device, "bf16": bf16}
+    row = {"preset": preset, "length": length, "batch": batch, "device": device, "bf16": bf16,
+           "rounds": rounds, "steps": steps}
+    names = ["off", "summary", "bare"] + (["compiled"] if compile_ else [])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for mode in ("off", "summary", "capture", "bare"):
-        model = cbat.build_model(cbat.preset(preset), seed=0).to(device).train()
-        if mode == "bare":
-            strip_hook_points(model)
-        seconds, peak = time_steps(model, inputs, mode, steps, device, bf16)
-        row[f"{mode}_ms"] = 1000 * seconds
-        row[f"{mode}_peak_mib"] = peak
-        if mode == "off" and device == "cpu":
-            row["off_peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before
-    row["samples_per_s"] = batch / (row["off_ms"] / 1000)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    modes = {}
+    for name in names:  # build and warm up (kernel selection, allocator, compilation) outside the timing
+        modes[name] = _Mode(name, preset, inputs, device, bf16)
+        start = time.perf_counter()
+        for _ in range(warmup):
+            modes[name].step()
+        _sync(device)
+        if name == "off":
+            row["peak_mib"] = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else
+                               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before)
+        if name == "compiled":
+            row["compile_s"] = time.perf_counter() - start
+    matmul_seconds(device, bf16)  # warm-up
+    per_step: dict[str, list[float]] = {name: [] for name in names + ["matmul"]}
+    order = names + ["matmul"]
+    for r in range(rounds):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            if name == "matmul":
+                per_step[name].append(matmul_seconds(device, bf16))
+                continue
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                modes[name].step()
+            _sync(device)
+            per_step[name].append((time.perf_counter() - start) / steps)
+    for mode in modes.values():
+        mode.close()
+    row["flops_per_pair"] = flops_per_pair(preset, inputs, device)  # after the peak-memory reading
+    matmul_flops = [2 * MATMUL_SIZE**3 / s for s in per_step["matmul"]]
+    step_flops = [row["flops_per_pair"] * batch / s for s in per_step["off"]]
+    figures = {
+        "ms_per_step": [1000 * s for s in per_step["off"]],
+        "pairs_per_s": [batch / s for s in per_step["off"]],
+        "gflop_per_s": [f / 1e9 for f in step_flops],
+        "matmul_gflop_per_s": [f / 1e9 for f in matmul_flops],
+        "fraction_of_matmul": [f / m for f, m in zip(step_flops, matmul_flops)],
+        "summary/off": [s / o for s, o in zip(per_step["summary"], per_step["off"])],
+        "off/bare": [o / b for o, b in zip(per_step["off"], per_step["bare"])],
+    }
+    if compile_:
+        figures["compiled/eager"] = [c / o for c, o in zip(per_step["compiled"], per_step["off"])]
+    for key, values in figures.items():
+        row[key] = _spread(values)
     return row
+
+
+def verdict(spread: dict) -> str:
+    """">1" or "<1" only when the whole min-max range lies on that side of 1, else "~1"."""
+    if spread["min"] > 1:
+        return ">1"
+    if spread["max"] < 1:
+        return "<1"
+    return "~1"
 
 
 def time_epoch(preset: str, n_pairs: int, batch: int, device: str, bf16: bool) -> dict:
@@ -106,27 +211,54 @@ def time_epoch(preset: str, n_pairs: int, batch: int, device: str, bf16: bool) -
     codes = SimpleNamespace(enhancer=rng.integers(0, 4, (n_pairs, e_len), dtype=np.uint8),
                             promoter=rng.integers(0, 4, (n_pairs, p_len), dtype=np.uint8))
     labels = torch.as_tensor(rng.integers(0, 2, n_pairs), dtype=torch.float32, device=device)
-    model = cbat.build_model(cbat.preset(preset), seed=0).to(device).train()
+    cfg = cbat.preset(preset)
+    model = cbat.build_model(cfg, seed=0).to(device).train()
+    loss_fn = CBATLoss(cfg, positive_rate=0.5).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches = DeviceBatches(codes, device)
     order = torch.randperm(n_pairs)
+
     def step(index):
         e, p = batches.onehot(index)
+        aux = {} if "sparsity" in loss_fn.active_aux else None
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(e, p).float(), labels[index])
+            logits = model(e, p, aux=aux)
+        total = loss_fn(logits, labels[index], aux)["total"]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         opt.step()
     step(order[:batch])  # warm-up (kernel selection)
-    if device == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     start = time.perf_counter()
     for first in range(0, n_pairs, batch):
         step(order[first:first + batch])
-    if device == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     seconds = time.perf_counter() - start
     return {"preset": preset, "n_pairs": n_pairs, "batch": batch, "epoch_s": seconds, "pairs_per_s": n_pairs / seconds}
+
+
+def _cell(spread: dict, fmt: str) -> str:
+    return f"{spread['median']:{fmt}} [{spread['min']:{fmt}}-{spread['max']:{fmt}}]"
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown table: medians with [min-max] over rounds; ratios with their verdict against 1."""
+    compiled = any("compiled/eager" in row for row in rows)
+    head = ["length", "preset", "batch", "GFLOP/pair", "pairs/s", "GFLOP/s", "matmul GFLOP/s", "fraction",
+            "summary/off", "off/bare", "peak MiB"] + (["compiled/eager", "compile s"] if compiled else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        e_len, p_len = LENGTHS[row["length"]]
+        cells = [f"{e_len}/{p_len}", row["preset"], str(row["batch"]), f"{row['flops_per_pair'] / 1e9:.2f}",
+                 _cell(row["pairs_per_s"], ".1f"), _cell(row["gflop_per_s"], ".1f"),
+                 _cell(row["matmul_gflop_per_s"], ".0f"), _cell(row["fraction_of_matmul"], ".2f"),
+                 f"{_cell(row['summary/off'], '.2f')} {verdict(row['summary/off'])}",
+                 f"{_cell(row['off/bare'], '.2f')} {verdict(row['off/bare'])}", f"{row['peak_mib']:.0f}"]
+        if compiled:
+            cells += [f"{_cell(row['compiled/eager'], '.2f')} {verdict(row['compiled/eager'])}",
+                      f"{row['compile_s']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -136,44 +268,52 @@ def main() -> None:
     parser.add_argument("--lengths", nargs="+", default=["small", "paper"], choices=list(LENGTHS))
     parser.add_argument("--presets", nargs="+", default=list(cbat.PRESETS))
     parser.add_argument("--batch", type=int, nargs=2, default=None, metavar=("SMALL", "PAPER"),
-                        help="batch sizes (default: 32 and 4 on CPU, 256 and 128 on CUDA)")
-    parser.add_argument("--steps", type=int, default=5)
+                        help="batch sizes (default: 32 and 8 on CPU, 256 and 128 on CUDA)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per mode per round (default 2)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per mode first (default 2)")
+    parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd model (minutes on CPU)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: baseline and cbat_v2, 3 rounds of 1 step (unless given)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per preset and length")
     parser.add_argument("--epoch-pairs", type=int, default=0,
                         help="also time one epoch of the baseline and cbat_v2 over this many paper-length pairs")
-    parser.add_argument("--out", help="also write the table as CSV")
+    parser.add_argument("--out", help="also write the rows as JSON lines")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: "<preset>:<length>:<batch>" in a subprocess
     args = parser.parse_args()
+    if args.quick:
+        given = set(sys.argv)
+        args.rounds = args.rounds if "--rounds" in given else 3
+        args.steps = args.steps if "--steps" in given else 1
+        args.presets = args.presets if "--presets" in given else ["baseline", "cbat_v2"]
     if args.one:
         preset, length, batch = args.one.split(":")
-        print(json.dumps(bench_one(preset, length, int(batch), args.steps, args.device, args.bf16)))
+        print(json.dumps(bench_one(preset, length, int(batch), args.rounds, args.steps, args.warmup, args.device,
+                                   args.bf16, args.compile)))
         return
-    batches = dict(zip(LENGTHS, args.batch or ((32, 4) if args.device == "cpu" else (256, 128))))
-    import pandas as pd  # noqa: PLC0415 - only the parent needs it
-
+    batches = dict(zip(LENGTHS, args.batch or ((32, 8) if args.device == "cpu" else (256, 128))))
     rows = []
     for length in args.lengths:
         for preset in args.presets:
-            cmd = [sys.executable, __file__, "--one", f"{preset}:{length}:{batches[length]}", "--steps",
-                   str(args.steps), "--device", args.device] + (["--bf16"] if args.bf16 else [])
-            rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
-            print(f"{length:6s} {preset:9s} {rows[-1]['off_ms']:9.1f} ms/step", file=sys.stderr, flush=True)
-    table = pd.DataFrame(rows)
-    table["summary/off"] = table["summary_ms"] / table["off_ms"]
-    table["capture/off"] = table["capture_ms"] / table["off_ms"]
-    table["off/bare"] = table["off_ms"] / table["bare_ms"]
-    base = table[table.preset == "baseline"].set_index("length")["off_ms"]
-    table["vs_baseline_time"] = table["off_ms"] / table["length"].map(base)
-    cols = ["length", "preset", "batch", "samples_per_s", "off_ms", "summary/off", "capture/off", "off/bare",
-            "vs_baseline_time", "off_peak_mib"]
-    print(f"device: {torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, bf16={args.bf16}")
-    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+            cmd = [sys.executable, __file__, "--one", f"{preset}:{length}:{batches[length]}", "--device", args.device,
+                   "--rounds", str(args.rounds), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            cmd += (["--bf16"] if args.bf16 else []) + (["--compile"] if args.compile else [])
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            if done.returncode != 0:
+                sys.exit(f"bench_model: {preset} at {length} failed:\n{done.stderr[-3000:]}")
+            rows.append(json.loads(done.stdout.splitlines()[-1]))
+            print(f"{length:6s} {preset:9s} {rows[-1]['ms_per_step']['median']:9.1f} ms/step", file=sys.stderr,
+                  flush=True)
+    device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, bf16={args.bf16}, "
+          f"{args.rounds} rounds x {args.steps} steps (warm-up {args.warmup}); median [min-max] over rounds")
+    print(format_table(rows))
     if args.out:
-        table.to_csv(args.out, index=False)
+        with open(args.out, "w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
     if args.epoch_pairs:
-        epochs = pd.DataFrame([time_epoch(p, args.epoch_pairs, batches["paper"], args.device, args.bf16)
-                               for p in ("baseline", "cbat_v2")])
-        print(epochs.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        for preset in ("baseline", "cbat_v2"):
+            print(json.dumps(time_epoch(preset, args.epoch_pairs, batches["paper"], args.device, args.bf16)))
 
 
 if __name__ == "__main__":

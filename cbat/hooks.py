@@ -10,8 +10,8 @@ from __future__ import annotations
 import fnmatch
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import lru_cache
-from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
 import pandas as pd
@@ -38,6 +38,8 @@ class AttentionMeta:
     k_is_anchor: torch.Tensor  # [Lk] bool
     window_bp: Optional[float] = None
     topk: int = 8
+    # Tensors derived from the positions (distance matrices, masks) by ``attention_stats``, per device.
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 class HookPoint(nn.Module):
@@ -98,6 +100,74 @@ def hook_names(model: nn.Module) -> list[str]:
 
 
 # --- statistics ----------------------------------------------------------------------------------
+ATTENTION_STATS = ("entropy", "effective_tokens", "topk_mass", "zero_fraction", "anchor_mass", "mean_distance_bp",
+                   "far_mass", "mass_beyond_window")
+GATE_STATS = ("mean", "std", "frac_saturated", "frac_low", "frac_high", "sample_var") + tuple(
+    f"hist_{i:02d}" for i in range(GATE_HIST_BINS))
+STATE_STATS = ("norm", "var_across_anchors")
+
+
+@dataclass
+class _Layout:
+    """What ``attention_stats`` derives from an ``AttentionMeta`` alone (built once per meta, device, far_bp)."""
+
+    q_index: Optional[torch.Tensor]  # token queries to keep; None keeps all
+    k_anchor: Optional[torch.Tensor]  # [Lk] float, 1 on anchor keys; None when there are none
+    k_positioned: torch.Tensor  # [Lk] float, 1 on positioned keys
+    weights: Optional[torch.Tensor]  # [S, Lq', Lk]: distance, beyond far_bp, beyond the window (positioned keys)
+    has_window: bool
+
+
+def _layout(meta: AttentionMeta, device: torch.device, far_bp: float) -> _Layout:
+    key = (str(device), float(far_bp))
+    cached = meta.cache.get(key)
+    if cached is not None:
+        return cached
+    # The only host reads of the statistics happen here, once per meta (attention modules reuse their metas).
+    q_anchor, k_anchor = meta.q_is_anchor.to(device), meta.k_is_anchor.to(device)
+    # Anchor queries (when there are token queries too) are left out: the statistics describe tokens.
+    q_index = None if not q_anchor.any() or q_anchor.all() else (~q_anchor).nonzero().squeeze(1)
+    q_pos = meta.q_pos_bp.to(device).float()
+    q_pos = q_pos if q_index is None else q_pos[q_index]
+    positioned = (~k_anchor).float()
+    weights = None
+    if not (q_anchor.all() or k_anchor.all()):  # anchor exchange: no token-to-token distances exist
+        distance = (q_pos[:, None] - meta.k_pos_bp.to(device).float()[None, :]).abs() * positioned
+        beyond = [distance > far_bp] + ([] if meta.window_bp is None else [distance > meta.window_bp])
+        weights = torch.stack([distance] + [b.float() * positioned for b in beyond])
+    layout = _Layout(q_index, k_anchor.float() if k_anchor.any() else None, positioned, weights,
+                     meta.window_bp is not None)
+    meta.cache[key] = layout
+    return layout
+
+
+def attention_stats_tensor(pattern: torch.Tensor, meta: AttentionMeta, far_bp: float) -> torch.Tensor:
+    """``attention_stats`` as one [len(ATTENTION_STATS), H] tensor on the pattern's device, with no host sync
+    (the layout derived from ``meta`` is cached on it)."""
+    p = pattern.detach().float()
+    layout = _layout(meta, p.device, far_bp)
+    rows = p if layout.q_index is None else p.index_select(2, layout.q_index)
+    batch, n_heads, n_rows, n_keys = rows.shape
+    per_query = batch * n_rows
+    entropy = -(rows * rows.clamp_min(1e-30).log()).sum(-1)  # [B, H, Lq]; 0 log 0 = 0 (faster than xlogy)
+    k = min(meta.topk, n_keys)
+    out = [entropy.sum((0, 2)) / per_query, entropy.exp().sum((0, 2)) / per_query,
+           rows.topk(k, dim=-1, sorted=False).values.sum((0, 2, 3)) / per_query,
+           1 - torch.count_nonzero(rows, dim=(0, 2, 3)).float() / (per_query * n_keys),
+           (rows @ layout.k_anchor).sum((0, 2)) / per_query if layout.k_anchor is not None
+           else p.new_zeros(n_heads)]
+    nan = p.new_full((n_heads,), float("nan"))
+    if layout.weights is None:
+        out += [nan, nan, nan]
+    else:
+        # Mass on positioned keys, then mass times distance / beyond far_bp / beyond the window, in one pass.
+        mass = (rows @ layout.k_positioned).clamp_min(1e-12)  # normalise by the mass on positioned keys
+        weighted = torch.einsum("bhqk,sqk->sbhq", rows, layout.weights)
+        out += [(weighted[0] / mass).sum((0, 2)) / per_query, weighted[1].sum((0, 2)) / per_query,
+                weighted[2].sum((0, 2)) / per_query if layout.has_window else nan]
+    return torch.stack(out)
+
+
 def attention_stats(pattern: torch.Tensor, meta: AttentionMeta, far_bp: float) -> dict[str, torch.Tensor]:
     """Per-head statistics of an attention map [B, H, Lq, Lk] (rows sum to 1).
 
@@ -105,59 +175,36 @@ def attention_stats(pattern: torch.Tensor, meta: AttentionMeta, far_bp: float) -
     zero_fraction, anchor_mass, and over positioned query/key pairs mean_distance_bp, far_mass
     (mass beyond ``far_bp``) and mass_beyond_window.
     """
-    p = pattern.detach().float()
-    q_anchor, k_anchor = meta.q_is_anchor.to(p.device), meta.k_is_anchor.to(p.device)
-    # Anchor queries (when there are token queries too) are left out: the statistics describe tokens.
-    q_keep = ~q_anchor if (~q_anchor).any() else torch.ones_like(q_anchor)
-    rows = p[:, :, q_keep]
-    plogp = torch.where(rows > 0, rows * rows.clamp_min(1e-30).log(), torch.zeros_like(rows))
-    entropy = -plogp.sum(-1)  # [B, H, Lq]
-    k = min(meta.topk, rows.shape[-1])
-    n_heads = p.shape[1]
-    nan = torch.full((n_heads,), float("nan"), device=p.device)
-    stats = {
-        "entropy": entropy.mean((0, 2)),
-        "effective_tokens": entropy.exp().mean((0, 2)),
-        "topk_mass": rows.topk(k, dim=-1).values.sum(-1).mean((0, 2)),
-        "zero_fraction": (rows == 0).float().mean((0, 2, 3)),
-        "anchor_mass": rows[..., k_anchor].sum(-1).mean((0, 2)) if k_anchor.any() else torch.zeros_like(nan),
-    }
-    positioned = rows[..., ~k_anchor]
-    if q_anchor.all() or k_anchor.all():  # anchor exchange: no token-to-token distances exist
-        stats.update(mean_distance_bp=nan, far_mass=nan, mass_beyond_window=nan)
-        return stats
-    distance = (meta.q_pos_bp.to(p.device)[q_keep][:, None] - meta.k_pos_bp.to(p.device)[~k_anchor][None, :]).abs()
-    mass = positioned.sum(-1).clamp_min(1e-12)  # normalise by the mass that sits on positioned keys
-    stats["mean_distance_bp"] = ((positioned * distance).sum(-1) / mass).mean((0, 2))
-    stats["far_mass"] = (positioned * (distance > far_bp)).sum(-1).mean((0, 2))
-    stats["mass_beyond_window"] = nan if meta.window_bp is None else \
-        (positioned * (distance > meta.window_bp)).sum(-1).mean((0, 2))
-    return stats
+    return dict(zip(ATTENTION_STATS, attention_stats_tensor(pattern, meta, far_bp)))
+
+
+def gate_stats_tensor(value: torch.Tensor) -> torch.Tensor:
+    """``gate_stats`` as one [len(GATE_STATS)] tensor on the value's device, with no host sync."""
+    v = value.detach().float()
+    per_sample = v.flatten(1).mean(1)
+    zero = v.new_zeros(())
+    # A 10-bin histogram over [0, 1] so the value distribution can be followed over training.
+    hist = torch.histc(v, bins=GATE_HIST_BINS, min=0.0, max=1.0) / max(v.numel(), 1)
+    low, high = (v < SATURATION_LOW).float().mean(), (v > SATURATION_HIGH).float().mean()
+    return torch.cat([torch.stack([v.mean(), v.std() if v.numel() > 1 else zero, low + high, low, high,
+                                   per_sample.var() if per_sample.numel() > 1 else zero]), hist])
 
 
 def gate_stats(value: torch.Tensor) -> dict[str, float]:
     """Gate mean/std, fraction saturated (<0.05 or >0.95), variance of per-sample means (early gate noise)
     and the share of values in each tenth of [0, 1] (``hist_00`` .. ``hist_09``)."""
+    return dict(zip(GATE_STATS, gate_stats_tensor(value).tolist()))
+
+
+def state_stats_tensor(value: torch.Tensor) -> torch.Tensor:
+    """For anchor states [B, A, D]: norm and variance across anchors (0 means the anchors are all alike)."""
     v = value.detach().float()
-    per_sample = v.flatten(1).mean(1)
-    stats = {
-        "mean": v.mean().item(),
-        "std": v.std().item() if v.numel() > 1 else 0.0,
-        "frac_saturated": ((v < SATURATION_LOW) | (v > SATURATION_HIGH)).float().mean().item(),
-        "frac_low": (v < SATURATION_LOW).float().mean().item(),
-        "frac_high": (v > SATURATION_HIGH).float().mean().item(),
-        "sample_var": per_sample.var().item() if per_sample.numel() > 1 else 0.0,
-    }
-    # A 10-bin histogram over [0, 1] so the value distribution can be followed over training.
-    counts = torch.histc(v, bins=GATE_HIST_BINS, min=0.0, max=1.0) / max(v.numel(), 1)
-    stats.update({f"hist_{i:02d}": c for i, c in enumerate(counts.tolist())})
-    return stats
+    return torch.stack([v.norm(dim=-1).mean(), v.var(dim=1).mean()])
 
 
 def state_stats(value: torch.Tensor) -> dict[str, float]:
-    """For anchor states [B, A, D]: norm and variance across anchors (0 means the anchors are all alike)."""
-    v = value.detach().float()
-    return {"norm": v.norm(dim=-1).mean().item(), "var_across_anchors": v.var(dim=1).mean().item()}
+    """``state_stats_tensor`` by name, as floats."""
+    return dict(zip(STATE_STATS, state_stats_tensor(value).tolist()))
 
 
 # --- the recorder --------------------------------------------------------------------------------
@@ -176,7 +223,9 @@ class Trace:
         self.max_samples, self.far_bp = max_samples, far_bp
         self.step = 0
         self._rows: list[tuple] = []
-        self._grad_sq: dict[str, float] = {}
+        # Statistics stay on the device until the step ends, then come back in one transfer.
+        self._pending: list[tuple[str, str, tuple[str, ...], bool, torch.Tensor]] = []
+        self._grad_sq: dict[str, torch.Tensor] = {}
         self.captured: dict[str, list[torch.Tensor]] = {}
         self.captured_meta: dict[str, AttentionMeta] = {}
         self._handles: list = []
@@ -205,7 +254,7 @@ class Trace:
         self._set_active()
 
     def _detach(self) -> None:
-        self._flush_grads()
+        self._flush()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -223,7 +272,7 @@ class Trace:
 
     def next_step(self) -> None:
         """Advance the step counter (call once per optimisation step); sampling follows ``every``."""
-        self._flush_grads()
+        self._flush()
         self.step += 1
         self._set_active()
 
@@ -248,29 +297,44 @@ class Trace:
                     self.captured_meta[name] = meta
             kind = TRACE_KINDS[module.kind]
             if module.kind == "pattern":
-                for stat, per_head in attention_stats(tensor, meta, self.far_bp).items():
-                    self._add(name, kind, stat, per_head.nanmean().item())
-                    for h, v in enumerate(per_head.tolist()):
-                        self._add(name, kind, stat, v, head=h)
+                stats = attention_stats_tensor(tensor, meta, self.far_bp)
+                self._pending.append((name, kind, ATTENTION_STATS, True, stats))
             elif module.kind == "gate":
-                for stat, v in gate_stats(tensor).items():
-                    self._add(name, kind, stat, v)
+                self._pending.append((name, kind, GATE_STATS, False, gate_stats_tensor(tensor)))
             elif module.kind == "state":
-                for stat, v in state_stats(tensor).items():
-                    self._add(name, kind, stat, v)
+                self._pending.append((name, kind, STATE_STATS, False, state_stats_tensor(tensor)))
             return None
         return hook
 
     def _make_grad_hook(self, group: str):
         def hook(param: torch.Tensor) -> None:
             if self.sampled and param.grad is not None:
-                self._grad_sq[group] = self._grad_sq.get(group, 0.0) + float(param.grad.detach().float().pow(2).sum())
+                sq = param.grad.detach().float().pow(2).sum()
+                self._grad_sq[group] = sq if group not in self._grad_sq else self._grad_sq[group] + sq
         return hook
 
-    def _flush_grads(self) -> None:
+    def _flush(self) -> None:
+        """Bring the step's device statistics back in one transfer and turn them into rows."""
         for group, sq in self._grad_sq.items():
-            self._add(f"{group}.grad_norm", "grad", "l2", math.sqrt(sq))
+            self._pending.append((f"{group}.grad_norm", "grad", ("l2",), False, sq.sqrt().reshape(1)))
         self._grad_sq.clear()
+        if not self._pending:
+            return
+        values = torch.cat([t.reshape(-1) for *_, t in self._pending]).cpu().tolist()
+        start = 0
+        for name, kind, stats, per_head, tensor in self._pending:
+            n_heads = tensor.shape[-1] if per_head else 1
+            for stat in stats:
+                chunk = values[start:start + n_heads]
+                start += n_heads
+                if not per_head:
+                    self._add(name, kind, stat, chunk[0])
+                    continue
+                finite = [v for v in chunk if not math.isnan(v)]
+                self._add(name, kind, stat, sum(finite) / len(finite) if finite else math.nan)  # head -1: nanmean
+                for h, v in enumerate(chunk):
+                    self._add(name, kind, stat, v, head=h)
+        self._pending.clear()
 
     def log_scalar(self, name: str, value: float, statistic: str = "value", kind: str = "loss") -> None:
         """Record a scalar that is not a module output, e.g. ``loss.bce`` (sampled like the hooks)."""
@@ -283,7 +347,7 @@ class Trace:
         ``kind`` ("attn", "gate", "anchors", "grad", "loss") and ``site`` (see ``trace_site``) say what
         and where each row measured, so readers select rows by column instead of parsing ``name``.
         """
-        self._flush_grads()
+        self._flush()
         return pd.DataFrame(self._rows, columns=self.COLUMNS)
 
 

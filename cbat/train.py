@@ -8,6 +8,7 @@ those steps, the cosine between each auxiliary loss's gradient and the BCE gradi
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -57,6 +58,8 @@ class TrainSettings:
     num_threads : torch CPU threads for this run (None: leave torch's setting alone).
     eval_batch_size : batch size for validation and test predictions.
     progress : show tqdm progress bars on stderr.
+    compile : run training forwards through ``torch.compile`` (off by default: on CPU compiling takes
+        minutes and did not win everywhere, see the README; results equal eager within float tolerance).
     """
 
     epochs: int = 8
@@ -75,6 +78,7 @@ class TrainSettings:
     num_threads: Optional[int] = None
     eval_batch_size: int = 256
     progress: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "eval_every", "hook_every", "eval_batch_size"):
@@ -83,6 +87,8 @@ class TrainSettings:
                 raise ValueError(f"training setting {name!r} is {value!r}; expected a positive integer")
         if not isinstance(self.warmup_epochs, int) or isinstance(self.warmup_epochs, bool) or self.warmup_epochs < 0:
             raise ValueError(f"training setting 'warmup_epochs' is {self.warmup_epochs!r}; expected an integer >= 0")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"training setting 'compile' is {self.compile!r}; expected true or false")
         for name in ("max_steps", "num_threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -310,6 +316,8 @@ class _Run:
         pos_weight = (1 - positive_rate) / positive_rate if settings.class_weight == "balanced" else 1.0
         seed_everything(seed)
         self.model = build_model(cfg, seed=seed).to(self.device)
+        # The compiled wrapper shares the model's parameters; checkpoints and hooks use the model itself.
+        self.forward = torch.compile(self.model) if settings.compile else self.model
         self.loss_fn = CBATLoss(cfg, positive_rate, pos_weight).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings.lr,
                                            weight_decay=settings.weight_decay)
@@ -325,7 +333,7 @@ class _Run:
         # What must match for a resume; epochs and max_steps may grow (train longer).
         return {"config": self.cfg.to_dict(), "seed": self.seed,
                 "settings": {k: v for k, v in self.settings.to_dict().items()
-                             if k not in ("device", "num_threads", "progress", "epochs", "max_steps")}}
+                             if k not in ("device", "num_threads", "progress", "epochs", "max_steps", "compile")}}
 
     def save_state(self) -> None:
         # Only tensors and plain Python values, so the state loads with torch.load(weights_only=True).
@@ -373,7 +381,11 @@ class _Run:
         start_step = progress.step
         order = self.train_idx[torch.randperm(len(self.train_idx), generator=self.generator).numpy()]
         params = [p for p in model.parameters() if p.requires_grad]
-        with record(model, mode="summary", every=settings.hook_every) as trace:
+        # Sampled steps take extra gradients of the same graph (retain_graph), which buffers that a compiled
+        # backward donates (frees early) would break.
+        compile_config = (torch._functorch.config.patch(donated_buffer=False) if settings.compile
+                          else contextlib.nullcontext())
+        with record(model, mode="summary", every=settings.hook_every) as trace, compile_config:
             for start in range(0, len(order), settings.batch_size):
                 if settings.max_steps is not None and progress.step >= settings.max_steps:
                     break
@@ -382,7 +394,7 @@ class _Run:
                 labels = self.device_labels[torch.as_tensor(batch, device=self.device)]
                 aux = {} if "sparsity" in self.loss_fn.active_aux else None  # entropy only when a loss uses it
                 with _autocast(self.device):
-                    logits = model(enhancer, promoter, aux=aux)
+                    logits = self.forward(enhancer, promoter, aux=aux)
                 parts = self.loss_fn(logits, labels, aux)
                 if not torch.isfinite(parts["total"]):
                     bad = [n for n, v in parts.items() if n != "total" and not torch.isfinite(v)]

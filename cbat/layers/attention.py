@@ -3,9 +3,12 @@
 ``AttentionCore`` runs ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU) when
 the normaliser is a (temperature) softmax, nobody listens to its pattern and the caller asks for no
 entropy; else it materialises the weights, passes them through the ``pattern`` hook point and applies them.
+The position modulation's learnt bias enters the fused kernel as extra query/key features (it is a
+sum of cosines of i - j, hence low rank), so the kernel sees a boolean mask that needs no gradient.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -14,7 +17,7 @@ from torch import nn
 
 from cbat.config import CBATConfig
 from cbat.hooks import AttentionMeta, HookPoint
-from cbat.layers.normalizers import normalise
+from cbat.layers.normalizers import _MASKED, normalise
 from cbat.layers.position import PositionModulation, RotaryEmbedding, allowed_mask
 
 _SDPA_NORMALISERS = ("softmax", "temp_softmax")
@@ -36,6 +39,7 @@ class AttentionCore(nn.Module):
                            if positional and cfg.pos_modulation else None)
         self.pattern = HookPoint("pattern")
         self.force_explicit = False  # benchmarks and equivalence tests switch the fast path off
+        self._layouts: list[tuple[tuple, dict]] = []  # mask and meta per position layout, reused
 
     def _split(self, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
         batch, length, _ = x.shape
@@ -48,16 +52,41 @@ class AttentionCore(nn.Module):
         q, k, v = self._split(xq, self.q_proj), self._split(xkv, self.k_proj), self._split(xkv, self.v_proj)
         if self.rope is not None:
             q, k = self.rope(q, k, q_pos, k_pos, q_anchor, k_anchor)
-        allowed = allowed_mask(q_pos, k_pos, q_anchor, k_anchor, self.window, self.mask_kind)
-        bias = None
-        if self.modulation is not None:
-            bias = self.modulation(q_pos, k_pos, ~(q_anchor[:, None] | k_anchor[None, :]))
-        fast = (self.sparsity in _SDPA_NORMALISERS and not self.pattern.active and not self.force_explicit
-                and entropy is None
-                and (allowed is None or bool(allowed.any(-1).all())))
-        if fast:
-            out = self._sdpa(q, k, v, allowed, bias)
-        else:
+        layout = self._layout(q_pos, k_pos, q_anchor, k_anchor)
+        allowed = layout["allowed"]
+        if self.sparsity in _SDPA_NORMALISERS and not self.force_explicit:
+            scale = 1.0 / math.sqrt(self.head_dim)
+            if self.sparsity == "temp_softmax":
+                scale /= self.temperature
+            q, k = self._fold_bias(q, k, q_pos, k_pos, q_anchor, k_anchor)
+            if not self.pattern.active and entropy is None and layout["every_row_has_key"]:
+                # The CPU flash kernel wants one head size: pad the values to the widened queries and keys.
+                widened = F.pad(v, (0, q.shape[-1] - v.shape[-1])) if q.shape[-1] != v.shape[-1] else v
+                out = F.scaled_dot_product_attention(q, k, widened, attn_mask=allowed,
+                                                     scale=scale)[..., :self.head_dim]
+            else:
+                # The weights are needed (hooks, sparsity loss): one log-softmax gives them and their entropy.
+                # The mask is added inside the score matmul; rows with no allowed key are zeroed after it.
+                batch, heads, n_q, width = q.shape
+                scores = torch.baddbmm(layout["additive_mask"].to(q.dtype),
+                                       (q * scale).reshape(batch * heads, n_q, width),
+                                       k.reshape(batch * heads, -1, width).transpose(1, 2))
+                log_weights = scores.view(batch, heads, n_q, -1).float().log_softmax(-1)
+                weights = log_weights.exp()
+                if entropy is not None:
+                    entropy.append((-(weights * log_weights).sum(-1) * layout["row_scale"]).mean())
+                weights = weights.to(v.dtype)
+                if self.pattern.active:
+                    if not layout["every_row_has_key"]:
+                        weights = weights * layout["row_has_key"][:, None]
+                    weights = self.pattern(weights, meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor))
+                out = weights @ v
+                if not layout["every_row_has_key"]:  # such rows get no weight, as in ``normalise``
+                    out = out * layout["row_has_key"][:, None].to(out.dtype)
+        else:  # the reference path: any normaliser, the bias as its own tensor
+            bias = None
+            if self.modulation is not None:
+                bias = self.modulation(q_pos, k_pos, ~(q_anchor[:, None] | k_anchor[None, :]))
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
             if bias is not None:
                 scores = scores + bias.to(scores.dtype)
@@ -65,27 +94,56 @@ class AttentionCore(nn.Module):
             if entropy is not None:
                 entropy.append(_normalised_entropy(weights, allowed))
             if self.pattern.active:
-                weights = self.pattern(weights, meta=self._meta(q_pos, k_pos, q_anchor, k_anchor))
+                weights = self.pattern(weights, meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor))
             out = weights @ v
         batch, _, length, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(batch, length, -1))
 
-    def _sdpa(self, q, k, v, allowed, bias) -> torch.Tensor:
-        scale = 1.0 / math.sqrt(self.head_dim)
-        if self.sparsity == "temp_softmax":
-            scale /= self.temperature
-            bias = None if bias is None else bias / self.temperature
-        mask = allowed
-        if bias is not None:
-            mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
-            mask = mask.to(q.dtype)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    def _fold_bias(self, q, k, q_pos, k_pos, q_anchor, k_anchor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the position modulation's features so that scale * (q . k) includes its bias (a sum of
+        cosines of i - j, hence rank 2F); ``scale`` is 1/sqrt(head_dim) (/ temperature), so the query side
+        carries sqrt(head_dim). Unchanged without modulation."""
+        if self.modulation is None:
+            return q, k
+        q_extra, k_extra = self.modulation.features(q_pos, k_pos, ~q_anchor, ~k_anchor)
+        batch = q.shape[0]
+        q = torch.cat([q, (q_extra * math.sqrt(self.head_dim)).to(q.dtype).expand(batch, -1, -1, -1)], -1)
+        k = torch.cat([k, k_extra.to(k.dtype).expand(batch, self.n_heads, -1, -1)], -1)
+        return q, k
 
-    def _meta(self, q_pos, k_pos, q_anchor, k_anchor) -> AttentionMeta:
-        bp = float(self.bp_per_token)
-        return AttentionMeta(q_pos_bp=q_pos.float() * bp, k_pos_bp=k_pos.float() * bp, q_is_anchor=q_anchor,
-                             k_is_anchor=k_anchor, window_bp=None if self.window is None else self.window * bp,
-                             topk=self.topk)
+    def _layout(self, q_pos, k_pos, q_anchor, k_anchor) -> dict:
+        """Mask, its row facts and (lazily) the hook meta of one position layout, built once and reused.
+
+        Positions come from the cached helpers below, so the same tensors recur every step; holding them in
+        the key keeps their ids unique. This also keeps the host read of "does every row have a key" to
+        once per layout.
+        """
+        key = (q_pos, k_pos, q_anchor, k_anchor)
+        for cached_key, layout in self._layouts:
+            if all(a is b for a, b in zip(cached_key, key)):
+                return layout
+        allowed = allowed_mask(q_pos, k_pos, q_anchor, k_anchor, self.window, self.mask_kind)
+        n_keys = torch.full((len(q_pos),), float(len(k_pos)), device=q_pos.device) if allowed is None \
+            else allowed.sum(-1).float()
+        row_has_key = (n_keys > 0).float()
+        layout = {"allowed": allowed, "every_row_has_key": bool(row_has_key.all()), "row_has_key": row_has_key,
+                  # mean normalised entropy: per-row 1 / log(number of allowed keys), 0 on rows with none
+                  "row_scale": row_has_key / n_keys.clamp_min(2.0).log(),
+                  "additive_mask": torch.zeros((), device=q_pos.device) if allowed is None else
+                  torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, _MASKED),
+                  "meta": None}
+        self._layouts = [(key, layout)] + self._layouts[:7]
+        return layout
+
+    def _meta(self, layout, q_pos, k_pos, q_anchor, k_anchor) -> AttentionMeta:
+        # One meta per layout: the hooks cache the distance matrices they derive on it.
+        if layout["meta"] is None:
+            bp = float(self.bp_per_token)
+            layout["meta"] = AttentionMeta(q_pos_bp=q_pos.float() * bp, k_pos_bp=k_pos.float() * bp,
+                                           q_is_anchor=q_anchor, k_is_anchor=k_anchor,
+                                           window_bp=None if self.window is None else self.window * bp,
+                                           topk=self.topk)
+        return layout["meta"]
 
 
 def _normalised_entropy(weights: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
@@ -97,12 +155,29 @@ def _normalised_entropy(weights: torch.Tensor, allowed: torch.Tensor | None) -> 
     return (entropy / n_keys.clamp_min(2.0).log()).mean()
 
 
+@functools.lru_cache(maxsize=64)
+def _anchor_flags(length: int, start: int, count: int, device: torch.device) -> torch.Tensor:
+    """[length] bool, True on ``count`` anchors from ``start``; cached per layout and device, never mutated."""
+    with torch.inference_mode(False):  # a tensor made inside inference mode could not be reused in training
+        flags = torch.zeros(length, dtype=torch.bool, device=device)
+        flags[start:start + count] = True
+    return flags
+
+
+@functools.lru_cache(maxsize=64)
 def _positions(length: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(length, device=device)
+    with torch.inference_mode(False):
+        return torch.arange(length, device=device)
 
 
 def _no_anchor(length: int, device: torch.device) -> torch.Tensor:
-    return torch.zeros(length, dtype=torch.bool, device=device)
+    return _anchor_flags(length, 0, 0, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _anchor_positions(count: int, device: torch.device) -> torch.Tensor:
+    with torch.inference_mode(False):
+        return torch.zeros(count, dtype=torch.long, device=device)
 
 
 class RoPE_AdaptAttention(nn.Module):  # noqa: N801 - the log's name
@@ -140,8 +215,7 @@ class RoPE_CausalBlockAttention(nn.Module):  # noqa: N801 - the log's name
 
     def forward(self, combined: torch.Tensor, n_promoter: int, n_anchors: int) -> torch.Tensor:
         length, dev = combined.shape[1], combined.device
-        is_anchor = _no_anchor(length, dev)
-        is_anchor[n_promoter:n_promoter + n_anchors] = True
+        is_anchor = _anchor_flags(length, n_promoter, n_anchors, dev)
         pos = _positions(length, dev)
         x = self.norm(combined)
         return self.attn(x, x, pos, pos, is_anchor, is_anchor)
@@ -163,8 +237,8 @@ class AnchorExchange(nn.Module):
         n_anchors, dev = bank.shape[0], tokens.device
         anchors = bank.unsqueeze(0).expand(batch, -1, -1)
         x = self.norm_tokens(tokens)
-        token_pos, anchor_pos = _positions(length, dev), torch.zeros(n_anchors, dtype=torch.long, device=dev)
-        all_anchor = torch.ones(n_anchors, dtype=torch.bool, device=dev)
+        token_pos, anchor_pos = _positions(length, dev), _anchor_positions(n_anchors, dev)
+        all_anchor = _anchor_flags(n_anchors, 0, n_anchors, dev)
         gathered = anchors + self.gather(self.norm_anchors(anchors), x, anchor_pos, token_pos, all_anchor,
                                          _no_anchor(length, dev))
         gathered = self.state(gathered)

@@ -50,6 +50,20 @@ class PositionModulation(nn.Module):
         bias = torch.einsum("qkf,hf->hqk", waves, self.amplitude)
         return bias * positioned
 
+    def features(self, q_pos: torch.Tensor, k_pos: torch.Tensor, q_positioned: torch.Tensor,
+                 k_positioned: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query features [H, Lq, 2F] and key features [Lk, 2F] whose products are the bias of ``forward``.
+
+        cos(w (i - j)) = cos(w i) cos(w j) + sin(w i) sin(w j), so the bias is a rank-2F product; the angles
+        are taken in float64 because w i grows with the position while w (i - j) does not.
+        """
+        def waves(pos, keep):
+            angles = pos.double()[:, None] * self.freqs.double()
+            return (torch.cat([angles.cos(), angles.sin()], -1) * keep[:, None]).float()
+
+        amplitude = torch.cat([self.amplitude, self.amplitude], -1)  # [H, 2F]
+        return amplitude[:, None, :] * waves(q_pos, q_positioned)[None], waves(k_pos, k_positioned)
+
 
 def allowed_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, q_anchor: torch.Tensor, k_anchor: torch.Tensor,
                  window: int | None, kind: str) -> torch.Tensor | None:
