@@ -2,7 +2,7 @@
 
 Layout::
 
-    <sweep_dir>/sweep.json                          the spec and the resolved variants
+    <sweep_dir>/sweep.json                          the spec, the resolved variants (and a design: matrix, aliases)
     <sweep_dir>/results.parquet                     one row per finished run, rebuilt from the records
     <sweep_dir>/runs/<run_id>/record.json           the run record (``schema_version``; written last)
     <sweep_dir>/runs/<run_id>/model.pt              best-validation weights and config

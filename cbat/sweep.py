@@ -32,7 +32,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cbat import rundir
-from cbat.ablations import resolve_variants
+from cbat.ablations import Design, design as build_design, resolve_variants
 from cbat.config import CBATConfig, load_config
 from cbat.metrics import METRIC_KEYS
 from cbat.rundir import jsonable
@@ -77,6 +77,10 @@ class SweepSpec:
         ``{"path": <file>, ...}`` for ``cbat.data.load``.
     settings : ``TrainSettings`` fields shared by all runs.
     split_seed : seed of the split itself, the same for every run so test pairs pair up across runs.
+    design : a designed ablation added to ``variants``: ``{"kind": "fractional", "resolution": 3|4|5,
+        "foldover": bool, "overrides": {config fields set in every row}}`` (``cbat.ablations.design``). Row i
+        is variant ``design-r<i>``; with seeds ``[s0, s1, ...]`` it runs once per seed, under seed
+        ``s * n_rows + i``, so no two runs of the design share a seed. ``variants`` may then be empty.
     """
 
     variants: list[Union[str, dict]] = field(default_factory=lambda: ["presets"])
@@ -85,10 +89,12 @@ class SweepSpec:
     data: dict = field(default_factory=lambda: {"task": "mixture", "n_pairs": 2400, "seed": 0})
     settings: dict = field(default_factory=dict)
     split_seed: int = 0
+    design: Optional[dict] = None
 
     def __post_init__(self) -> None:
-        if not self.variants or not self.seeds or not self.splits:
-            raise ValueError("sweep spec: 'variants', 'seeds' and 'splits' must each name at least one entry")
+        if not (self.variants or self.design) or not self.seeds or not self.splits:
+            raise ValueError("sweep spec: 'variants' (or a 'design'), 'seeds' and 'splits' must each name at "
+                             "least one entry")
         if not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
             raise ValueError(f"sweep spec: 'seeds' must be integers, got {self.seeds}")
         for split in self.splits:
@@ -96,6 +102,20 @@ class SweepSpec:
         if not isinstance(self.data, dict) or not ({"task", "path"} & set(self.data)):
             raise ValueError(f"sweep spec: 'data' must be a mapping with 'task' or 'path', got {self.data!r}")
         TrainSettings.from_dict(self.settings, "sweep spec 'settings'")
+        self.built_design()
+
+    def built_design(self) -> Optional[Design]:
+        """The ``cbat.ablations.Design`` of ``design`` (None without one)."""
+        if self.design is None:
+            return None
+        known = {"kind", "resolution", "foldover", "overrides"}
+        if not isinstance(self.design, dict) or set(self.design) - known:
+            extra = sorted(set(self.design) - known) if isinstance(self.design, dict) else type(self.design).__name__
+            raise ValueError(f"sweep spec 'design': unexpected {extra}; expected keys {sorted(known)}")
+        try:
+            return build_design(**self.design)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"sweep spec 'design': {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(dataclasses.asdict(self))
@@ -124,7 +144,18 @@ class SweepSpec:
             cfg = CBATConfig.from_dict(fields, source=f"sweep spec: variant {entry['name']!r}")
             table[entry["name"]] = {"config": cfg, "settings": dict(entry.get("settings", {})),
                                     "parent": str(entry.get("config", "baseline")), "factors": []}
+        design = self.built_design()
+        for row, variant in enumerate(design.variants() if design else []):
+            table[variant.name] = {"config": variant.config, "settings": {}, "parent": variant.parent,
+                                   "factors": list(variant.factors), "design_row": row}
         return table
+
+    def run_seeds(self, variant: dict) -> list[int]:
+        """The seeds of one resolved variant: ``seeds``, or one own seed per design row and replicate."""
+        if "design_row" not in variant:
+            return list(self.seeds)
+        n_rows = len(self.built_design().matrix)
+        return [seed * n_rows + variant["design_row"] for seed in self.seeds]
 
     def runs(self) -> list[dict]:
         """One plain, picklable dict per run, in sweep order (variant, then seed, then split)."""
@@ -132,7 +163,7 @@ class SweepSpec:
         for name, variant in self.variant_table().items():
             settings = {**self.settings, **variant["settings"]}
             TrainSettings.from_dict(settings, f"sweep spec: settings of variant {name!r}")
-            for seed in self.seeds:
+            for seed in self.run_seeds(variant):
                 for split in self.splits:
                     runs.append({"run_id": run_id(name, seed, split), "variant": name, "seed": seed,
                                  "split": split, "split_seed": self.split_seed, "data": self.data,
@@ -377,6 +408,9 @@ def _prepare(spec: SweepSpec, sweep_dir: Path) -> None:
     content = {"spec": spec.to_dict(),
                "variants": {name: {"config": v["config"].to_dict(), "parent": v["parent"], "factors": v["factors"]}
                             for name, v in spec.variant_table().items()}}
+    design = spec.built_design()
+    if design is not None:
+        content["design"] = design.to_dict()
     path = rundir.sweep_file(sweep_dir)
     with rundir.sweep_lock(sweep_dir):  # two sweeps starting together write it once
         if path.exists():

@@ -1,7 +1,10 @@
 """Ablation statistics: paired effects with confidence intervals and the waterfall from baseline to cbat_v2.
 
-An ``Effect`` is ``metric(treatment) - metric(reference)`` on the same test pairs and seeds, with the
-interval of ``cbat.stats.paired_bootstrap`` (resampling seeds and test pairs). The waterfall follows the
+An ``Effect`` is ``metric(treatment) - metric(reference)`` with its interval. A twin pair's comes from
+``cbat.stats.paired_effect`` (a paired t over seeds widened by a test-pair bootstrap); a designed effect
+(``diagnostics.design``) from the same least-squares method over the design's runs, so both read alike.
+A run record may say the model did not learn (``record["learnt"]["learnt"] is False``); an effect resting on
+such a run carries ``unlearnt`` and claims nothing. The waterfall follows the
 variant names of ``cbat.ablations``: ``baseline+<factor>`` (add-one-in) and ``cbat_v2-<factor>``
 (leave-one-out), one bar per factor of ``cbat.ablations.FACTORS``.
 """
@@ -38,22 +41,41 @@ class Effect:
     n_seeds: int
     n_pairs: int
     run_ids: tuple[str, ...]
+    se: float = np.nan
+    df: int = 0
+    p_value: float = np.nan
+    source: str = "twin"  # "twin" (paired seeds of two variants) or "design" (a designed sweep's runs)
+    aliases: tuple[str, ...] = ()
+    unlearnt: tuple[str, ...] = ()  # "<run_id>: <reason>" of runs that did not learn
 
     @property
     def sign(self) -> int:
-        """+1 / -1 when the interval lies above / below zero, 0 when it spans zero."""
+        """+1 / -1 when the interval lies above / below zero, 0 when it spans zero (or is unknown)."""
         return 1 if self.ci_low > 0 else -1 if self.ci_high < 0 else 0
 
     def text(self) -> str:
         label = LABELS.get(self.metric, self.metric)
-        return (f"Δ{label}({self.treatment} − {self.reference}) = {self.mean_diff:+.3f} "
-                f"[{self.ci_low:+.3f}, {self.ci_high:+.3f}] ({self.treatment_mean:.3f} vs {self.reference_mean:.3f}; "
-                f"{self.n_seeds} seeds, {self.n_pairs} test pairs, {self.task}/{self.split})")
+        if self.source == "design":
+            means = f"{self.n_seeds} runs of a designed sweep"
+        else:
+            means = f"{self.treatment_mean:.3f} vs {self.reference_mean:.3f}; {self.n_seeds} seeds"
+        text = (f"Δ{label}({self.treatment} − {self.reference}) = {self.mean_diff:+.3f} "
+                f"[{self.ci_low:+.3f}, {self.ci_high:+.3f}], p {self.p_value:.3g} ({means}, {self.n_pairs} test "
+                f"pairs, {self.task}/{self.split})")
+        if self.aliases:
+            text += f"; aliased with {', '.join(self.aliases)}"
+        return text
 
 
-def _paired_bootstrap(labels, reference, treatment, metric, n_boot, level, seed) -> dict:
-    """Thin adapter over the one bootstrap of the project (``cbat.stats``)."""
-    return stats.paired_bootstrap(labels, reference, treatment, metric, n_boot=n_boot, level=level, seed=seed)
+def unlearnt(sweep: Sweep, run_ids) -> tuple[str, ...]:
+    """"<run_id>: <reason>" for each run whose record says it did not learn (none when records lack the
+    ``learnt`` field, as older sweeps do)."""
+    out = []
+    for run_id in run_ids:
+        guard = sweep.records[run_id].get("learnt")
+        if isinstance(guard, dict) and guard.get("learnt") is False:
+            out.append(f"{run_id}: {guard.get('reason') or 'not learnt'}")
+    return tuple(out)
 
 
 def _common_context(sweep: Sweep, treatment: str, reference: str, task: Optional[str],
@@ -69,8 +91,8 @@ def _common_context(sweep: Sweep, treatment: str, reference: str, task: Optional
 
 
 def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "aupr", task: Optional[str] = None,
-           split: Optional[str] = None, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Optional[Effect]:
-    """Paired effect of ``treatment`` against ``reference`` on one metric.
+           split: Optional[str] = None, n_boot: int = 500, level: float = 0.95, seed: int = 0) -> Optional[Effect]:
+    """Paired effect of ``treatment`` against ``reference`` on one metric (``cbat.stats.paired_effect``).
 
     Returns
     -------
@@ -90,10 +112,13 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
         common = common.intersection(frame.index)
     labels = frames[reference][0].loc[common, "label"].to_numpy()
     probs = {who: np.stack([f.loc[common, "prob"].to_numpy() for f in fs]) for who, fs in frames.items()}
-    result = _paired_bootstrap(labels, probs[reference], probs[treatment], metric, n_boot, level, seed)
+    result = stats.paired_effect(labels, probs[reference], probs[treatment], metric, n_boot=n_boot, level=level,
+                                 seed=seed)
+    ids = tuple(run_ids[treatment] + run_ids[reference])
     return Effect(treatment, reference, metric, task, split, result["mean_diff"], result["ci_low"],
                   result["ci_high"], result["variant_mean"], result["baseline_mean"], result["n_seeds"],
-                  result["n_pairs"], tuple(run_ids[treatment] + run_ids[reference]))
+                  result["n_pairs"], ids, se=result["se"], df=result["df"], p_value=result["p_value"],
+                  unlearnt=unlearnt(sweep, ids))
 
 
 def effects_frame(effects: list[Optional[Effect]]) -> pd.DataFrame:
@@ -175,4 +200,4 @@ def forest_figure(effects: pd.DataFrame) -> go.Figure:
         error_x={"type": "data", "symmetric": False, "array": effects["ci_high"] - effects["mean_diff"],
                  "arrayminus": effects["mean_diff"] - effects["ci_low"]}))
     fig.add_vline(x=0, line_dash="dot")
-    return styled(fig, "Paired differences with 95% bootstrap intervals", "difference", "")
+    return styled(fig, "Paired differences with 95% intervals (seeds and test pairs)", "difference", "")

@@ -1,87 +1,179 @@
-"""A verdict per hypothesis of the log (DESIGN section 7): "supported", "not supported" or "inconclusive",
-always with the numbers, the figures and the run ids behind it.
+"""A verdict per hypothesis of the log (DESIGN section 7): "supported", "not supported", "inconclusive" or
+"not learnt", with the numbers as fields, the figures and the run ids behind it.
 
-``assess(sweep_dir)`` is the one call. Each hypothesis needs a *contrast*: two variants of the sweep whose
-configs differ only in the mechanism's fields (found by comparing configs, so presets, ``cbat.ablations``
-names and hand-made variants all work), with finished runs on >= ``min_seeds`` shared seeds. The probe
-task a hypothesis names is preferred when the sweep has it. What each needs:
+Each hypothesis is one declaration (``Hypothesis``: id, claim, the factors of ``cbat.ablations.FACTORS`` it
+contrasts, the config predicates of its two sides, the probe task and planted cause where it should show,
+the deciding metric, the mechanism statistic and the rule). One judge (``judge``) reads a twin pair or a
+designed sweep alike:
 
-====  ==========================================================================================
-V1a   ``sparsity="hard_topk"`` vs a soft normaliser (softmax / temp_softmax), ranking = AUPR and AUROC;
-      checkpoints for the gradient probe
-V1b   ``local="reshape2d"`` vs ``none`` / ``ms_conv`` (long_range or a held-out cell line split preferred)
-V1c   a ``gate="sigmoid"`` variant (a ``temp_sigmoid`` one is shown beside it when present)
-V1d   ``cbat_v1`` and ``baseline`` (names configurable)
-H1    ``window_size`` set vs ``None`` (long_range preferred); checkpoints + data for the distance figure
-H2    a strongly sparse normaliser (hard_topk, sparsemax, entmax15, temp_softmax with T < 1 or a sparsity
-      loss) vs plain softmax (diffuse preferred)
-H3    more blocks and/or gates vs fewer / none
-H4    ``pos_modulation`` on vs off (long_range preferred)
-H5    ``n_anchors`` > 0 vs 0
-H6    any variant with an auxiliary loss weight > 0; its twin without auxiliary losses measures the cost
-====  ==========================================================================================
+- *evidence*: in a sweep with a design (``sweep.json`` "design") whose factor corners match the two sides,
+  the designed effect (``diagnostics.design``); otherwise a twin pair -- two variants whose configs differ only
+  in the hypothesis' fields -- on the preferred task, with >= ``min_seeds`` paired seeds. Both come as an
+  ``Effect`` with the same interval method (``cbat.stats.fit_effects``).
+- *multiplicity*: the deciding p values of one ``assess`` call are adjusted together (Holm by default);
+  both raw and adjusted values are in the table.
+- *rule*: "effect" -- the adjusted effect's sign against the claimed sign, then the mechanism statistic may
+  veto a "supported"; "no_gain" -- an equivalence claim (no gain beyond a margin); "statistic" -- the
+  statistic decides, falling back to the effect where it cannot.
+- a verdict rests on a ranking metric (AUPR/AUROC), a calibration quantity (drift) or a mechanism
+  statistic; threshold metrics (recall, precision, F1 at 0.5) are shown as colour only;
+- a verdict resting on a run whose record says it did not learn is "not learnt" with the reason.
 
-Decision rules (thresholds are keyword arguments of ``assess``): an effect counts only when its 95%
-paired-bootstrap interval excludes zero; fewer than ``min_seeds`` paired seeds or an interval across zero
-gives "inconclusive" with the reason.
+Adding a hypothesis is one ``Hypothesis`` in ``HYPOTHESES`` (or passed to ``assess(declarations=...)``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional
+from dataclasses import dataclass, field, replace
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from cbat import ablations
-from diagnostics import anchors, attention, calibration, gates, gradients, losses
+from cbat import ablations, stats
+from diagnostics import anchors, attention, calibration, design, gates, gradients, losses
 from diagnostics.ablation import Effect, effect, effects_frame, forest_figure, waterfall, waterfall_figure
 from diagnostics.io import Sweep, load_sweep
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
-CLAIMS = {
-    "V1a": "hard top-k cuts gradients and ranking",
-    "V1b": "2-D reshape invents neighbours",
-    "V1c": "sigmoid gates saturate",
-    "V1d": "recall inflation = upward drift of predicted probabilities",
-    "H1": "locality (window) cuts long-range signal",
-    "H2": "forced sparsity drops diffuse weak signal",
-    "H3": "deep gated stack is hard to optimise",
-    "H4": "RoPE + position modulation conflict",
-    "H5": "anchors are unused",
-    "H6": "auxiliary losses are overweighted",
-}
-PREFERRED_TASK = {"V1b": "long_range", "H1": "long_range", "H2": "diffuse", "H4": "long_range"}
-COLUMNS = ["id", "claim", "verdict", "evidence", "task", "run_ids"]
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_LEARNT = "supported", "not supported", "inconclusive", "not learnt"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_LEARNT)
+RULES = ("effect", "no_gain", "statistic")
+COLUMNS = ["id", "claim", "verdict", "evidence", "task", "run_ids", "cause", "source", "metric", "effect", "ci_low",
+           "ci_high", "n", "p_value", "p_adjusted", "statistic"]
 SOFT = ("softmax", "temp_softmax")
-_AUX_FIELDS = ("sparsity_loss_weight", "sparsity_target", "immax_weight", "speculation_weight")
+AUX_WEIGHTS = ("sparsity_loss_weight", "immax_weight", "speculation_weight")
+
+
+# --- declarations ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hypothesis:
+    """One hypothesis as data.
+
+    Attributes
+    ----------
+    id, claim : as in the log.
+    factors : factors of ``cbat.ablations.FACTORS`` whose fields a twin pair may differ in.
+    treated, untreated : config predicates of the mechanism's side and its reference.
+    task : the probe task preferred for a twin pair ("" = any).
+    cause : the planted cause (mixture task) this hypothesis should find, or "any".
+    metric : the deciding metric (a ranking metric, or "drift"); never a threshold metric.
+    expect : sign of ``metric(treated) - metric(untreated)`` the claim predicts.
+    rule : one of ``RULES``.
+    statistic : key of ``STATISTICS``, the mechanism statistic that explains (or vetoes) the effect.
+    veto : the verdict when the statistic contradicts: "inconclusive" softens a "supported" only,
+        "not supported" overrides any verdict.
+    colour : metrics shown beside the deciding one, never deciding (threshold metrics).
+    variants : a fixed (treated, reference) pair of variant names instead of a search (settings may rename).
+    extra_fields : config fields outside ``factors`` a twin pair may also differ in (e.g. ``topk``).
+    design_factors : factors whose designed main effects (summed) are the designed evidence; default
+        ``factors``.
+    needs : what the sweep must hold, for the message when it does not.
+    """
+
+    id: str
+    claim: str
+    factors: tuple[str, ...]
+    treated: Callable[[dict], bool]
+    untreated: Callable[[dict], bool]
+    needs: str
+    task: str = ""
+    cause: str = "any"
+    metric: str = "aupr"
+    expect: int = -1
+    rule: str = "effect"
+    statistic: Optional[str] = None
+    veto: str = INCONCLUSIVE
+    colour: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()
+    extra_fields: tuple[str, ...] = ()
+    design_factors: Optional[tuple[str, ...]] = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.factors + (self.design_factors or ())) - set(ablations.FACTORS))
+        if unknown:
+            raise ValueError(f"hypothesis {self.id}: factors {unknown} are not in cbat.ablations.FACTORS "
+                             f"{list(ablations.FACTORS)}")
+        if self.rule not in RULES:
+            raise ValueError(f"hypothesis {self.id}: rule {self.rule!r}; expected one of {list(RULES)}")
+        if self.metric in stats.THRESHOLDED:
+            raise ValueError(f"hypothesis {self.id}: threshold metric {self.metric!r} cannot decide a verdict; "
+                             f"use a ranking metric {list(stats.RANKING)} and put it in 'colour'")
+        if self.statistic is not None and self.statistic not in STATISTICS:
+            raise ValueError(f"hypothesis {self.id}: statistic {self.statistic!r}; expected one of "
+                             f"{sorted(STATISTICS)}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(f for factor in self.factors for f in ablations.FACTORS[factor]) + self.extra_fields
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """A mechanism statistic's numbers (``values``), the text rendered from them, and what it says:
+    ``holds`` (the mechanism is there: True/False, None = not measured) or a ``verdict`` of its own."""
+
+    name: str
+    values: dict
+    template: str
+    holds: Optional[bool] = None
+    verdict: Optional[str] = None
+    figures: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def text(self) -> str:
+        return self.template.format(**self.values)
 
 
 @dataclass
 class Verdict:
-    """One row of the verdict table plus its figures."""
+    """One judged hypothesis: the verdict, its numbers as fields, the figures and the runs."""
 
     id: str
+    claim: str
     verdict: str
-    evidence: str
+    effect: Optional[Effect] = None
+    p_adjusted: float = np.nan
+    statistic: Optional[Statistic] = None
+    colour: list[Effect] = field(default_factory=list)
+    reason: str = ""
     task: str = ""
+    cause: str = "any"
     run_ids: list[str] = field(default_factory=list)
     figures: dict[str, go.Figure] = field(default_factory=dict)
 
     @property
-    def claim(self) -> str:
-        return CLAIMS[self.id]
+    def evidence(self) -> str:
+        """The text, rendered from the fields."""
+        parts = [self.reason] if self.reason else []
+        if self.effect is not None:
+            parts.append(f"{self.effect.text()}; adjusted p {self.p_adjusted:.3g}")
+        parts += [f"{c.text()} (threshold metric, colour only)" for c in self.colour]
+        if self.statistic is not None and self.statistic.text:
+            parts.append(self.statistic.text)
+        if self.effect is not None and self.effect.unlearnt:
+            parts.append("not learnt: " + "; ".join(self.effect.unlearnt))
+        return "; ".join(parts)
+
+    def row(self) -> dict:
+        e = self.effect
+        return {"id": self.id, "claim": self.claim, "verdict": self.verdict, "evidence": self.evidence,
+                "task": self.task, "run_ids": self.run_ids, "cause": self.cause,
+                "source": e.source if e else "", "metric": e.metric if e else "",
+                "effect": e.mean_diff if e else np.nan, "ci_low": e.ci_low if e else np.nan,
+                "ci_high": e.ci_high if e else np.nan, "n": e.n_seeds if e else 0,
+                "p_value": e.p_value if e else np.nan, "p_adjusted": self.p_adjusted,
+                "statistic": dict(self.statistic.values) if self.statistic else {}}
 
 
 class Assessment(NamedTuple):
-    """``table`` (columns id, claim, verdict, evidence, task, run_ids) and ``figures`` keyed "<id>.<what>"."""
+    """``table`` (columns ``COLUMNS``), ``figures`` keyed "<id>.<what>", and the ``verdicts`` themselves."""
 
     table: pd.DataFrame
     figures: dict[str, go.Figure]
+    verdicts: list[Verdict] = []
 
 
-# --- finding contrasts ------------------------------------------------------------------------------
+# --- finding evidence -------------------------------------------------------------------------------
 def contrasts(sweep: Sweep, fields: tuple[str, ...], treated: Callable[[dict], bool],
               untreated: Callable[[dict], bool]) -> list[tuple[str, str]]:
     """Variant pairs (treatment, reference) whose configs differ only in ``fields`` (and the name)."""
@@ -96,11 +188,11 @@ def contrasts(sweep: Sweep, fields: tuple[str, ...], treated: Callable[[dict], b
     return pairs
 
 
-def _pick(sweep: Sweep, pairs: list[tuple[str, str]], task: Optional[str]) -> tuple[Optional[tuple[str, str]], str]:
+def _pick(sweep: Sweep, pairs: list[tuple[str, str]], task: str) -> tuple[Optional[tuple[str, str]], str]:
     """The contrast to judge: on the preferred task when the sweep has it, then most paired seeds."""
     def score(pair):
         treat, ref = sweep.ok(pair[0]), sweep.ok(pair[1])
-        on_task = task is not None and task in set(treat["task"]) and task in set(ref["task"])
+        on_task = bool(task) and task in set(treat["task"]) and task in set(ref["task"])
         return on_task, len(set(treat["seed"]) & set(ref["seed"]))
     if not pairs:
         return None, ""
@@ -108,56 +200,31 @@ def _pick(sweep: Sweep, pairs: list[tuple[str, str]], task: Optional[str]) -> tu
     return best, task if score(best)[0] else ""
 
 
-def _effects(sweep: Sweep, pair: tuple[str, str], metrics: tuple[str, ...], task: str, settings: dict
-             ) -> dict[str, Optional[Effect]]:
-    return {m: effect(sweep, pair[0], pair[1], m, task=task or None, n_boot=settings["n_boot"],
-                      seed=settings["seed"]) for m in metrics}
+def _designable(h: Hypothesis, d: Optional[ablations.Design]) -> bool:
+    """Whether the design's low and high corners of the hypothesis' factors are its two sides."""
+    if d is None:
+        return False
+    chosen = list(h.design_factors or h.factors)
+    if not chosen:
+        return False
+    base, full = ablations.preset(ablations.BASELINE), ablations.preset(ablations.FULL)
+    needs = [n for f in chosen for n in ablations.REQUIRES.get(f, ())]
+    high = ablations._switch(base, full, chosen + needs, "high").to_dict()
+    low = ablations._switch(base, full, needs, "low").to_dict()
+    return h.treated(high) and h.untreated(low)
 
 
-def _too_few(eff: Optional[Effect], min_seeds: int) -> Optional[str]:
-    if eff is None:
-        return "the two variants share no finished run"
-    if eff.n_seeds < min_seeds:
-        return f"only {eff.n_seeds} paired seed(s), need {min_seeds}"
-    return None
+@dataclass
+class Context:
+    """What a mechanism statistic may read: the runs of each side and their labels in the text."""
 
-
-def _missing(hid: str, what: str) -> Verdict:
-    return Verdict(hid, INCONCLUSIVE, f"the sweep lacks {what}")
-
-
-def _by_sign(eff: Effect, harmful: str, helpful: str) -> tuple[str, str]:
-    """Map an effect's sign onto a verdict (negative effect = the mechanism hurts)."""
-    if eff.sign < 0:
-        return harmful, eff.text()
-    if eff.sign > 0:
-        return helpful, eff.text()
-    return INCONCLUSIVE, eff.text() + "; the interval spans 0"
-
-
-def _combine(effects: list[Effect]) -> tuple[str, str]:
-    """Several metrics of one contrast: "supported" when some interval lies below 0 and none above,
-    "not supported" when the reverse holds, else "inconclusive"."""
-    signs = [e.sign for e in effects]
-    text = "; ".join(e.text() for e in effects)
-    if min(signs) < 0 and max(signs) <= 0:
-        return SUPPORTED, text
-    if max(signs) > 0 and min(signs) >= 0:
-        return NOT_SUPPORTED, text
-    return INCONCLUSIVE, text + ("; the intervals span 0" if max(signs) == 0 else "; the metrics disagree")
-
-
-def _run_ids(*effects: Optional[Effect]) -> list[str]:
-    return sorted({r for e in effects if e is not None for r in e.run_ids})
-
-
-def _run_ids_of(sweep: Sweep, variants, task: str = "") -> list[str]:
-    rows = sweep.ok(task=task or None)
-    return rows[rows["variant"].isin(list(variants))]["run_id"].tolist()
-
-
-def _traces(sweep: Sweep, run_ids: list[str]) -> pd.DataFrame:
-    return sweep.traces([r for r in run_ids if sweep.file(r, "trace") is not None])
+    sweep: Sweep
+    probe: "_Probe"
+    settings: dict
+    treated: list[str]
+    reference: list[str]
+    labels: tuple[str, str]
+    effect: Optional[Effect] = None
 
 
 # --- probes on checkpoints (forward/backward on a test batch) ----------------------------------------
@@ -193,152 +260,211 @@ class _Probe:
         return load_checkpoint(path)[0]
 
 
-# --- one judge per hypothesis -------------------------------------------------------------------------
-def judge_v1a(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    pairs = contrasts(sweep, ("sparsity", "temperature", "topk"), lambda c: c["sparsity"] == "hard_topk",
-                      lambda c: c["sparsity"] in SOFT)
-    pair, task = _pick(sweep, pairs, None)
-    if pair is None:
-        return _missing("V1a", "a hard_topk variant and its soft (softmax/temp_softmax) twin")
-    effs = _effects(sweep, pair, ("aupr", "auroc"), task, s)
-    eff = effs["aupr"]
-    if (reason := _too_few(eff, s["min_seeds"])):
-        return Verdict("V1a", INCONCLUSIVE, reason, task, _run_ids(eff))
-    grads, note = [], ""
-    if probe.dataset is None:
-        note = f"gradient probe skipped: {probe.reason}"
-    else:
-        for variant in pair:
-            run_id = sweep.ok(variant, eff.task, eff.split)["run_id"].iloc[0]
-            _, (enh, pro) = probe.batch_of(run_id)
-            table = attention.unselected_gradient(probe.model(run_id), enh, pro,
-                                                  topk=sweep.variant_config(pair[0])["topk"])
-            grads.append(table.assign(variant=variant, run_id=run_id))
-    verdict, text = _combine(list(effs.values()))
-    figures = {"ranking": forest_figure(effects_frame(list(effs.values())))}
-    if grads:
-        table = pd.concat(grads, ignore_index=True)
-        out = table[~table["selected"]].set_index("variant")
-        hard, soft = out.loc[pair[0]], out.loc[pair[1]]
-        note = (f"gradient to keys outside the top-{sweep.variant_config(pair[0])['topk']}: {pair[0]} mean "
-                f"{hard.mean_grad:.2e} (exactly zero in {hard.frac_zero_grad:.0%} of {int(hard.n)} key slots), "
-                f"{pair[1]} mean {soft.mean_grad:.2e} (zero in {soft.frac_zero_grad:.0%})")
-        figures["gradient"] = attention.gradient_figure(table)
-        if hard.frac_zero_grad < 1.0 or soft.frac_zero_grad >= 1.0:
-            verdict = NOT_SUPPORTED  # the gradient cut itself is not there
-    return Verdict("V1a", verdict, f"{text}; {note}", eff.task, _run_ids(*effs.values()), figures)
+# --- mechanism statistics -----------------------------------------------------------------------------
+def _traces(ctx: Context, run_ids: Sequence[str]) -> pd.DataFrame:
+    return ctx.sweep.traces([r for r in run_ids if ctx.sweep.file(r, "trace") is not None])
 
 
-def judge_v1b(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    pairs = contrasts(sweep, ("local", "ms_kernels"), lambda c: c["local"] == "reshape2d",
-                      lambda c: c["local"] in ("none", "ms_conv"))
-    pair, task = _pick(sweep, pairs, PREFERRED_TASK["V1b"])
-    if pair is None:
-        return _missing("V1b", "a reshape2d variant and its 1-D twin (local none/ms_conv)")
-    eff = _effects(sweep, pair, ("aupr",), task, s)["aupr"]
-    if (reason := _too_few(eff, s["min_seeds"])):
-        return Verdict("V1b", INCONCLUSIVE, reason, task, _run_ids(eff))
-    verdict, text = _by_sign(eff, SUPPORTED, NOT_SUPPORTED)
-    if probe.dataset is not None:
-        from cbat.layers.local import grid_shape
-        cfg = sweep.variant_config(pair[0])
-        tokens = probe.dataset.enhancer.shape[1] // cfg["stem_pool"]
-        width = grid_shape(tokens)[1]
-        text += (f"; on the {tokens}-token enhancer grid, vertical neighbours are {width} tokens "
-                 f"({width * cfg['stem_pool']} bp) apart in 1-D")
-    return Verdict("V1b", verdict, text, eff.task, _run_ids(eff), {"ranking": forest_figure(effects_frame([eff]))})
+def _mean_by_side(ctx: Context, table: pd.DataFrame, column: str) -> tuple[float, float]:
+    """Mean of ``column`` over the treated runs and over the reference runs (NaN where absent)."""
+    if table.empty or column not in table.columns:
+        return np.nan, np.nan
+    by_run = table.groupby("run_id")[column].mean()
+    return (float(by_run.reindex(ctx.treated).mean()), float(by_run.reindex(ctx.reference).mean()))
 
 
-def judge_v1c(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    kinds = {v: sweep.variant_config(v)["gate"] for v in sweep.ok()["variant"].unique()}
-    sigmoid = [v for v, k in kinds.items() if k == "sigmoid"]
-    if not sigmoid:
-        return _missing("V1c", "a variant with gate='sigmoid'")
-    shown = sigmoid + [v for v, k in kinds.items() if k == "temp_sigmoid"]
-    run_ids = _run_ids_of(sweep, shown)
-    traces = _traces(sweep, run_ids)
-    table = gates.compare_kinds(gates.saturation(traces), kinds) if not traces.empty else pd.DataFrame()
-    rows = table[table["variant"].isin(sigmoid)] if not table.empty else table
-    if rows.empty or rows["n_seeds"].max() < s["min_seeds"]:
-        return Verdict("V1c", INCONCLUSIVE, f"gate traces of fewer than {s['min_seeds']} seeds", "", run_ids)
-    row = rows.sort_values("n_seeds").iloc[-1]
-    threshold = s["saturation_threshold"]
-    text = "; ".join(f"{r.variant} ({r.gate_kind}): late saturation {r.late:.2f} (seeds {r.late_min:.2f}-"
-                     f"{r.late_max:.2f})" for r in table.itertuples())
-    if row.late_min >= threshold:
-        verdict = SUPPORTED
-    elif row.late_max < threshold:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
-    return Verdict("V1c", verdict, f"{text}; threshold {threshold:.2f} of values <0.05 or >0.95", "", run_ids,
-                   {"saturation": gates.saturation_figure(traces),
-                    "histogram": gates.histogram_figure(gates.histogram(traces))})
+def _sides(ctx: Context) -> dict:
+    return {"treated": ctx.labels[0], "reference": ctx.labels[1]}
 
 
-def judge_v1d(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    treat, ref = s["v1_variant"], s["baseline_variant"]
-    variants = set(sweep.ok()["variant"])
-    if not {treat, ref} <= variants:
-        return _missing("V1d", f"variants {treat!r} and {ref!r}")
-    effs = _effects(sweep, (treat, ref), ("recall", "precision"), "", s)
-    if (reason := _too_few(effs["recall"], s["min_seeds"])):
-        return Verdict("V1d", INCONCLUSIVE, reason, "", _run_ids(effs["recall"]))
-    recall, precision = effs["recall"], effs["precision"]
-    drift = calibration.drift_table(sweep.runs[sweep.runs["run_id"].isin(recall.run_ids)])
-    per_seed = drift.pivot_table(index="seed", columns="variant", values="drift")
-    up = per_seed[treat] - per_seed[ref]
-    text = (f"drift (mean prob − base rate): {treat} {per_seed[treat].mean():+.3f}, "
-            f"{ref} {per_seed[ref].mean():+.3f} "
-            f"(higher in {int((up > 0).sum())}/{len(up)} seeds); {recall.text()}; {precision.text()}")
-    if recall.sign > 0 and (up > 0).all():
-        verdict = SUPPORTED
-    elif recall.sign < 0 or (up <= 0).all():
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
-    preds = sweep.all_predictions(list(recall.run_ids))
-    return Verdict("V1d", verdict, text, recall.task, _run_ids(recall, precision),
-                   {"reliability": calibration.reliability_figure(calibration.reliability(preds)),
-                    "drift": calibration.drift_figure(drift)})
+def gradient_cut(ctx: Context) -> Statistic:
+    """V1a: gradient reaching keys outside the top-k, on a trained checkpoint of each side (probe)."""
+    if ctx.probe.dataset is None:
+        return Statistic("gradient_cut", {"reason": ctx.probe.reason}, "gradient probe skipped: {reason}")
+    topk = ctx.sweep.config(ctx.treated[0])["topk"]
+    tables, values = [], {**_sides(ctx), "topk": topk}
+    for side, run_id in (("treated", ctx.treated[0]), ("reference", ctx.reference[0])):
+        _, (enh, pro) = ctx.probe.batch_of(run_id)
+        table = attention.unselected_gradient(ctx.probe.model(run_id), enh, pro, topk=topk)
+        tables.append(table.assign(variant=ctx.labels[0 if side == "treated" else 1], run_id=run_id))
+        out = table[~table["selected"]]
+        values.update({f"{side}_mean": float(out["mean_grad"].mean()), f"{side}_zero": float(out["frac_zero_grad"].mean()),
+                       f"{side}_slots": int(out["n"].sum())})
+    return Statistic("gradient_cut", values,
+                     "gradient to keys outside the top-{topk}: {treated} mean {treated_mean:.2e} (exactly zero in "
+                     "{treated_zero:.0%} of {treated_slots} key slots), {reference} mean {reference_mean:.2e} "
+                     "(zero in {reference_zero:.0%})",
+                     holds=values["treated_zero"] >= 1.0 and values["reference_zero"] < 1.0,
+                     figures={"gradient": attention.gradient_figure(pd.concat(tables, ignore_index=True))})
 
 
-def judge_h1(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    pairs = contrasts(sweep, ("window_size", "mask_kind"), lambda c: c["window_size"] is not None,
-                      lambda c: c["window_size"] is None)
-    pair, task = _pick(sweep, pairs, PREFERRED_TASK["H1"])
-    if pair is None:
-        return _missing("H1", "a variant with window_size set and its global (window_size=None) twin")
-    eff = _effects(sweep, pair, ("aupr",), task, s)["aupr"]
-    if (reason := _too_few(eff, s["min_seeds"])):
-        return Verdict("H1", INCONCLUSIVE, reason, task, _run_ids(eff))
-    verdict, text = _by_sign(eff, SUPPORTED, NOT_SUPPORTED)
-    cfg = sweep.variant_config(pair[0])
+def grid_distance(ctx: Context) -> Statistic:
+    """V1b: how far apart in 1-D the 2-D grid's vertical neighbours are."""
+    if ctx.probe.dataset is None:
+        return Statistic("grid_distance", {"reason": ctx.probe.reason}, "grid probe skipped: {reason}")
+    from cbat.layers.local import grid_shape
+    cfg = ctx.sweep.config(ctx.treated[0])
+    tokens = ctx.probe.dataset.enhancer.shape[1] // cfg["stem_pool"]
+    width = grid_shape(tokens)[1]
+    return Statistic("grid_distance", {"tokens": tokens, "width": width, "bp": width * cfg["stem_pool"]},
+                     "on the {tokens}-token enhancer grid, vertical neighbours are {width} tokens ({bp} bp) apart "
+                     "in 1-D")
+
+
+def late_saturation(ctx: Context) -> Statistic:
+    """V1c: share of gate values < 0.05 or > 0.95 late in training, per seed of the treated (sigmoid) runs."""
+    s, traces = ctx.settings, _traces(ctx, ctx.treated)
+    table = gates.saturation(traces) if not traces.empty else pd.DataFrame()
+    late = table.groupby("run_id")["late"].mean() if not table.empty else pd.Series(dtype=float)
+    values = {"treated": ctx.labels[0], "n_seeds": int(late.size), "min_seeds": s["min_seeds"],
+              "late": float(late.mean()) if late.size else np.nan, "late_min": float(late.min()) if late.size else np.nan,
+              "late_max": float(late.max()) if late.size else np.nan, "threshold": s["saturation_threshold"]}
+    if late.size < s["min_seeds"]:
+        return Statistic("late_saturation", values, "gate traces of {n_seeds} seed(s), need {min_seeds}",
+                         verdict=INCONCLUSIVE)
+    verdict = (SUPPORTED if values["late_min"] >= values["threshold"]
+               else NOT_SUPPORTED if values["late_max"] < values["threshold"] else INCONCLUSIVE)
+    return Statistic("late_saturation", values,
+                     "{treated}: late saturation {late:.2f} (seeds {late_min:.2f}-{late_max:.2f}; threshold "
+                     "{threshold:.2f} of values <0.05 or >0.95)", verdict=verdict,
+                     figures={"saturation": gates.saturation_figure(traces),
+                              "histogram": gates.histogram_figure(gates.histogram(traces))})
+
+
+def reliability(ctx: Context) -> Statistic:
+    """V1d: reliability curve and drift per run (figures; the drift itself is the deciding metric)."""
+    runs = ctx.sweep.runs[ctx.sweep.runs["run_id"].isin(ctx.treated + ctx.reference)]
+    drift = calibration.drift_table(runs)
+    preds = ctx.sweep.all_predictions(ctx.treated + ctx.reference)
+    up = drift.set_index("run_id")["drift"]
+    return Statistic("reliability", {"treated_drift": float(up.reindex(ctx.treated).mean()),
+                                     "reference_drift": float(up.reindex(ctx.reference).mean()), **_sides(ctx)},
+                     "drift (mean prob − base rate): {treated} {treated_drift:+.3f}, {reference} {reference_drift:+.3f}",
+                     figures={"reliability": calibration.reliability_figure(calibration.reliability(preds)),
+                              "drift": calibration.drift_figure(drift)})
+
+
+def far_mass(ctx: Context) -> Statistic:
+    """H1: the E<-P attention mass the global model puts beyond the window (probe), and the decisive distance."""
+    cfg = ctx.sweep.config(ctx.treated[0])
     window_bp = cfg["window_size"] * cfg["stem_pool"]
-    figures = {"effect": forest_figure(effects_frame([eff]))}
-    if probe.dataset is None:
-        return Verdict("H1", verdict, f"{text}; window {window_bp} bp; distance probe skipped: {probe.reason}",
-                       eff.task, _run_ids(eff), figures)
-    profiles = []
-    for variant in pair:
-        run_id = sweep.ok(variant, eff.task, eff.split)["run_id"].iloc[0]
-        index, (enh, pro) = probe.batch_of(run_id)
-        profile = attention.distance_profile(probe.model(run_id), enh, pro, names=("*cross_ep.attn.pattern",),
-                                             bin_bp=s["bin_bp"])
-        profiles.append(profile.assign(variant=variant))
+    if ctx.probe.dataset is None:
+        return Statistic("far_mass", {"window_bp": window_bp, "reason": ctx.probe.reason},
+                         "window {window_bp} bp; distance probe skipped: {reason}")
+    profiles, index = [], None
+    for label, run_id in zip(ctx.labels, (ctx.treated[0], ctx.reference[0])):
+        index, (enh, pro) = ctx.probe.batch_of(run_id)
+        profile = attention.distance_profile(ctx.probe.model(run_id), enh, pro, names=("*cross_ep.attn.pattern",),
+                                             bin_bp=ctx.settings["bin_bp"])
+        profiles.append(profile.assign(variant=label))
     profile = pd.concat(profiles, ignore_index=True)
-    decisive = np.nan
-    if probe.dataset.truth is not None:
-        gaps = attention.decisive_distance(probe.dataset.truth)
-        decisive = float(gaps.reindex(index).median())
-    glob = profile[profile["variant"] == pair[1]]
+    glob = profile[profile["variant"] == ctx.labels[1]]
     beyond = float(glob.loc[glob["distance_bp"] >= window_bp, "mass"].sum() / max(glob["mass"].sum(), 1e-12))
-    text += (f"; window {window_bp} bp, median decisive distance {decisive:.0f} bp; the global model puts "
-             f"{beyond:.0%} of its E<-P attention beyond the window")
-    if verdict == SUPPORTED and beyond < s["min_far_mass"]:
-        verdict = INCONCLUSIVE  # the deficit is there but the global model does not look that far
-    figures["distance"] = attention.distance_figure(profile, window_bp, None if np.isnan(decisive) else decisive)
-    return Verdict("H1", verdict, text, eff.task, _run_ids(eff), figures)
+    values = {"window_bp": window_bp, "beyond": beyond, "min_far_mass": ctx.settings["min_far_mass"]}
+    template = "window {window_bp} bp; the global model puts {beyond:.0%} of its E<-P attention beyond the window"
+    decisive = None
+    if ctx.probe.dataset.truth is not None:
+        decisive = float(attention.decisive_distance(ctx.probe.dataset.truth).reindex(index).median())
+        if not np.isnan(decisive):
+            values["decisive_bp"] = decisive
+            template += "; median decisive distance {decisive_bp:.0f} bp"
+    return Statistic("far_mass", values, template, holds=beyond >= values["min_far_mass"],
+                     figures={"distance": attention.distance_figure(profile, window_bp, values.get("decisive_bp"))})
+
+
+def effective_tokens(ctx: Context) -> Statistic:
+    """H2: effective tokens per query of the cross attention, treated vs reference (traces)."""
+    table = attention.attention_table(_traces(ctx, ctx.treated + ctx.reference))
+    cross = table[table["site"].isin(["cross_ep", "cross_pe"])] if not table.empty else table
+    treated, reference = _mean_by_side(ctx, cross, "effective_tokens")
+    if np.isnan(treated) or np.isnan(reference):
+        return Statistic("effective_tokens", {}, "no attention traces for effective tokens")
+    return Statistic("effective_tokens", {"treated_tokens": treated, "reference_tokens": reference, **_sides(ctx)},
+                     "effective tokens per query {treated} {treated_tokens:.1f} vs {reference} {reference_tokens:.1f}",
+                     holds=treated < reference, figures={"sparsity": attention.sparsity_figure(cross)})
+
+
+def depth_trouble(ctx: Context) -> Statistic:
+    """H3: gradient decay from the last block to the first, and early gate noise, of the treated runs."""
+    traces = _traces(ctx, ctx.treated + ctx.reference)
+    if traces.empty:
+        return Statistic("depth_trouble", {}, "no traces for gradient decay or gate noise")
+    decay, _ = _mean_by_side(ctx, gradients.block_decay(traces), "first_to_last")
+    noise, _ = _mean_by_side(ctx, gates.early_noise(traces), "early_sample_var")
+    s = ctx.settings
+    troubled = (decay < s["decay_threshold"]) or (noise > s["gate_noise_threshold"])
+    return Statistic("depth_trouble", {"decay": decay, "noise": noise, "treated": ctx.labels[0]},
+                     "{treated}: gradient norm first/last block {decay:.2f}, early gate noise (sample variance) "
+                     "{noise:.2e}", holds=bool(troubled),
+                     figures={"depth": gradients.depth_figure(gradients.depth_profile(traces)),
+                              "grad_norm": gradients.grad_norm_figure(traces)})
+
+
+def attended_distance(ctx: Context) -> Statistic:
+    """H4: mean attended distance, treated vs reference (traces)."""
+    traces = _traces(ctx, ctx.treated + ctx.reference)
+    treated, reference = _mean_by_side(ctx, attention.attention_table(traces), "mean_distance_bp")
+    if np.isnan(treated) or np.isnan(reference):
+        return Statistic("attended_distance", {}, "no attention traces for the attended distance")
+    return Statistic("attended_distance", {"treated_bp": treated, "reference_bp": reference, **_sides(ctx)},
+                     "mean attended distance {treated} {treated_bp:.0f} bp vs {reference} {reference_bp:.0f} bp",
+                     figures={"distance": attention.timeline_figure(traces, "mean_distance_bp")})
+
+
+def anchor_usage(ctx: Context) -> Statistic:
+    """H5: attention mass tokens put on the anchors relative to uniform, of the treated runs (traces)."""
+    traces = _traces(ctx, ctx.treated)
+    n_anchors = ctx.sweep.config(ctx.treated[0])["n_anchors"]
+    table = anchors.anchor_table(traces, n_anchors) if not traces.empty else pd.DataFrame()
+    usage = float(table["usage_ratio"].mean()) if "usage_ratio" in table else np.nan
+    figures = {"usage": anchors.anchor_figure(table)} if not table.empty else {}
+    # Unused = attention passes the anchors by (ratio < 1) or cannot be read; only >= 1 contradicts.
+    return Statistic("anchor_usage", {"usage": usage, "treated": ctx.labels[0]},
+                     "{treated}: anchor usage ratio {usage:.2f}", holds=not usage >= 1, figures=figures)
+
+
+def loss_dominance(ctx: Context) -> Statistic:
+    """H6: an auxiliary loss holding most of the objective early in every seed, with a gradient against BCE's.
+
+    Verdict: "supported" when a dominant term also competes (cosine below ``competing_cosine`` in every
+    seed); "not supported" when none dominates; otherwise none, so the judge reads the AUPR cost (effect).
+    """
+    s, traces = ctx.settings, _traces(ctx, ctx.treated)
+    table = losses.shares(traces) if not traces.empty else pd.DataFrame()
+    if not table.empty:
+        table = table[~table["component"].isin([losses.MAIN, losses.TOTAL])]
+    if table.empty or table["seed"].nunique() < s["min_seeds"]:
+        return Statistic("loss_dominance", {"min_seeds": s["min_seeds"]},
+                         "loss traces of fewer than {min_seeds} seeds", verdict=INCONCLUSIVE)
+    table = table.assign(dominant=table["early_share"] >= s["share_threshold"],
+                         conflict=table["grad_cosine"] < s["competing_cosine"])
+    per = table.groupby(["variant", "component"]).agg(
+        share=("share", "mean"), early=("early_share", "mean"), cosine=("grad_cosine", "mean"),
+        seeds=("seed", "nunique"), dominant=("dominant", "all"), any_dominant=("dominant", "any"),
+        conflict=("conflict", "all")).reset_index()
+    figures = {"shares": losses.share_figure(traces), "conflict": losses.conflict_figure(table)}
+    dominant = per[per["dominant"] & (per["seeds"] >= s["min_seeds"])].sort_values("share")
+    worst = (dominant if not dominant.empty else per.sort_values("share")).iloc[-1]
+    values = {"variant": worst.variant, "component": worst.component, "share": float(worst.share),
+              "early": float(worst.early), "cosine": float(worst.cosine), "seeds": int(worst.seeds),
+              "share_threshold": s["share_threshold"], "competing_cosine": s["competing_cosine"],
+              "dominant": not dominant.empty, "conflict": bool(worst.conflict)}
+    template = ("{variant}/{component}: share {share:.2f} (first quarter of training {early:.2f}), cosine with "
+                "BCE {cosine:+.2f} ({seeds} seeds); dominant (>= {share_threshold} early in every seed): {dominant}; "
+                "competing (cosine < {competing_cosine} in every seed): {conflict}")
+    if dominant.empty:
+        verdict = INCONCLUSIVE if per["any_dominant"].any() else NOT_SUPPORTED
+    else:
+        verdict = SUPPORTED if worst.conflict else None
+    return Statistic("loss_dominance", values, template, holds=bool(values["dominant"] and values["conflict"]),
+                     verdict=verdict, figures=figures)
+
+
+STATISTICS: dict[str, Callable[[Context], Statistic]] = {
+    "gradient_cut": gradient_cut, "grid_distance": grid_distance, "late_saturation": late_saturation,
+    "reliability": reliability, "far_mass": far_mass, "effective_tokens": effective_tokens,
+    "depth_trouble": depth_trouble, "attended_distance": attended_distance, "anchor_usage": anchor_usage,
+    "loss_dominance": loss_dominance}
 
 
 def _strongly_sparse(c: dict) -> bool:
@@ -346,218 +472,233 @@ def _strongly_sparse(c: dict) -> bool:
             or (c["sparsity"] == "temp_softmax" and c["temperature"] < 1) or c["sparsity_loss_weight"] > 0)
 
 
-def judge_h2(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    pairs = contrasts(sweep, ("sparsity", "temperature", "topk", "sparsity_loss_weight", "sparsity_target"),
-                      _strongly_sparse, lambda c: c["sparsity"] == "softmax" and c["sparsity_loss_weight"] == 0)
-    pair, task = _pick(sweep, pairs, PREFERRED_TASK["H2"])
-    if pair is None:
-        return _missing("H2", "a strongly sparse variant and its dense softmax twin")
-    effs = _effects(sweep, pair, ("recall", "aupr"), task, s)
-    if (reason := _too_few(effs["aupr"], s["min_seeds"])):
-        return Verdict("H2", INCONCLUSIVE, reason, task, _run_ids(effs["aupr"]))
-    recall, aupr = effs["recall"], effs["aupr"]
-    traces = _traces(sweep, list(aupr.run_ids))
-    table = attention.attention_table(traces)
-    cross = table[table["site"].isin(["cross_ep", "cross_pe"])]
-    tokens = cross.groupby("variant")["effective_tokens"].mean()
-    sparser = tokens.get(pair[0], np.nan) < tokens.get(pair[1], np.nan)
-    verdict, text = _combine([recall, aupr])
-    text += (f"; effective tokens per query {pair[0]} {tokens.get(pair[0], np.nan):.1f} vs {pair[1]} "
-             f"{tokens.get(pair[1], np.nan):.1f}")
-    if not sparser:
-        verdict, text = NOT_SUPPORTED, text + " (the variant is not sparser)"
-    return Verdict("H2", verdict, text, aupr.task, _run_ids(recall, aupr),
-                   {"effect": forest_figure(effects_frame([recall, aupr])),
-                    "sparsity": attention.sparsity_figure(cross)})
+HYPOTHESES: dict[str, Hypothesis] = {h.id: h for h in [
+    Hypothesis("V1a", "hard top-k cuts gradients and ranking", ("sparsity",),
+               lambda c: c["sparsity"] == "hard_topk", lambda c: c["sparsity"] in SOFT,
+               "a hard_topk variant and its soft (softmax/temp_softmax) twin", colour=("auroc",),
+               extra_fields=("topk",), statistic="gradient_cut", veto=NOT_SUPPORTED),
+    Hypothesis("V1b", "2-D reshape invents neighbours", ("local",), lambda c: c["local"] == "reshape2d",
+               lambda c: c["local"] in ("none", "ms_conv"), "a reshape2d variant and its 1-D twin (local none/ms_conv)",
+               task="long_range", statistic="grid_distance"),
+    Hypothesis("V1c", "sigmoid gates saturate", ("gate",), lambda c: c["gate"] == "sigmoid",
+               lambda c: c["gate"] != "sigmoid", "a variant with gate='sigmoid'", rule="statistic",
+               statistic="late_saturation"),
+    Hypothesis("V1d", "recall inflation = upward drift of predicted probabilities", (), lambda c: True,
+               lambda c: True, "the cbat_v1 and baseline variants", metric="drift", expect=1,
+               colour=("recall", "precision"), variants=("cbat_v1", ablations.BASELINE), statistic="reliability"),
+    Hypothesis("H1", "locality (window) cuts long-range signal", ("window",), lambda c: c["window_size"] is not None,
+               lambda c: c["window_size"] is None, "a variant with window_size set and its global (window_size=None) "
+               "twin", task="long_range", cause="long_range", statistic="far_mass"),
+    Hypothesis("H2", "forced sparsity drops diffuse weak signal", ("sparsity", "aux_sparsity"), _strongly_sparse,
+               lambda c: c["sparsity"] == "softmax" and c["sparsity_loss_weight"] == 0,
+               "a strongly sparse variant and its dense softmax twin", task="diffuse", cause="diffuse",
+               colour=("recall",), extra_fields=("topk",), design_factors=("sparsity",),
+               statistic="effective_tokens", veto=NOT_SUPPORTED),
+    Hypothesis("H3", "deep gated stack is hard to optimise", ("depth", "gate"),
+               lambda c: c["n_blocks"] > 1 or c["gate"] != "none", lambda c: c["n_blocks"] == 1 and c["gate"] == "none",
+               "a deeper and/or gated variant and its shallow ungated twin", statistic="depth_trouble"),
+    Hypothesis("H4", "RoPE + position modulation conflict", ("pos_modulation",), lambda c: c["pos_modulation"],
+               lambda c: not c["pos_modulation"], "a pos_modulation variant and its twin without it",
+               task="long_range", cause="long_range", statistic="attended_distance"),
+    Hypothesis("H5", "anchors are unused", ("anchors", "joint_attn"), lambda c: c["n_anchors"] > 0,
+               lambda c: c["n_anchors"] == 0, "an anchor variant (n_anchors > 0) and its twin without anchors",
+               rule="no_gain", design_factors=("anchors",), statistic="anchor_usage"),
+    Hypothesis("H6", "auxiliary losses are overweighted", ("aux_sparsity", "aux_immax", "aux_speculation"),
+               lambda c: any(c[w] > 0 for w in AUX_WEIGHTS), lambda c: all(c[w] == 0 for w in AUX_WEIGHTS),
+               "a variant with an auxiliary loss weight > 0", rule="statistic", statistic="loss_dominance"),
+]}
+CLAIMS = {h.id: h.claim for h in HYPOTHESES.values()}
 
 
-def _deeper(c: dict, other: dict) -> bool:
-    return (c["n_blocks"] >= other["n_blocks"] and (c["gate"] != "none" or other["gate"] == "none")
-            and (c["n_blocks"] > other["n_blocks"] or (c["gate"] != "none" and other["gate"] == "none")))
+# --- the judge ------------------------------------------------------------------------------------------
+@dataclass
+class _Evidence:
+    h: Hypothesis
+    effect: Optional[Effect] = None
+    colour: list = field(default_factory=list)
+    ctx: Optional[Context] = None
+    reason: str = ""
+    task: str = ""
 
 
-def judge_h3(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    fields = ("n_blocks", "gate", "gate_min_temperature", "gate_residual")
-    configs = {v: sweep.variant_config(v) for v in sweep.ok()["variant"].unique()}
-    pairs = [(a, b) for a, b in contrasts(sweep, fields, lambda c: True, lambda c: True)
-             if _deeper(configs[a], configs[b])]
-    pair, task = _pick(sweep, pairs, None)
-    if pair is None:
-        return _missing("H3", "a deeper and/or gated variant and its shallower / ungated twin")
-    eff = _effects(sweep, pair, ("aupr",), task, s)["aupr"]
-    if (reason := _too_few(eff, s["min_seeds"])):
-        return Verdict("H3", INCONCLUSIVE, reason, task, _run_ids(eff))
-    traces = _traces(sweep, list(eff.run_ids))
-    decay = gradients.block_decay(traces).groupby("variant")["first_to_last"].median()
-    noise = gates.early_noise(traces)
-    early = noise.groupby("variant")["early_sample_var"].mean() if not noise.empty else pd.Series(dtype=float)
-    deep_decay = decay.get(pair[0], np.nan)
-    text = (f"{eff.text()}; gradient norm first/last block: {pair[0]} {deep_decay:.2f}, "
-            f"{pair[1]} {decay.get(pair[1], np.nan):.2f}; early gate noise (sample variance) "
-            f"{early.get(pair[0], np.nan):.2e}")
-    verdict, _ = _by_sign(eff, SUPPORTED, NOT_SUPPORTED)
-    troubled = deep_decay < s["decay_threshold"] or early.get(pair[0], 0.0) > s["gate_noise_threshold"]
-    if verdict == SUPPORTED and not troubled:
-        verdict, text = INCONCLUSIVE, text + "; the deficit shows no gradient decay or early gate noise"
-    elif verdict == INCONCLUSIVE:
-        text += "; the interval spans 0"
-    return Verdict("H3", verdict, text, eff.task, _run_ids(eff),
-                   {"depth": gradients.depth_figure(gradients.depth_profile(traces)),
-                    "grad_norm": gradients.grad_norm_figure(traces)})
-
-
-def judge_h4(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    pairs = contrasts(sweep, ("pos_modulation", "pos_modulation_freqs"), lambda c: c["pos_modulation"],
-                      lambda c: not c["pos_modulation"])
-    pair, task = _pick(sweep, pairs, PREFERRED_TASK["H4"])
-    if pair is None:
-        return _missing("H4", "a pos_modulation variant and its twin without it")
-    eff = _effects(sweep, pair, ("aupr",), task, s)["aupr"]
-    if (reason := _too_few(eff, s["min_seeds"])):
-        return Verdict("H4", INCONCLUSIVE, reason, task, _run_ids(eff))
-    verdict, text = _by_sign(eff, SUPPORTED, NOT_SUPPORTED)
-    traces = _traces(sweep, list(eff.run_ids))
-    distance = attention.attention_table(traces).groupby("variant")["mean_distance_bp"].mean()
-    text += (f"; mean attended distance {pair[0]} {distance.get(pair[0], np.nan):.0f} bp vs "
-             f"{pair[1]} {distance.get(pair[1], np.nan):.0f} bp")
-    return Verdict("H4", verdict, text, eff.task, _run_ids(eff),
-                   {"effect": forest_figure(effects_frame([eff])),
-                    "distance": attention.timeline_figure(traces, "mean_distance_bp")})
-
-
-def judge_h5(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    pairs = contrasts(sweep, ("n_anchors", "anchor_mode", "block_recipe"), lambda c: c["n_anchors"] > 0,
-                      lambda c: c["n_anchors"] == 0)
-    pair, task = _pick(sweep, pairs, None)
-    if pair is None:
-        return _missing("H5", "an anchor variant (n_anchors > 0) and its twin without anchors")
-    eff = _effects(sweep, pair, ("aupr",), task, s)["aupr"]
-    if (reason := _too_few(eff, s["min_seeds"])):
-        return Verdict("H5", INCONCLUSIVE, reason, task, _run_ids(eff))
-    anchored = [v for v in sweep.ok()["variant"].unique() if sweep.variant_config(v)["n_anchors"] > 0]
-    run_ids = _run_ids_of(sweep, anchored, eff.task)
-    traces = _traces(sweep, run_ids)
-    table = anchors.anchor_table(traces, {v: sweep.variant_config(v)["n_anchors"] for v in anchored})
-    modes = anchors.compare_modes(table, {v: sweep.variant_config(v)["anchor_mode"] for v in anchored})
-    usage = modes.set_index("variant")["usage_ratio"].get(pair[0], np.nan)
-    text = eff.text() + "; " + "; ".join(
-        f"{r.variant} ({r.anchor_mode}): usage ratio {r.usage_ratio:.2f}, anchor-state variance "
-        f"{r.var_across_anchors:.2e}" for r in modes.itertuples())
-    if eff.sign > 0:
-        verdict = NOT_SUPPORTED
-    elif eff.ci_high < s["equivalence_margin"] and not (usage >= 1):
-        verdict = SUPPORTED  # no measurable gain and attention passes the anchors by (or cannot be read)
+def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
+    names = tuple(s["variant_names"].get(h.id, h.variants))
+    if names:
+        present = set(sweep.ok()["variant"])
+        missing = [n for n in names if n not in present]
+        if missing:
+            return _Evidence(h, reason=f"the sweep lacks variant{'s' if len(missing) > 1 else ''} "
+                                       + " and ".join(repr(m) for m in missing))
+        pair, task = names, ""
     else:
-        verdict = INCONCLUSIVE
-    return Verdict("H5", verdict, f"{text}; equivalence margin {s['equivalence_margin']}", eff.task,
-                   sorted(set(_run_ids(eff)) | set(run_ids)),
-                   {"effect": forest_figure(effects_frame([eff])), "usage": anchors.anchor_figure(table)})
+        pair, task = _pick(sweep, contrasts(sweep, h.fields, h.treated, h.untreated), h.task)
+    if pair is None:
+        if h.rule == "statistic":  # a statistic may stand on the treated runs alone (e.g. V1c, H6)
+            treated = [v for v in sweep.ok()["variant"].unique() if h.treated(sweep.variant_config(v))]
+            if treated:
+                rows = sweep.ok()
+                ids = rows[rows["variant"].isin(treated)]["run_id"].tolist()
+                ctx = Context(sweep, None, s, ids, [], (", ".join(treated), ""))
+                return _Evidence(h, ctx=ctx)
+        return _Evidence(h, reason=f"the sweep lacks {h.needs}")
+    eff = effect(sweep, pair[0], pair[1], h.metric, task=task or None, n_boot=s["n_boot"], seed=s["seed"])
+    if eff is None:
+        return _Evidence(h, reason=f"{pair[0]} and {pair[1]} share no finished run", task=task)
+    colour = [effect(sweep, pair[0], pair[1], m, task=eff.task, split=eff.split, n_boot=s["n_boot"], seed=s["seed"])
+              for m in h.colour]
+    treated = [r for r in eff.run_ids if sweep.records[r]["variant"] == pair[0]]
+    reference = [r for r in eff.run_ids if sweep.records[r]["variant"] == pair[1]]
+    ctx = Context(sweep, None, s, treated, reference, tuple(pair), eff)
+    if eff.n_seeds < s["min_seeds"]:
+        return _Evidence(h, ctx=ctx, reason=f"only {eff.n_seeds} paired seed(s), need {s['min_seeds']}",
+                         task=eff.task)
+    return _Evidence(h, eff, colour, ctx, task=eff.task)
 
 
-def judge_h6(sweep: Sweep, probe: _Probe, s: dict) -> Verdict:
-    weights = ("sparsity_loss_weight", "immax_weight", "speculation_weight")
-    aux = [v for v in sweep.ok()["variant"].unique() if any(sweep.variant_config(v)[f] > 0 for f in weights)]
-    if not aux:
-        return _missing("H6", "a variant with an auxiliary loss weight > 0")
-    run_ids = _run_ids_of(sweep, aux)
-    traces = _traces(sweep, run_ids)
-    table = losses.shares(traces)
-    table = table[~table["component"].isin([losses.MAIN, losses.TOTAL])]
-    if table.empty or table.groupby("variant")["seed"].nunique().max() < s["min_seeds"]:
-        return Verdict("H6", INCONCLUSIVE, f"loss traces of fewer than {s['min_seeds']} seeds", "", run_ids)
-    # A dominant term whose gradient is orthogonal to or against BCE's spends the step on itself.
-    table = table.assign(dominant=table["early_share"] >= s["share_threshold"],
-                         conflict=table["grad_cosine"] < s["competing_cosine"])
-    per = table.groupby(["variant", "component"]).agg(
-        share=("share", "mean"), early=("early_share", "mean"), cosine=("grad_cosine", "mean"),
-        seeds=("seed", "nunique"),
-        dominant=("dominant", "all"), any_dominant=("dominant", "any"), conflict=("conflict", "all")).reset_index()
-    text = "; ".join(f"{r.variant}/{r.component}: share {r.share:.2f} (first quarter of training {r.early:.2f}), "
-                     f"cosine with BCE {r.cosine:+.2f} ({r.seeds} seeds)" for r in per.itertuples())
-    figures = {"shares": losses.share_figure(traces), "conflict": losses.conflict_figure(table)}
-    dominant = per[per["dominant"] & (per["seeds"] >= s["min_seeds"])].sort_values("share")
-    if dominant.empty:
-        verdict = INCONCLUSIVE if per["any_dominant"].any() else NOT_SUPPORTED
-        return Verdict("H6", verdict, f"{text}; no auxiliary loss holds share >= {s['share_threshold']} early "
-                       "in every seed", "", run_ids, figures)
-    worst = dominant.iloc[-1]
-    # The cost to the main task: the same config without auxiliary losses, when the sweep has it.
-    twins = contrasts(sweep, _AUX_FIELDS, lambda c: True,
-                      lambda c: all(c[f] == 0 for f in _AUX_FIELDS if f != "sparsity_target"))
-    twin = next((p for p in twins if p[0] == worst.variant), None)
-    eff = _effects(sweep, twin, ("aupr",), "", s)["aupr"] if twin else None
-    cost = eff is not None and eff.n_seeds >= s["min_seeds"] and eff.sign < 0
-    text += (f"; {worst.variant}/{worst.component} holds >= {s['share_threshold']} of the objective early in "
-             "every seed"
-             + (f"; {eff.text()}" if eff is not None else "; no twin without auxiliary losses"))
-    if worst.conflict:
-        text += f"; its gradient cosine with BCE stays below {s['competing_cosine']} (competing) in every seed"
-    if worst.conflict or cost:
-        verdict = SUPPORTED
-    elif eff is not None and eff.sign > 0:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
-        text += "; dominant but neither a conflicting (competing) gradient nor a measured AUPR cost"
-    return Verdict("H6", verdict, text, "", sorted(set(run_ids) | set(_run_ids(eff))), figures)
+def _designed(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
+    chosen = tuple(h.design_factors or h.factors)
+    key = h.metric
+    if key not in fits:
+        fits[key] = design.fit(sweep, h.metric, n_boot=s["n_boot"], seed=s["seed"])
+    fitted = fits[key]
+    eff = design.designed_effect(fitted, chosen, h.metric)
+    colour = []
+    for m in h.colour:
+        if m not in fits:
+            fits[m] = design.fit(sweep, m, n_boot=s["n_boot"], seed=s["seed"])
+        colour.append(design.designed_effect(fits[m], chosen, m))
+    col = [list(ablations.FACTORS).index(f) for f in chosen]
+    high = np.all(fitted.levels[:, col] > 0, axis=1)
+    low = np.all(fitted.levels[:, col] < 0, axis=1)
+    label = "+".join(chosen)
+    ctx = Context(sweep, None, s, list(np.array(fitted.run_ids)[high]), list(np.array(fitted.run_ids)[low]),
+                  (f"{label} on", f"{label} off"), eff)
+    if fitted.fit.df < 1:
+        return _Evidence(h, ctx=ctx, reason="the design leaves no residual degrees of freedom (add seeds or a "
+                                            "foldover)", task=eff.task)
+    return _Evidence(h, eff, colour, ctx, task=eff.task)
 
 
-JUDGES: dict[str, Callable[[Sweep, _Probe, dict], Verdict]] = {
-    "V1a": judge_v1a, "V1b": judge_v1b, "V1c": judge_v1c, "V1d": judge_v1d, "H1": judge_h1, "H2": judge_h2,
-    "H3": judge_h3, "H4": judge_h4, "H5": judge_h5, "H6": judge_h6}
+def _gather(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
+    if not h.variants and _designable(h, design._design(sweep)):
+        return _designed(sweep, h, s, fits)
+    return _twin(sweep, h, s)
+
+
+def _decide(ev: _Evidence, statistic: Optional[Statistic], p_adjusted: float, s: dict) -> str:
+    h, eff = ev.h, ev.effect
+    if eff is not None and eff.unlearnt:
+        return NOT_LEARNT
+    significant = eff is not None and p_adjusted < 1 - s["level"]
+    direction = int(np.sign(eff.mean_diff)) if significant else 0
+    if h.rule == "statistic":
+        if statistic is not None and statistic.verdict is not None:
+            return statistic.verdict
+        if eff is None or ev.reason:
+            return INCONCLUSIVE
+        return SUPPORTED if direction == h.expect else NOT_SUPPORTED if direction == -h.expect else INCONCLUSIVE
+    if eff is None or ev.reason:
+        return INCONCLUSIVE
+    if h.rule == "no_gain":
+        if direction > 0:
+            return NOT_SUPPORTED
+        gainless = eff.ci_high < s["equivalence_margin"]
+        return SUPPORTED if gainless and (statistic is None or statistic.holds is not False) else INCONCLUSIVE
+    verdict = SUPPORTED if direction == h.expect else NOT_SUPPORTED if direction == -h.expect else INCONCLUSIVE
+    if statistic is not None and statistic.holds is False:
+        if h.veto == NOT_SUPPORTED or verdict == SUPPORTED:
+            verdict = h.veto
+    return verdict
+
+
+def judge(sweep: Sweep | str, declarations: Sequence[Hypothesis], probes: bool = False, **settings) -> list[Verdict]:
+    """Judge each declaration on one sweep (twin pair or designed effect), with multiplicity adjusted over
+    them; ``settings`` as the keyword arguments of ``assess``."""
+    sweep = load_sweep(sweep)
+    s = {**DEFAULTS, **settings}
+    probe = _Probe(sweep, s["probe_batch"], probes)
+    fits: dict = {}
+    gathered = [_gather(sweep, h, s, fits) for h in declarations]
+    deciding = [ev.effect.p_value if ev.effect is not None and not ev.reason else np.nan for ev in gathered]
+    adjusted = stats.adjust(deciding, s["method"])
+    verdicts = []
+    for ev, p_adj in zip(gathered, adjusted):
+        statistic = None
+        if ev.ctx is not None and ev.h.statistic is not None and ev.ctx.treated:
+            statistic = STATISTICS[ev.h.statistic](replace(ev.ctx, probe=probe))
+        effect_ = ev.effect if ev.effect is not None and not ev.reason else None
+        verdict = _decide(ev, statistic, p_adj, s)
+        figures = dict(statistic.figures) if statistic else {}
+        if effect_ is not None:
+            figures["effect"] = forest_figure(effects_frame([effect_, *ev.colour]))
+        run_ids = sorted(set(ev.ctx.treated + ev.ctx.reference) if ev.ctx else ())
+        verdicts.append(Verdict(ev.h.id, ev.h.claim, verdict, effect_, p_adj, statistic,
+                                [c for c in ev.colour if c is not None], ev.reason, ev.task, ev.h.cause, run_ids,
+                                figures))
+    return verdicts
+
+
+DEFAULTS = dict(min_seeds=3, n_boot=500, seed=0, level=0.95, method="holm", probe_batch=32,
+                saturation_threshold=0.2, share_threshold=0.5, competing_cosine=0.2, equivalence_margin=0.01,
+                min_far_mass=0.05, decay_threshold=0.5, gate_noise_threshold=1e-3, bin_bp=50.0, variant_names={})
 
 
 def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = True, min_seeds: int = 3,
-           n_boot: int = 1000, seed: int = 0, probe_batch: int = 32, saturation_threshold: float = 0.2,
+           n_boot: int = 500, seed: int = 0, probe_batch: int = 32, saturation_threshold: float = 0.2,
            share_threshold: float = 0.5, competing_cosine: float = 0.2, equivalence_margin: float = 0.01,
-           min_far_mass: float = 0.05,
-           decay_threshold: float = 0.5, gate_noise_threshold: float = 1e-3, bin_bp: float = 50.0,
-           v1_variant: str = "cbat_v1", baseline_variant: str = ablations.BASELINE) -> Assessment:
+           min_far_mass: float = 0.05, decay_threshold: float = 0.5, gate_noise_threshold: float = 1e-3,
+           bin_bp: float = 50.0, v1_variant: str = "cbat_v1", baseline_variant: str = ablations.BASELINE,
+           method: str = "holm", level: float = 0.95,
+           declarations: Optional[Sequence[Hypothesis]] = None) -> Assessment:
     """Judge every hypothesis of the log on a sweep directory.
 
     Parameters
     ----------
     sweep_dir : a sweep directory (or a loaded ``diagnostics.io.Sweep``).
-    hypotheses : ids to judge (default all of ``CLAIMS``).
+    hypotheses : ids to judge (default all of ``HYPOTHESES``, plus ``declarations``).
     probes : load checkpoints and rebuild the test pairs from ``sweep.json`` for the V1a gradient probe and
         the H1 distance profile (forward/backward on ``probe_batch`` test pairs; no training).
-    min_seeds : paired seeds a contrast needs before any verdict other than "inconclusive".
-    n_boot, seed : bootstrap replicates and its RNG seed (``cbat.stats.paired_bootstrap``).
+    min_seeds : paired seeds a twin pair needs before any verdict other than "inconclusive".
+    n_boot, seed : test-pair bootstrap replicates and its RNG seed (``cbat.stats.fit_effects``).
     saturation_threshold : V1c, share of gate values <0.05 or >0.95 late in training that counts as saturated.
-    share_threshold, competing_cosine : H6, share of the objective in the first quarter of training that
-        counts as dominant; "supported" also
-        needs a gradient cosine with BCE below ``competing_cosine`` (orthogonal or opposed) in every seed, or an
-        AUPR cost against the twin without auxiliary losses.
+    share_threshold, competing_cosine : H6, early share of the objective that counts as dominant; gradient
+        cosine with BCE below which an auxiliary loss competes.
     equivalence_margin : H5, largest AUPR gain from anchors that still counts as "unused".
     min_far_mass : H1, attention mass the global model must put beyond the window for the window to matter.
     decay_threshold, gate_noise_threshold : H3, first/last block gradient ratio below which gradients count
         as decaying; early gate sample variance above which gates count as noisy.
     bin_bp : distance bin of the H1 attention-distance figure.
     v1_variant, baseline_variant : the variants V1d compares.
+    method, level : multiplicity adjustment over the judged hypotheses ("holm" or "fdr_bh") and the
+        interval level (an adjusted p below ``1 - level`` counts).
+    declarations : further ``Hypothesis`` declarations to judge with the built-in ones.
 
     Returns
     -------
     Assessment
-        ``table``: one row per hypothesis (id, claim, verdict, evidence, task, run_ids); ``figures``: plotly
-        figures keyed "<id>.<what>", plus "ablation.waterfall" when the sweep holds add-one-in /
-        leave-one-out runs.
+        ``table``: one row per hypothesis (``COLUMNS``); ``figures``: plotly figures keyed "<id>.<what>", plus
+        "ablation.waterfall" when the sweep holds add-one-in / leave-one-out runs and "design.forest" /
+        "design.decomposition" when it holds a design; ``verdicts``: the ``Verdict`` objects.
     """
     sweep = load_sweep(sweep_dir)
-    unknown = sorted(set(hypotheses or []) - set(CLAIMS))
+    known = {**HYPOTHESES, **{h.id: h for h in declarations or ()}}
+    unknown = sorted(set(hypotheses or []) - set(known))
     if unknown:
-        raise ValueError(f"unknown hypothesis id(s) {unknown}; expected some of {list(CLAIMS)}")
-    settings = dict(min_seeds=min_seeds, n_boot=n_boot, seed=seed, saturation_threshold=saturation_threshold,
-                    share_threshold=share_threshold, competing_cosine=competing_cosine,
-                    equivalence_margin=equivalence_margin,
-                    min_far_mass=min_far_mass, decay_threshold=decay_threshold,
-                    gate_noise_threshold=gate_noise_threshold, bin_bp=bin_bp, v1_variant=v1_variant,
-                    baseline_variant=baseline_variant)
-    probe = _Probe(sweep, probe_batch, probes)
-    verdicts = [JUDGES[h](sweep, probe, settings) for h in (hypotheses or CLAIMS)]
-    table = pd.DataFrame([{"id": v.id, "claim": v.claim, "verdict": v.verdict, "evidence": v.evidence,
-                           "task": v.task, "run_ids": v.run_ids} for v in verdicts], columns=COLUMNS)
+        raise ValueError(f"unknown hypothesis id(s) {unknown}; expected some of {list(known)}")
+    chosen = [known[h] for h in (hypotheses or known)]
+    verdicts = judge(sweep, chosen, probes, min_seeds=min_seeds, n_boot=n_boot, seed=seed, probe_batch=probe_batch,
+                     saturation_threshold=saturation_threshold, share_threshold=share_threshold,
+                     competing_cosine=competing_cosine, equivalence_margin=equivalence_margin,
+                     min_far_mass=min_far_mass, decay_threshold=decay_threshold,
+                     gate_noise_threshold=gate_noise_threshold, bin_bp=bin_bp, method=method, level=level,
+                     variant_names={"V1d": (v1_variant, baseline_variant)})
+    table = pd.DataFrame([v.row() for v in verdicts], columns=COLUMNS)
     figures = {f"{v.id}.{name}": fig for v in verdicts for name, fig in v.figures.items()}
     steps = waterfall(sweep, n_boot=n_boot, seed=seed)
     if not steps.empty and {"factor", "total"} <= set(steps["kind"]):
         figures["ablation.waterfall"] = waterfall_figure(steps)
-    return Assessment(table, figures)
+    if design._design(sweep) is not None:
+        effects = design.effects(sweep, n_boot=n_boot, seed=seed, causes=False)
+        figures["design.forest"] = design.forest_figure(effects)
+        figures["design.decomposition"] = design.decomposition_figure(design.decomposition(sweep, effects))
+    return Assessment(table, figures, verdicts)

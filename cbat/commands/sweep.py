@@ -9,6 +9,7 @@ import yaml
 
 from cbat.cli import UserError
 from cbat.commands.train import add_data_arguments, data_spec, execute, settings_overrides
+from cbat.ablations import DESIGN_KINDS, RESOLUTIONS
 from cbat.config import PRESETS
 from cbat.stats import compare_to_baseline
 from cbat.sweep import SweepSpec, quick_sweep_spec
@@ -27,6 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", type=Path, help="a YAML/JSON sweep spec (replaces variant/data/seed flags)")
     parser.add_argument("--quick", action="store_true",
                         help="the default quick sweep: four presets x 3 seeds on grammar (about 15 min, 2 cores)")
+    parser.add_argument("--design", choices=DESIGN_KINDS,
+                        help="add a designed ablation over the factors of cbat.ablations.FACTORS (low = baseline, "
+                             "high = cbat_v2); without --variants the sweep also runs baseline and cbat_v2")
+    parser.add_argument("--resolution", type=int, choices=RESOLUTIONS, default=4,
+                        help="resolution of --design: 3 (16 runs) or 4 (32 runs, default); 5 is refused while the "
+                             "design library cannot build it for 12 factors")
+    parser.add_argument("--foldover", action="store_true",
+                        help="add the mirror image of every design row (resolution III becomes IV)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     parser.add_argument("--compare", action="store_true",
                         help="also write comparison.csv: each variant vs baseline, paired bootstrap CI")
@@ -34,6 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _spec(args: argparse.Namespace) -> SweepSpec:
+    spec = _base_spec(args)
+    if args.design is None:
+        return spec
+    if spec.design is not None:
+        raise UserError("--design: the spec file already holds a 'design'; give it in one place")
+    design = {"kind": args.design, "resolution": args.resolution, "foldover": args.foldover}
+    try:
+        return dataclasses.replace(spec, design=design)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+def _base_spec(args: argparse.Namespace) -> SweepSpec:
     if args.spec is not None:
         if not args.spec.is_file():
             raise UserError(f"--spec {args.spec}: file not found")
@@ -44,7 +66,8 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
         spec = quick_sweep_spec()
         return dataclasses.replace(spec, settings={**spec.settings, **settings},
                                    **({"seeds": args.seeds} if args.seeds else {}))
-    variants = list(args.variants or ([] if (args.preset or args.config) else ["presets"]))
+    default = ["baseline", "cbat_v2"] if args.design else ["presets"]
+    variants = list(args.variants or ([] if (args.preset or args.config) else default))
     variants += args.preset + [{"name": path.stem, "config": str(path)} for path in args.config]
     return SweepSpec(variants=variants, seeds=args.seeds or [0, 1, 2], splits=args.splits, data=data_spec(args),
                      settings=settings)

@@ -1,0 +1,254 @@
+"""Designed effects: every factor's main effect from the runs of a designed sweep, with aliases and intervals.
+
+``effects(sweep_dir, metric)`` fits one least-squares model over the runs (``cbat.stats.fit_effects``: the
+coded levels of ``cbat.ablations.FACTORS``, -0.5 = baseline value, +0.5 = cbat_v2 value) and returns a tidy
+table, one row per factor (and per cause where the run records have per-cause metrics). The interval holds the
+run-to-run (seed) variance through the residual degrees of freedom, plus a bootstrap over the shared test pairs
+for the pooled metric. Which runs: the rows of the design stored in ``sweep.json`` ("design"); a sweep without
+one uses every run whose config sits on a corner (each factor at the baseline's or cbat_v2's value, e.g.
+presets, add-one-in and leave-one-out variants), and factors those runs cannot separate are "not estimable".
+
+Aliases come from the design library (``cbat.ablations.alias_groups``): in a resolution III design a main
+effect is aliased with two-factor interactions, and the table names them. With resolution >= 5 the two-factor
+interactions are estimated as terms of their own. ``anchors`` is nested within ``joint_attn`` (concatenated
+anchors need joint attention): its effect is the one within joint_attn on.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from cbat import ablations, stats
+from diagnostics.ablation import LABELS, Effect, unlearnt
+from diagnostics.figures import styled
+from diagnostics.io import Sweep, SweepError, load_sweep
+
+EFFECT_COLUMNS = ["factor", "kind", "metric", "cause", "effect", "ci_low", "ci_high", "se", "df", "p_value",
+                  "n_runs", "n_pairs", "aliases", "note", "claim", "task", "split"]
+NESTED_NOTE = {f: f"nested: the effect within {' and '.join(n)} on" for f, n in ablations.REQUIRES.items()}
+
+
+@dataclass
+class DesignFit:
+    """The runs a designed effect rests on and their fitted model (pooled metric)."""
+
+    fit: stats.LinearEffects
+    run_ids: list[str]
+    levels: np.ndarray
+    task: str
+    split: str
+    design: Optional[ablations.Design]
+    unlearnt: tuple[str, ...]
+
+    def aliases(self, term: str) -> tuple[str, ...]:
+        """Terms the design cannot tell apart from ``term`` (for a nested factor, also those of its product
+        with what it needs, which its coding contains)."""
+        if self.design is None:
+            return () if not np.isnan(self.fit.estimate[self.fit.names.index(term)]) else ("not estimable",)
+        order = list(ablations.FACTORS)
+        wanted = {term}
+        if term in ablations.REQUIRES:
+            wanted.add(":".join(sorted([term, *ablations.REQUIRES[term]], key=order.index)))
+        out = []
+        for group in self.design.aliases:
+            if wanted & set(group):
+                out += [t for t in group if t not in wanted and t not in out]
+        return tuple(out)
+
+
+def _design(sweep: Sweep) -> Optional[ablations.Design]:
+    stored = sweep.spec.get("design")
+    if not stored:
+        return None
+    try:
+        return ablations.Design.from_dict(stored)
+    except (KeyError, TypeError, ValueError) as err:
+        raise SweepError(f"{sweep.path / 'sweep.json'}: field 'design' is malformed ({err!r})") from None
+
+
+def _corner_runs(sweep: Sweep, design: Optional[ablations.Design], task: Optional[str],
+                 split: Optional[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Finished runs the model is fitted on (one task and split: the one with most runs) and their levels."""
+    runs = sweep.ok(task=task, split=split)
+    if design is not None:
+        runs = runs[runs["variant"].isin(design.names)]
+    levels = {r: ablations.levels_of(sweep.config(r)) for r in runs["run_id"]}
+    runs = runs[[levels[r] is not None for r in runs["run_id"]]]
+    if runs.empty:
+        what = "rows of its design" if design is not None else "runs on the corners of the factor space"
+        raise SweepError(f"{sweep.path}: no finished {what} (task={task}, split={split})")
+    task_, split_ = runs.groupby(["task", "split"]).size().idxmax()
+    runs = runs[(runs["task"] == task_) & (runs["split"] == split_)].reset_index(drop=True)
+    matrix = np.array([[levels[r][f] for f in ablations.FACTORS] for r in runs["run_id"]], dtype=float)
+    return runs, matrix
+
+
+def _model(levels: np.ndarray, design: Optional[ablations.Design]) -> tuple[np.ndarray, list[str]]:
+    """Main-effect columns, plus two-factor interactions when the design's resolution keeps them apart."""
+    factors = list(ablations.FACTORS)
+    columns, names = [ablations.coded(levels)], list(factors)
+    if design is not None and design.resolution >= 5:
+        nested = {(f, n) for f, needs in ablations.REQUIRES.items() for n in needs}
+        for i, j in itertools.combinations(range(len(factors)), 2):
+            if (factors[i], factors[j]) in nested or (factors[j], factors[i]) in nested:
+                continue  # already inside the nested factor's coding
+            columns.append((levels[:, i] * levels[:, j] / 2)[:, None])
+            names.append(f"{factors[i]}:{factors[j]}")
+    return np.hstack(columns), names
+
+
+def _probs(sweep: Sweep, run_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    frames = [sweep.predictions(r).set_index("pair_index") for r in run_ids]
+    common = frames[0].index
+    for frame in frames[1:]:
+        common = common.intersection(frame.index)
+    return frames[0].loc[common, "label"].to_numpy(), np.stack([f.loc[common, "prob"].to_numpy() for f in frames])
+
+
+def fit(sweep: Sweep | str, metric: str = "aupr", task: Optional[str] = None, split: Optional[str] = None,
+        n_boot: int = 500, level: float = 0.95, seed: int = 0) -> DesignFit:
+    """The least-squares fit of ``metric`` on the designed (or corner) runs of a sweep; see ``effects``."""
+    sweep = load_sweep(sweep)
+    design = _design(sweep)
+    runs, levels = _corner_runs(sweep, design, task, split)
+    columns, names = _model(levels, design)
+    run_ids = runs["run_id"].tolist()
+    labels, probs = _probs(sweep, run_ids)
+    result = stats.fit_effects(columns, names, labels, probs, metric, n_boot=n_boot, level=level, seed=seed)
+    return DesignFit(result, run_ids, levels, runs["task"].iloc[0], runs["split"].iloc[0], design,
+                     unlearnt(sweep, run_ids))
+
+
+def claim(metric: str, ci_low: float, ci_high: float, not_learnt: Sequence[str] = ()) -> str:
+    """"higher" / "lower" when the interval excludes 0, "no clear difference" otherwise, and "not learnt: ..."
+    when the estimate rests on runs that did not learn."""
+    if not_learnt:
+        return f"not learnt: {len(not_learnt)} run(s), e.g. {not_learnt[0]}"
+    if np.isnan(ci_low) or not (ci_low > 0 or ci_high < 0):
+        return "no clear difference"
+    return "higher" if ci_low > 0 else "lower"
+
+
+def _rows(result: stats.LinearEffects, design_fit: DesignFit, metric: str, cause: str) -> list[dict]:
+    rows = []
+    for _, r in result.table().iterrows():
+        kind = "interaction" if ":" in r.term else "main"
+        rows.append({"factor": r.term, "kind": kind, "metric": metric, "cause": cause, "effect": r.effect,
+                     "ci_low": r.ci_low, "ci_high": r.ci_high, "se": r.se, "df": r.df, "p_value": r.p_value,
+                     "n_runs": r.n_runs, "n_pairs": r.n_pairs, "aliases": ", ".join(design_fit.aliases(r.term)),
+                     "note": NESTED_NOTE.get(r.term, ""),
+                     "claim": claim(metric, r.ci_low, r.ci_high, design_fit.unlearnt),
+                     "task": design_fit.task, "split": design_fit.split})
+    return rows
+
+
+def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = None, split: Optional[str] = None,
+            causes: bool = True, n_boot: int = 500, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Every factor's effect (high - low) on ``metric`` from the designed runs of a sweep.
+
+    Parameters
+    ----------
+    sweep_dir : a sweep directory (or a loaded ``diagnostics.io.Sweep``).
+    metric : a key of ``cbat.stats.METRICS`` (ranking metrics "aupr"/"auroc" for claims).
+    task, split : restrict to one (default: the task/split with most designed runs).
+    causes : also fit each cause of ``record["metrics"]["test"]["per_cause"]`` (record values, so the
+        interval holds the run-to-run variance only).
+    n_boot, level, seed : test-pair bootstrap replicates, interval level and RNG seed.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``EFFECT_COLUMNS``: factor (or "a:b" interaction), kind, metric, cause ("all" pooled), effect,
+        ci_low, ci_high, se, df, p_value, n_runs, n_pairs, aliases (terms the design confounds with it), note,
+        claim ("higher" / "lower" / "no clear difference" / "not learnt: ..."), task, split.
+    """
+    sweep = load_sweep(sweep_dir)
+    pooled = fit(sweep, metric, task, split, n_boot, level, seed)
+    rows = _rows(pooled.fit, pooled, metric, "all")
+    if causes:
+        columns, names = _model(pooled.levels, pooled.design)
+        per_cause = [((sweep.records[r]["metrics"].get("test") or {}).get("per_cause") or {})
+                     for r in pooled.run_ids]
+        for cause in sorted(set().union(*per_cause)):
+            scores = np.array([float((pc.get(cause) or {}).get(metric, np.nan)) for pc in per_cause])
+            if np.isnan(scores).all():
+                continue
+            result = stats.fit_effects(columns, names, scores=scores, level=level)
+            rows += _rows(result, pooled, metric, cause)
+    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+
+
+def designed_effect(design_fit: DesignFit, factors: Sequence[str], metric: str) -> Effect:
+    """The effect of switching ``factors`` together from the baseline's values to cbat_v2's (the sum of their
+    main effects), as an ``Effect`` that reads like a twin pair's."""
+    c = design_fit.fit.contrast({f: 1.0 for f in factors})
+    label = "+".join(factors)
+    aliases = tuple(dict.fromkeys(a for f in factors for a in design_fit.aliases(f)))
+    return Effect(f"{label} on", f"{label} off", metric, design_fit.task, design_fit.split, c["estimate"],
+                  c["ci_low"], c["ci_high"], np.nan, np.nan, design_fit.fit.n_runs, design_fit.fit.n_pairs,
+                  tuple(design_fit.run_ids), se=c["se"], df=design_fit.fit.df, p_value=c["p_value"],
+                  source="design", aliases=aliases, unlearnt=design_fit.unlearnt)
+
+
+def forest_figure(table: pd.DataFrame) -> go.Figure:
+    """Effects of ``effects`` (pooled rows) with their intervals; hover names the aliases."""
+    rows = table[table["cause"] == "all"]
+    metric = rows["metric"].iloc[0] if len(rows) else "aupr"
+    fig = go.Figure(go.Scatter(
+        x=rows["effect"], y=rows["factor"], mode="markers", text=rows["aliases"].replace("", "none"),
+        hovertemplate="%{y}: %{x:+.3f}<br>aliases: %{text}<extra></extra>",
+        error_x={"type": "data", "symmetric": False, "array": rows["ci_high"] - rows["effect"],
+                 "arrayminus": rows["effect"] - rows["ci_low"]}))
+    fig.add_vline(x=0, line_dash="dot")
+    label = LABELS.get(metric, metric)
+    return styled(fig, f"Designed main effects on {label} (cbat_v2 value − baseline value, 95% CI)",
+                  f"Δ{label}", "")
+
+
+def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
+    """cbat_v2 − baseline split into the designed main effects plus "interactions and residual".
+
+    The total is observed: mean metric of the sweep's runs with every factor high minus those with every
+    factor low (same task and split as the table; e.g. the ``cbat_v2`` and ``baseline`` variants). Without
+    both, the total is the sum of main effects and the residual bar is left out.
+
+    Returns
+    -------
+    DataFrame
+        step, kind ("factor", "interactions", "total"), value.
+    """
+    sweep = load_sweep(sweep_dir)
+    main = table[(table["cause"] == "all") & (table["kind"] == "main")]
+    rows = [{"step": r.factor, "kind": "factor", "value": r.effect} for r in main.itertuples()]
+    metric, task, split = main["metric"].iloc[0], main["task"].iloc[0], main["split"].iloc[0]
+    runs = sweep.ok(task=task, split=split)
+    corner = {"high": [], "low": []}
+    for run in runs.itertuples():
+        levels = ablations.levels_of(sweep.config(run.run_id))
+        if levels and len(set(levels.values())) == 1:
+            corner["high" if next(iter(levels.values())) > 0 else "low"].append(run.run_id)
+    explained = float(main["effect"].sum())
+    if corner["high"] and corner["low"]:
+        scores = {side: np.nanmean([getattr(r, metric) for r in runs.itertuples() if r.run_id in ids])
+                  for side, ids in corner.items()}
+        total = float(scores["high"] - scores["low"])
+        rows.append({"step": "interactions and residual", "kind": "interactions", "value": total - explained})
+    else:
+        total = explained
+    rows.append({"step": "cbat_v2 − baseline", "kind": "total", "value": total})
+    return pd.DataFrame(rows, columns=["step", "kind", "value"])
+
+
+def decomposition_figure(steps: pd.DataFrame, metric: str = "aupr") -> go.Figure:
+    """Waterfall of ``decomposition``: one bar per main effect, the interactions and residual, the total."""
+    measure = steps["kind"].map({"factor": "relative", "interactions": "relative", "total": "total"})
+    fig = go.Figure(go.Waterfall(x=steps["step"], y=np.where(measure == "total", 0.0, steps["value"]),
+                                 measure=measure, connector={"line": {"dash": "dot"}}))
+    label = LABELS.get(metric, metric)
+    return styled(fig, f"cbat_v2 − baseline in {label}: designed main effects + interactions and residual", "",
+                  f"Δ{label}")

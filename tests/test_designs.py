@@ -1,0 +1,223 @@
+"""Designed ablations: the design library's designs, effects recovered from planted models, calibrated
+intervals (A/A), and the design in sweep specs and the CLI. Hand-made results, no training."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyDOE3
+import pytest
+
+from cbat import ablations, stats
+from cbat.ablations import FACTORS, REQUIRES, alias_groups, design, levels_of, resolution_of
+from cbat.metrics import evaluate
+from cbat.sweep import SweepSpec
+from diagnostics import design as designed
+from test_diagnostics_fakes import N_PAIRS, labels_and_signal, probs_with_noise
+
+FACTOR_NAMES = list(FACTORS)
+
+
+@pytest.mark.parametrize("resolution, runs", [(3, 16), (4, 32)])
+def test_design_is_balanced_orthogonal_and_of_the_asked_resolution(resolution, runs):
+    d = design(resolution=resolution)
+    assert d.matrix.shape == (runs, len(FACTORS))
+    assert np.all(d.matrix.sum(axis=0) == 0)  # each factor high in half the runs
+    assert np.array_equal(d.matrix.T @ d.matrix, runs * np.eye(len(FACTORS)))  # orthogonal columns
+    assert d.resolution == resolution == resolution_of(d.matrix)
+
+
+def test_a_design_short_of_the_asked_resolution_is_refused():
+    with pytest.raises(ValueError, match=r"fracfact_by_res\(12, 5\) gives 64 runs of resolution 4, not 5"):
+        design(resolution=5)
+
+
+def test_foldover_turns_resolution_three_into_four():
+    d = design(resolution=3, foldover=True)
+    assert d.matrix.shape == (32, len(FACTORS)) and d.resolution == 4
+    assert np.array_equal(d.matrix[16:], -d.matrix[:16])
+
+
+def test_alias_table_matches_the_design_library():
+    d = design(resolution=3)
+    library, _ = pyDOE3.fracfact_aliasing(d.matrix)
+    letter = {f: chr(ord("a") + i) for i, f in enumerate(FACTOR_NAMES)}
+    for group in d.aliases:
+        as_letters = ["".join(letter[f] for f in term.split(":")) for term in group]
+        match = [g for g in library if as_letters[0] in [t.strip() for t in g.split("=")]]
+        assert len(match) == 1 and set(as_letters) <= {t.strip() for t in match[0].split("=")}
+    # resolution III: every main effect is aliased with some two-factor interaction; IV: none is
+    assert all(any(f in g for g in d.aliases) for f in FACTOR_NAMES)
+    mains_iv = [g for g in design(resolution=4).aliases if any(":" not in t for t in g)]
+    assert mains_iv == []
+
+
+def test_concatenated_anchors_are_nested_within_joint_attention():
+    d = design(resolution=4)
+    col = {f: i for i, f in enumerate(FACTOR_NAMES)}
+    forced = (d.matrix[:, col["anchors"]] > 0) & (d.matrix[:, col["joint_attn"]] < 0)
+    assert forced.any() and np.all(d.levels[forced, col["anchors"]] == -1)
+    for variant, row in zip(d.variants(), d.levels):  # every row builds a valid config with its levels
+        assert levels_of(variant.config.to_dict()) == dict(zip(FACTOR_NAMES, row.astype(int)))
+    coded = ablations.coded(d.levels)
+    assert np.all(coded[d.levels[:, col["joint_attn"]] < 0, col["anchors"]] == 0)
+    assert set(REQUIRES) == {"anchors"}
+
+
+def test_sweep_spec_stores_the_design_and_gives_each_row_its_own_seed(tmp_path):
+    spec = SweepSpec(variants=[], seeds=[0, 1], data={"task": "grammar", "n_pairs": 100, "seed": 0},
+                     design={"kind": "fractional", "resolution": 3, "overrides": {"d_model": 16}})
+    runs = spec.runs()
+    assert len(runs) == 32 and len({r["seed"] for r in runs}) == 32
+    assert all(r["config"]["d_model"] == 16 for r in runs)
+    from cbat.sweep import _prepare
+    _prepare(spec, tmp_path)
+    stored = json.loads((tmp_path / "sweep.json").read_text())["design"]
+    assert np.array_equal(np.array(stored["matrix"]), design(resolution=3).matrix)
+    assert stored["rows"][0] == "design-r00" and any("local" in a.split(" = ") for a in stored["aliases"])
+    with pytest.raises(ValueError, match="design resolution 6"):
+        SweepSpec(variants=[], design={"kind": "fractional", "resolution": 6})
+    with pytest.raises(ValueError, match=r"unexpected \['runs'\]"):
+        SweepSpec(variants=[], design={"kind": "fractional", "runs": 8})
+    with pytest.raises(ValueError, match="fields of a factor"):
+        SweepSpec(variants=[], design={"kind": "fractional", "overrides": {"window_size": 4}})
+
+
+def test_report_params_and_cli_pass_the_design(tmp_path):
+    from cbat.cli import build_parser
+    from cbat.commands.sweep import _spec
+    from cbat.report import ReportParams, sweep_spec
+
+    params = tmp_path / "params.yaml"
+    params.write_text("quick: true\nsweep:\n  design: {kind: fractional, resolution: 4}\n")
+    spec = sweep_spec(ReportParams.from_file(params))
+    assert spec.built_design().matrix.shape == (32, len(FACTORS))
+    args = build_parser().parse_args(["sweep", "--design", "fractional", "--resolution", "3", "--foldover",
+                                      "--out", str(tmp_path / "s")])
+    spec = _spec(args)
+    assert spec.design == {"kind": "fractional", "resolution": 3, "foldover": True}
+    assert spec.variants == ["baseline", "cbat_v2"] and spec.built_design().resolution == 4
+
+
+# --- effects on hand-made designed sweeps -------------------------------------------------------------
+BETA = dict(zip(FACTOR_NAMES, [0.04, -0.06, 0.0, 0.02, -0.03, 0.05, 0.0, 0.01, -0.02, 0.03, 0.0, -0.01]))
+
+
+def write_design_sweep(path, d, cause_metric, pooled_noise):
+    """A designed sweep folder: sweep.json with the design, one run per row, per-cause metrics planted."""
+    labels, _ = labels_and_signal()
+    path.mkdir(parents=True)
+    (path / "sweep.json").write_text(json.dumps({"spec": {"data": None}, "variants": {}, "design": d.to_dict()}))
+    for row, (variant, levels) in enumerate(zip(d.variants(), d.levels)):
+        run_id = f"{variant.name}__s{row}__chrom"
+        run_dir = path / "runs" / run_id
+        run_dir.mkdir(parents=True)
+        p = probs_with_noise(pooled_noise(dict(zip(FACTOR_NAMES, levels))))(variant.name, row)
+        pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels,
+                      "logit": np.log(p / (1 - p)), "prob": p}).to_parquet(run_dir / "predictions.parquet")
+        test = {**evaluate(labels, p), "per_cause": {"planted": {"aupr": cause_metric(levels, row)}}}
+        record = {"run_id": run_id, "variant": variant.name, "seed": row, "split": "chrom", "task": "mixture",
+                  "status": "ok", "error": None, "config": variant.config.to_dict(), "metrics": {"test": test},
+                  "paths": {"predictions": "predictions.parquet"}}
+        (run_dir / "record.json").write_text(json.dumps(record))
+    return path
+
+
+def planted(levels, row, interaction=0.0):
+    """0.6 + sum(beta * coded level) + an optional sparsity x gate interaction + noise (sd 0.005)."""
+    coded = ablations.coded(levels[None, :])[0]
+    col = {f: i for i, f in enumerate(FACTOR_NAMES)}
+    noise = np.random.default_rng(row).normal(0, 0.005)
+    return float(0.6 + coded @ np.array(list(BETA.values())) + interaction * levels[col["sparsity"]]
+                 * levels[col["gate"]] + noise)
+
+
+def test_effects_recover_planted_coefficients_within_their_intervals(tmp_path):
+    path = write_design_sweep(tmp_path / "s", design(resolution=4), planted,
+                              lambda lv: 0.5 + (1.5 if lv["window"] > 0 else 0.0))
+    table = designed.effects(path, n_boot=30)
+    cause = table[table["cause"] == "planted"].set_index("factor")
+    assert list(cause.index) == FACTOR_NAMES and cause["n_runs"].eq(32).all() and cause["df"].eq(19).all()
+    for factor, beta in BETA.items():
+        row = cause.loc[factor]
+        assert row.ci_low <= beta <= row.ci_high, (factor, beta, row.effect, row.ci_low, row.ci_high)
+        assert row.ci_high - row.ci_low < 0.02
+    assert cause.loc["window", "claim"] == "higher" and cause.loc["direction", "claim"] == "no clear difference"
+    pooled = table[table["cause"] == "all"].set_index("factor")
+    assert pooled.loc["window", "effect"] < 0 and pooled.loc["window", "claim"] == "lower"
+    assert pooled.drop(index="window")["claim"].eq("no clear difference").sum() >= 10
+    assert pooled.loc["anchors", "note"].startswith("nested")
+
+
+def test_interaction_in_a_resolution_three_design_shows_as_an_alias(tmp_path):
+    d = design(resolution=3)
+    (victim,) = [g[0] for g in d.aliases if "sparsity:gate" in g and ":" not in g[0]]
+    path = write_design_sweep(tmp_path / "s", d, lambda lv, row: planted(lv, row, interaction=0.05),
+                              lambda lv: 0.5)
+    table = designed.effects(path, n_boot=20)
+    row = table[(table["cause"] == "planted") & (table["factor"] == victim)].iloc[0]
+    assert "sparsity:gate" in row.aliases.split(", ")
+    # the interaction (+-0.05 per level product, so 0.1 high - low) lands on its alias
+    assert row.effect == pytest.approx(BETA[victim] + 0.1 * np.sign(_alias_sign(d, victim)), abs=0.02)
+    assert not (row.ci_low <= BETA[victim] <= row.ci_high)
+
+
+def _alias_sign(d, victim):
+    col = {f: i for i, f in enumerate(FACTOR_NAMES)}
+    return float(np.mean(d.matrix[:, col[victim]] * d.matrix[:, col["sparsity"]] * d.matrix[:, col["gate"]]))
+
+
+def test_effects_say_not_learnt_when_a_run_did_not_learn(tmp_path):
+    path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
+    record_path = next((path / "runs").glob("*/record.json"))
+    record = json.loads(record_path.read_text())
+    record["learnt"] = {"learnt": False, "reason": "test AUROC interval includes 0.5"}
+    record_path.write_text(json.dumps(record))
+    table = designed.effects(path, n_boot=10, causes=False)
+    assert table["claim"].str.startswith("not learnt: 1 run(s)").all()
+    assert "AUROC interval includes 0.5" in table["claim"].iloc[0]
+
+
+def test_decomposition_splits_the_total_into_main_effects_and_the_rest(tmp_path):
+    path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
+    table = designed.effects(path, n_boot=10, causes=False)
+    steps = designed.decomposition(path, table)
+    assert list(steps["kind"]) == ["factor"] * len(FACTORS) + ["total"]  # no all-low/all-high runs here
+    assert steps["value"].iloc[-1] == pytest.approx(table["effect"].sum())
+    assert designed.forest_figure(table).data and designed.decomposition_figure(steps).data
+
+
+# --- the interval method --------------------------------------------------------------------------------
+def test_fit_effects_recovers_a_planted_linear_model():
+    d = design(resolution=4)
+    coded = ablations.coded(d.levels)
+    rng = np.random.default_rng(1)
+    y = 0.5 + coded @ np.array(list(BETA.values())) + rng.normal(0, 0.01, len(coded))
+    fit = stats.fit_effects(coded, FACTOR_NAMES, scores=y)
+    table = fit.table().set_index("term")
+    inside = [(table.loc[f, "ci_low"] <= b <= table.loc[f, "ci_high"]) for f, b in BETA.items()]
+    assert sum(inside) >= 11 and fit.df == 19
+
+
+def seed_varying_runs(n_runs: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One config under many seeds whose quality varies a lot between seeds (as on the placement task)."""
+    labels, signal = labels_and_signal()
+    rng = np.random.default_rng(seed)
+    quality = rng.uniform(0.0, 1.0, n_runs)
+    probs = np.stack([1 / (1 + np.exp(-(q * signal - 1.0 + rng.normal(0, 1, N_PAIRS)))) for q in quality])
+    return labels, probs
+
+
+def test_aa_false_claim_rate_stays_near_nominal():
+    labels, probs = seed_varying_runs()
+    new = stats.false_claim_rate(labels, probs, n_reps=40, n_boot=30, seed=0)
+    old = stats.false_claim_rate(labels, probs, n_reps=40, n_boot=30, seed=0, method="paired_bootstrap")
+    assert new["rate"] <= 0.10, new
+    assert old["rate"] > new["rate"], (old, new)
+
+
+def test_multiplicity_adjustment_is_holm_and_keeps_nans():
+    adjusted = stats.adjust([0.01, 0.04, np.nan, 0.03])
+    assert adjusted[0] == pytest.approx(0.03) and np.isnan(adjusted[2])
+    assert adjusted[1] == pytest.approx(0.06) and adjusted[3] == pytest.approx(0.06)
