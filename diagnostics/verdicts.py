@@ -262,7 +262,9 @@ class _Probe:
 
 # --- mechanism statistics -----------------------------------------------------------------------------
 def _traces(ctx: Context, run_ids: Sequence[str]) -> pd.DataFrame:
-    return ctx.sweep.traces([r for r in run_ids if ctx.sweep.file(r, "trace") is not None])
+    """Stacked traces of the runs that have one (empty when none has a trace row)."""
+    traces = ctx.sweep.traces([r for r in run_ids if ctx.sweep.file(r, "trace") is not None])
+    return traces if "statistic" in traces.columns else traces.iloc[0:0]
 
 
 def _mean_by_side(ctx: Context, table: pd.DataFrame, column: str) -> tuple[float, float]:
@@ -374,7 +376,8 @@ def far_mass(ctx: Context) -> Statistic:
 
 def effective_tokens(ctx: Context) -> Statistic:
     """H2: effective tokens per query of the cross attention, treated vs reference (traces)."""
-    table = attention.attention_table(_traces(ctx, ctx.treated + ctx.reference))
+    traces = _traces(ctx, ctx.treated + ctx.reference)
+    table = attention.attention_table(traces) if not traces.empty else pd.DataFrame()
     cross = table[table["site"].isin(["cross_ep", "cross_pe"])] if not table.empty else table
     treated, reference = _mean_by_side(ctx, cross, "effective_tokens")
     if np.isnan(treated) or np.isnan(reference):
@@ -403,7 +406,8 @@ def depth_trouble(ctx: Context) -> Statistic:
 def attended_distance(ctx: Context) -> Statistic:
     """H4: mean attended distance, treated vs reference (traces)."""
     traces = _traces(ctx, ctx.treated + ctx.reference)
-    treated, reference = _mean_by_side(ctx, attention.attention_table(traces), "mean_distance_bp")
+    table = attention.attention_table(traces) if not traces.empty else pd.DataFrame()
+    treated, reference = _mean_by_side(ctx, table, "mean_distance_bp")
     if np.isnan(treated) or np.isnan(reference):
         return Statistic("attended_distance", {}, "no attention traces for the attended distance")
     return Statistic("attended_distance", {"treated_bp": treated, "reference_bp": reference, **_sides(ctx)},

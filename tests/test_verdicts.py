@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import cbat
 from diagnostics.ablation import effect, waterfall, waterfall_figure
 from diagnostics.io import load_sweep
-from diagnostics.verdicts import CLAIMS, COLUMNS, assess, contrasts
+from diagnostics.verdicts import CLAIMS, COLUMNS, HYPOTHESES, Hypothesis, assess, contrasts, judge
 from test_diagnostics_fakes import gate_trace, loss_trace, probs_with_noise, trace_frame, write_sweep
 
 BASE = cbat.preset("baseline")
@@ -34,6 +35,12 @@ def verdict_of(path, hid, **kwargs):
     return table.set_index("id").loc[hid]
 
 
+def judged(path, hid, **kwargs):
+    """The ``Verdict`` object (numbers as fields)."""
+    (verdict,) = assess(path, hypotheses=[hid], probes=False, n_boot=N_BOOT, **kwargs).verdicts
+    return verdict
+
+
 @pytest.fixture(scope="module")
 def sparse_sweep(tmp_path_factory):
     """A sparsemax twin of the baseline that ranks worse and attends to fewer tokens."""
@@ -44,11 +51,28 @@ def sparse_sweep(tmp_path_factory):
 
 
 def test_h2_supported_when_the_sparse_twin_trails(sparse_sweep):
-    row = verdict_of(sparse_sweep, "H2")
-    assert row.verdict == "supported"
-    assert "ΔAUPR(sparse − baseline)" in row.evidence and "effective tokens" in row.evidence
-    assert any(ch.isdigit() for ch in row.evidence)
-    assert len(row.run_ids) == 6
+    v = judged(sparse_sweep, "H2")
+    assert v.verdict == "supported" and v.effect.source == "twin" and v.effect.metric == "aupr"
+    assert v.effect.mean_diff < 0 and v.effect.ci_high < 0 and v.effect.n_seeds == 3 and v.effect.df == 2
+    assert v.p_adjusted == pytest.approx(v.effect.p_value)  # one hypothesis: Holm leaves it as is
+    assert v.statistic.values["treated_tokens"] == 3.0 and v.statistic.values["reference_tokens"] == 20.0
+    assert [c.metric for c in v.colour] == ["recall"] and len(v.run_ids) == 6
+    assert f"{v.effect.mean_diff:+.3f}" in v.evidence  # the text is rendered from the fields
+
+
+def test_a_threshold_metric_alone_never_decides(tmp_path):
+    """Probabilities 0.51 vs 0.49 with the same ranking: recall jumps from 1 to 0, AUPR does not move."""
+    variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
+    ranking = probs_with_noise(0.5)
+
+    def probs(variant, seed):
+        p = ranking(variant, seed)
+        return 0.49 + 0.02 * (p > -1) * (variant == "baseline") + 1e-4 * p  # same order, shifted across 0.5
+    path = write_sweep(tmp_path / "s", variants, [0, 1, 2], probs, lambda v, s: attention_trace(3.0 if v == "sparse"
+                                                                                               else 20.0))
+    v = judged(path, "H2")
+    assert v.colour[0].mean_diff < -0.9 and v.colour[0].ci_high < 0  # recall collapses
+    assert v.verdict == "inconclusive" and v.effect.ci_low <= 0 <= v.effect.ci_high
 
 
 def test_h2_inconclusive_when_no_difference_and_with_too_few_seeds(tmp_path):
@@ -56,12 +80,12 @@ def test_h2_inconclusive_when_no_difference_and_with_too_few_seeds(tmp_path):
     tokens = {"baseline": 20.0, "sparse": 3.0}
     same = write_sweep(tmp_path / "same", variants, [0, 1, 2], by_variant(baseline=0.5, sparse=0.5),
                        lambda v, s: attention_trace(tokens[v]))
-    row = verdict_of(same, "H2")
-    assert row.verdict == "inconclusive" and "intervals span 0" in row.evidence
+    v = judged(same, "H2")
+    assert v.verdict == "inconclusive" and v.effect.ci_low <= 0 <= v.effect.ci_high
     few = write_sweep(tmp_path / "few", variants, [0, 1], by_variant(baseline=0.2, sparse=2.0),
                       lambda v, s: attention_trace(tokens[v]))
-    row = verdict_of(few, "H2")
-    assert row.verdict == "inconclusive" and "only 2 paired seed(s), need 3" in row.evidence
+    v = judged(few, "H2")
+    assert v.verdict == "inconclusive" and v.reason == "only 2 paired seed(s), need 3" and v.effect is None
 
 
 def test_h2_not_supported_when_the_variant_is_not_sparser(tmp_path):
@@ -84,40 +108,63 @@ def test_h1_follows_the_interval_and_prefers_the_long_range_task(tmp_path):
     variants = {"global": BASE, "window": dataclasses.replace(BASE, window_size=4)}
     path = write_sweep(tmp_path / "s", variants, [0, 1, 2], by_variant(**{"global": 0.2, "window": 2.0}),
                        task="long_range")
-    row = verdict_of(path, "H1")
-    assert row.verdict == "supported" and row.task == "long_range"
-    assert "window 40 bp" in row.evidence and "probe skipped" in row.evidence
+    v = judged(path, "H1")
+    assert v.verdict == "supported" and v.task == "long_range" and v.cause == "long_range"
+    assert v.statistic.values["window_bp"] == 40 and v.statistic.holds is None
+    assert "nan" not in v.evidence  # no decisive distance without a probe: nothing printed for it
     better = write_sweep(tmp_path / "b", variants, [0, 1, 2], by_variant(**{"global": 2.0, "window": 0.2}))
     assert verdict_of(better, "H1").verdict == "not supported"
 
 
 def test_missing_contrast_is_inconclusive_with_the_reason(sparse_sweep):
-    row = verdict_of(sparse_sweep, "H4")
-    assert row.verdict == "inconclusive" and "the sweep lacks a pos_modulation variant" in row.evidence
+    v = judged(sparse_sweep, "H4")
+    assert v.verdict == "inconclusive" and v.reason == "the sweep lacks a pos_modulation variant and its twin without it"
 
+
+def test_v1d_names_exactly_the_missing_variant(sparse_sweep):
+    assert judged(sparse_sweep, "V1d").reason == "the sweep lacks variant 'cbat_v1'"
+    assert judged(sparse_sweep, "V1d", baseline_variant="ref").reason == "the sweep lacks variants 'cbat_v1' and 'ref'"
+
+
+def test_a_verdict_resting_on_an_unlearnt_run_says_so(tmp_path):
+    import json
+    variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
+    path = write_sweep(tmp_path / "s", variants, [0, 1, 2], by_variant(baseline=0.2, sparse=2.0),
+                       lambda v, s: attention_trace(3.0 if v == "sparse" else 20.0))
+    record_path = path / "runs" / "sparse__s1__chrom" / "record.json"
+    record = json.loads(record_path.read_text())
+    record["learnt"] = {"learnt": False, "reason": "predicts one class for 97% of test pairs"}
+    record_path.write_text(json.dumps(record))
+    v = judged(path, "H2")
+    assert v.verdict == "not learnt" and v.effect.unlearnt == ("sparse__s1__chrom: predicts one class for 97% of "
+                                                               "test pairs",)
+    assert "not learnt: sparse__s1__chrom" in v.evidence
 
 def test_h6_needs_a_dominant_share_and_a_conflicting_gradient(tmp_path):
     variants = {"baseline": BASE, "aux": dataclasses.replace(BASE, speculation_weight=20.0)}
     heavy = write_sweep(tmp_path / "heavy", variants, [0, 1, 2], by_variant(baseline=0.5, aux=0.5),
                         lambda v, s: loss_trace({"bce": 0.6, "speculation": 3.0}, {"speculation": -0.4}))
-    row = verdict_of(heavy, "H6")
-    assert row.verdict == "supported" and "share 0.83" in row.evidence and "-0.40" in row.evidence
+    v = judged(heavy, "H6")
+    assert v.verdict == "supported" and v.statistic.values["share"] == pytest.approx(3.0 / 3.6)
+    assert v.statistic.values["cosine"] == pytest.approx(-0.4) and v.statistic.values["conflict"]
     light = write_sweep(tmp_path / "light", variants, [0, 1, 2], by_variant(baseline=0.5, aux=0.5),
                         lambda v, s: loss_trace({"bce": 0.6, "speculation": 0.05}, {"speculation": -0.4}))
     assert verdict_of(light, "H6").verdict == "not supported"
     aligned = write_sweep(tmp_path / "aligned", variants, [0, 1, 2], by_variant(baseline=0.5, aux=0.5),
                           lambda v, s: loss_trace({"bce": 0.6, "speculation": 3.0}, {"speculation": 0.4}))
-    row = verdict_of(aligned, "H6")
-    assert row.verdict == "inconclusive" and "Δ" in row.evidence
-    assert "neither a conflicting (competing) gradient" in row.evidence
+    v = judged(aligned, "H6")
+    # dominant but not competing: the AUPR cost against the twin decides, and there is none
+    assert v.verdict == "inconclusive" and v.statistic.values["dominant"] and not v.statistic.values["conflict"]
+    assert v.statistic.verdict is None and v.effect.ci_low <= 0 <= v.effect.ci_high
 
 
 def test_v1c_reads_late_saturation_of_sigmoid_gates(tmp_path):
     variants = {"v1": dataclasses.replace(BASE, gate="sigmoid"), "v2": dataclasses.replace(BASE, gate="temp_sigmoid")}
     sat = {"v1": 0.6, "v2": 0.05}
     path = write_sweep(tmp_path / "s", variants, [0, 1, 2], probs_with_noise(0.5), lambda v, s: gate_trace(sat[v]))
-    row = verdict_of(path, "V1c")
-    assert row.verdict == "supported" and "v1 (sigmoid)" in row.evidence and "v2 (temp_sigmoid)" in row.evidence
+    v = judged(path, "V1c")
+    assert v.verdict == "supported" and v.statistic.values["treated"] == "v1"
+    assert v.statistic.values["late_min"] >= v.statistic.values["threshold"] == 0.2
     calm = write_sweep(tmp_path / "c", variants, [0, 1, 2], probs_with_noise(0.5), lambda v, s: gate_trace(0.05))
     assert verdict_of(calm, "V1c").verdict == "not supported"
 
@@ -127,8 +174,9 @@ def test_v1d_finds_upward_drift_with_recall_inflation(tmp_path):
     base, drifted = probs_with_noise(0.5), probs_with_noise(0.5, shift=2.5)
     path = write_sweep(tmp_path / "s", variants, [0, 1, 2],
                        lambda v, s: drifted(v, s) if v == "cbat_v1" else base(v, s))
-    row = verdict_of(path, "V1d")
-    assert row.verdict == "supported" and "Δrecall(cbat_v1 − baseline) = +" in row.evidence
+    v = judged(path, "V1d")
+    assert v.verdict == "supported" and v.effect.metric == "drift" and v.effect.ci_low > 0
+    assert {c.metric for c in v.colour} == {"recall", "precision"} and v.colour[0].mean_diff > 0
 
 
 def test_assess_returns_every_hypothesis_and_the_waterfall(tmp_path):
@@ -138,9 +186,11 @@ def test_assess_returns_every_hypothesis_and_the_waterfall(tmp_path):
     configs.update(baseline=BASE, cbat_v2=cbat.preset("cbat_v2"))
     noise = {"baseline": 0.3, "cbat_v2": 0.6, "baseline+window": 1.0, "cbat_v2-window": 0.3}
     path = write_sweep(tmp_path / "s", configs, [0, 1, 2], by_variant(**noise), task="long_range")
-    table, figures = assess(path, probes=False, n_boot=N_BOOT)
+    table, figures, _ = assess(path, probes=False, n_boot=N_BOOT)
     assert list(table.columns) == COLUMNS and list(table["id"]) == list(CLAIMS)
     assert set(table["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    decided = table.dropna(subset=["p_value"])
+    assert (decided["p_adjusted"] >= decided["p_value"]).all()  # Holm over the judged hypotheses
     assert table.set_index("id").loc["H1", "verdict"] == "supported"  # baseline+window vs baseline
     assert "ablation.waterfall" in figures and all(isinstance(f, go.Figure) for f in figures.values())
     steps = waterfall(path, n_boot=N_BOOT)
@@ -150,3 +200,63 @@ def test_assess_returns_every_hypothesis_and_the_waterfall(tmp_path):
     total = effect(path, "cbat_v2", "baseline", n_boot=N_BOOT)
     assert steps["add_one_in"].iloc[1:3].sum() == pytest.approx(total.mean_diff)
     assert isinstance(waterfall_figure(steps), go.Figure)
+
+
+# --- one judge: a twin pair and a designed sweep read alike ---------------------------------------------
+TOY = Hypothesis("T1", "two-way attention hurts", ("direction",), lambda c: c["direction"] == "bidirectional",
+                 lambda c: c["direction"] == "e_from_p", "a bidirectional variant and its one-way twin")
+DESIGNABLE = ["H1", "H2", "H3", "H4", "H5", "T1"]
+
+
+def _factor_of(hid):
+    h = TOY if hid == "T1" else HYPOTHESES[hid]
+    return h, (h.design_factors or h.factors)[0]
+
+
+def _twin_and_design(tmp_path, hid, harmful):
+    from cbat import ablations
+    from test_designs import write_design_sweep
+
+    h, factor = _factor_of(hid)
+    noise = lambda levels: (2.0 if (levels[factor] > 0) == harmful else 0.3)  # noqa: E731
+    chosen = list(h.design_factors or h.factors)
+    closure = chosen + [n for f in chosen for n in ablations.REQUIRES.get(f, ())]
+    on = ablations._switch(BASE, cbat.preset("cbat_v2"), closure, "on")
+    twin = write_sweep(tmp_path / f"twin_{hid}", {"off": BASE, "on": on}, [0, 1, 2],
+                       lambda v, s: probs_with_noise(noise(ablations.levels_of((on if v == "on" else BASE).to_dict())))(v, s))
+    designed = write_design_sweep(tmp_path / f"design_{hid}", ablations.design(resolution=3),
+                                  lambda lv, row: 0.5, lambda lv: noise(lv))
+    return h, twin, designed
+
+
+@pytest.mark.parametrize("harmful", [True, False])
+@pytest.mark.parametrize("hid", DESIGNABLE)
+def test_each_hypothesis_gets_the_same_verdict_from_a_twin_pair_and_a_design(tmp_path, hid, harmful):
+    h, twin, designed = _twin_and_design(tmp_path, hid, harmful)
+    (from_twin,) = judge(twin, [h], n_boot=N_BOOT)
+    (from_design,) = judge(designed, [h], n_boot=N_BOOT)
+    assert from_twin.effect.source == "twin" and from_design.effect.source == "design"
+    assert from_design.effect.n_seeds == 16 and from_design.effect.df == 3
+    assert np.sign(from_twin.effect.mean_diff) == np.sign(from_design.effect.mean_diff) == (-1 if harmful else 1)
+    expected = "supported" if harmful else "not supported"
+    assert from_twin.verdict == from_design.verdict == expected, (from_twin.evidence, from_design.evidence)
+
+
+def test_adding_a_hypothesis_is_one_declaration(tmp_path):
+    _, twin, _ = _twin_and_design(tmp_path, "T1", harmful=True)
+    table = assess(twin, hypotheses=["T1", "H1"], declarations=[TOY], probes=False, n_boot=N_BOOT).table
+    row = table.set_index("id").loc["T1"]
+    assert row.verdict == "supported" and row.claim == "two-way attention hurts" and row.n == 3
+    assert table.set_index("id").loc["H1", "verdict"] == "inconclusive"
+    with pytest.raises(ValueError, match="threshold metric 'recall' cannot decide"):
+        Hypothesis("T2", "x", ("direction",), lambda c: True, lambda c: True, "x", metric="recall")
+    with pytest.raises(ValueError, match=r"factors \['heads'\] are not in cbat.ablations.FACTORS"):
+        Hypothesis("T3", "x", ("heads",), lambda c: True, lambda c: True, "x")
+
+
+def test_designed_sweep_assessment_has_the_forest_and_decomposition(tmp_path):
+    _, _, designed = _twin_and_design(tmp_path, "H1", harmful=True)
+    assessment = assess(designed, hypotheses=["H1", "H4"], probes=False, n_boot=N_BOOT)
+    assert {"design.forest", "design.decomposition"} <= set(assessment.figures)
+    h1 = assessment.table.set_index("id").loc["H1"]
+    assert h1.source == "design" and h1.verdict == "supported" and h1.p_adjusted >= h1.p_value
