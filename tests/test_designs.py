@@ -221,3 +221,19 @@ def test_multiplicity_adjustment_is_holm_and_keeps_nans():
     adjusted = stats.adjust([0.01, 0.04, np.nan, 0.03])
     assert adjusted[0] == pytest.approx(0.03) and np.isnan(adjusted[2])
     assert adjusted[1] == pytest.approx(0.06) and adjusted[3] == pytest.approx(0.06)
+
+
+def test_designed_sweep_end_to_end_from_the_cli(tmp_path):
+    """Tiny: 16 design rows x 1 epoch on 120 pairs, then effects from the Python API."""
+    import yaml
+    from cbat.cli import main
+
+    spec = {"variants": [], "seeds": [0], "design": {"kind": "fractional", "resolution": 3,
+                                                    "overrides": {"d_model": 16}},
+            "data": {"task": "grammar", "n_pairs": 120, "seed": 0, "enhancer_len": 300, "promoter_len": 200},
+            "settings": {"epochs": 1, "batch_size": 32, "hook_every": 50, "progress": False, "num_threads": 1}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["sweep", "--spec", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    table = designed.effects(tmp_path / "s", n_boot=20, causes=False)
+    assert list(table["factor"]) == FACTOR_NAMES and table["n_runs"].eq(16).all() and table["df"].eq(3).all()
+    assert table["aliases"].str.len().gt(0).all() and table["ci_low"].le(table["ci_high"]).all()
