@@ -24,7 +24,7 @@ Adding a hypothesis is one ``Hypothesis`` in ``HYPOTHESES`` (or passed to ``asse
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -165,12 +165,17 @@ class Verdict:
                 "statistic": dict(self.statistic.values) if self.statistic else {}}
 
 
-class Assessment(NamedTuple):
-    """``table`` (columns ``COLUMNS``), ``figures`` keyed "<id>.<what>", and the ``verdicts`` themselves."""
+@dataclass
+class Assessment:
+    """``table`` (columns ``COLUMNS``), ``figures`` keyed "<id>.<what>", and the ``verdicts`` themselves;
+    unpacks as ``table, figures``."""
 
     table: pd.DataFrame
     figures: dict[str, go.Figure]
-    verdicts: list[Verdict] = []
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter((self.table, self.figures))
 
 
 # --- finding evidence -------------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def test_assess_returns_every_hypothesis_and_the_waterfall(tmp_path):
     configs.update(baseline=BASE, cbat_v2=cbat.preset("cbat_v2"))
     noise = {"baseline": 0.3, "cbat_v2": 0.6, "baseline+window": 1.0, "cbat_v2-window": 0.3}
     path = write_sweep(tmp_path / "s", configs, [0, 1, 2], by_variant(**noise), task="long_range")
-    table, figures, _ = assess(path, probes=False, n_boot=N_BOOT)
+    table, figures = assess(path, probes=False, n_boot=N_BOOT)
     assert list(table.columns) == COLUMNS and list(table["id"]) == list(CLAIMS)
     assert set(table["verdict"]) <= {"supported", "not supported", "inconclusive"}
     decided = table.dropna(subset=["p_value"])
