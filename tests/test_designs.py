@@ -9,7 +9,7 @@ import pandas as pd
 import pyDOE3
 import pytest
 
-from cbat import ablations, stats
+from cbat import ablations, rundir, stats
 from cbat.ablations import FACTORS, REQUIRES, alias_groups, design, levels_of, resolution_of
 from cbat.metrics import evaluate
 from cbat.sweep import SweepSpec
@@ -108,7 +108,7 @@ def write_design_sweep(path, d, cause_metric, pooled_noise):
     """A designed sweep folder: sweep.json with the design, one run per row, per-cause metrics planted."""
     labels, _ = labels_and_signal()
     path.mkdir(parents=True)
-    (path / "sweep.json").write_text(json.dumps({"spec": {"data": None}, "variants": {}, "design": d.to_dict()}))
+    rundir.write_json(path / "sweep.json", {"spec": {"data": None}, "variants": {}, "design": d.to_dict()})
     for row, (variant, levels) in enumerate(zip(d.variants(), d.levels)):
         run_id = f"{variant.name}__s{row}__chrom"
         run_dir = path / "runs" / run_id
@@ -120,7 +120,7 @@ def write_design_sweep(path, d, cause_metric, pooled_noise):
         record = {"run_id": run_id, "variant": variant.name, "seed": row, "split": "chrom", "task": "mixture",
                   "status": "ok", "error": None, "config": variant.config.to_dict(), "metrics": {"test": test},
                   "paths": {"predictions": "predictions.parquet"}}
-        (run_dir / "record.json").write_text(json.dumps(record))
+        rundir.write_record(run_dir / "record.json", record)
     return path
 
 
