@@ -214,8 +214,9 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
     """cbat_v2 − baseline split into the designed main effects plus "interactions and residual".
 
     The total is observed: mean metric of the sweep's runs with every factor high minus those with every
-    factor low (same task and split as the table; e.g. the ``cbat_v2`` and ``baseline`` variants). Without
-    both, the total is the sum of main effects and the residual bar is left out.
+    factor low (same task and split as the table, and the same other config fields as the design's rows,
+    e.g. ``cbat_v2`` and ``baseline`` variants of the same size). Without both, the total is the sum of main
+    effects and the residual bar is left out.
 
     Returns
     -------
@@ -227,9 +228,14 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
     rows = [{"step": r.factor, "kind": "factor", "value": r.effect} for r in main.itertuples()]
     metric, task, split = main["metric"].iloc[0], main["task"].iloc[0], main["split"].iloc[0]
     runs = sweep.ok(task=task, split=split)
+    d = _design(sweep)
+    design_rows = runs[runs["variant"].isin(d.names)] if d is not None else runs.iloc[0:0]
+    same = _other_fields(sweep.config(design_rows["run_id"].iloc[0])) if len(design_rows) else None
     corner = {"high": [], "low": []}
     for run in runs.itertuples():
         levels = ablations.levels_of(sweep.config(run.run_id))
+        if same is not None and _other_fields(sweep.config(run.run_id)) != same:
+            continue
         if levels and len(set(levels.values())) == 1:
             corner["high" if next(iter(levels.values())) > 0 else "low"].append(run.run_id)
     explained = float(main["effect"].sum())
@@ -242,6 +248,12 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
         total = explained
     rows.append({"step": "cbat_v2 − baseline", "kind": "total", "value": total})
     return pd.DataFrame(rows, columns=["step", "kind", "value"])
+
+
+def _other_fields(config: dict) -> dict:
+    """A config without its name and the fields of the factors."""
+    factor_fields = {f for fields in ablations.FACTORS.values() for f in fields}
+    return {k: v for k, v in config.items() if k not in factor_fields and k != "name"}
 
 
 def decomposition_figure(steps: pd.DataFrame, metric: str = "aupr") -> go.Figure:

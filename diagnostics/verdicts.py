@@ -295,8 +295,8 @@ def gradient_cut(ctx: Context) -> Statistic:
         table = attention.unselected_gradient(ctx.probe.model(run_id), enh, pro, topk=topk)
         tables.append(table.assign(variant=ctx.labels[0 if side == "treated" else 1], run_id=run_id))
         out = table[~table["selected"]]
-        values.update({f"{side}_mean": float(out["mean_grad"].mean()), f"{side}_zero": float(out["frac_zero_grad"].mean()),
-                       f"{side}_slots": int(out["n"].sum())})
+        values.update({f"{side}_mean": float(out["mean_grad"].mean()),
+                       f"{side}_zero": float(out["frac_zero_grad"].mean()), f"{side}_slots": int(out["n"].sum())})
     return Statistic("gradient_cut", values,
                      "gradient to keys outside the top-{topk}: {treated} mean {treated_mean:.2e} (exactly zero in "
                      "{treated_zero:.0%} of {treated_slots} key slots), {reference} mean {reference_mean:.2e} "
@@ -323,9 +323,10 @@ def late_saturation(ctx: Context) -> Statistic:
     s, traces = ctx.settings, _traces(ctx, ctx.treated)
     table = gates.saturation(traces) if not traces.empty else pd.DataFrame()
     late = table.groupby("run_id")["late"].mean() if not table.empty else pd.Series(dtype=float)
-    values = {"treated": ctx.labels[0], "n_seeds": int(late.size), "min_seeds": s["min_seeds"],
-              "late": float(late.mean()) if late.size else np.nan, "late_min": float(late.min()) if late.size else np.nan,
-              "late_max": float(late.max()) if late.size else np.nan, "threshold": s["saturation_threshold"]}
+    summary = {k: float(getattr(late, f)()) if late.size else np.nan
+               for k, f in (("late", "mean"), ("late_min", "min"), ("late_max", "max"))}
+    values = {"treated": ctx.labels[0], "n_seeds": int(late.size), "min_seeds": s["min_seeds"], **summary,
+              "threshold": s["saturation_threshold"]}
     if late.size < s["min_seeds"]:
         return Statistic("late_saturation", values, "gate traces of {n_seeds} seed(s), need {min_seeds}",
                          verdict=INCONCLUSIVE)
@@ -346,7 +347,8 @@ def reliability(ctx: Context) -> Statistic:
     up = drift.set_index("run_id")["drift"]
     return Statistic("reliability", {"treated_drift": float(up.reindex(ctx.treated).mean()),
                                      "reference_drift": float(up.reindex(ctx.reference).mean()), **_sides(ctx)},
-                     "drift (mean prob − base rate): {treated} {treated_drift:+.3f}, {reference} {reference_drift:+.3f}",
+                     "drift (mean prob − base rate): {treated} {treated_drift:+.3f}, "
+                     "{reference} {reference_drift:+.3f}",
                      figures={"reliability": calibration.reliability_figure(calibration.reliability(preds)),
                               "drift": calibration.drift_figure(drift)})
 

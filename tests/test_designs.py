@@ -186,6 +186,23 @@ def test_decomposition_splits_the_total_into_main_effects_and_the_rest(tmp_path)
     assert list(steps["kind"]) == ["factor"] * len(FACTORS) + ["total"]  # no all-low/all-high runs here
     assert steps["value"].iloc[-1] == pytest.approx(table["effect"].sum())
     assert designed.forest_figure(table).data and designed.decomposition_figure(steps).data
+    labels, _ = labels_and_signal()
+    for name, noise in (("baseline", 0.3), ("cbat_v2", 2.0)):  # observed corners: the total is measured
+        run_dir = path / "runs" / f"{name}__s0__chrom"
+        run_dir.mkdir()
+        p = probs_with_noise(noise)(name, 99)
+        pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels, "logit": 0.0,
+                      "prob": p}).to_parquet(run_dir / "predictions.parquet")
+        rundir.write_record(run_dir / "record.json", {
+            "run_id": run_dir.name, "variant": name, "seed": 0, "split": "chrom", "task": "mixture", "status": "ok",
+            "config": ablations.preset(name).to_dict(), "metrics": {"test": evaluate(labels, p)}, "paths": {}})
+    steps = designed.decomposition(path, table).set_index("step")
+    runs = designed.load_sweep(path).ok()  # every corner run counts, design rows that are corners included
+    side = {r: set(levels_of(c["config"]).values()) for r, c in designed.load_sweep(path).records.items()}
+    corner = runs["run_id"].map(side)
+    total = runs[corner == {1}]["aupr"].mean() - runs[corner == {-1}]["aupr"].mean()
+    assert steps.loc["cbat_v2 − baseline", "value"] == pytest.approx(total)
+    assert steps.loc["interactions and residual", "value"] == pytest.approx(total - table["effect"].sum())
 
 
 # --- the interval method --------------------------------------------------------------------------------

@@ -118,7 +118,8 @@ def test_h1_follows_the_interval_and_prefers_the_long_range_task(tmp_path):
 
 def test_missing_contrast_is_inconclusive_with_the_reason(sparse_sweep):
     v = judged(sparse_sweep, "H4")
-    assert v.verdict == "inconclusive" and v.reason == "the sweep lacks a pos_modulation variant and its twin without it"
+    assert v.verdict == "inconclusive"
+    assert v.reason == "the sweep lacks a pos_modulation variant and its twin without it"
 
 
 def test_v1d_names_exactly_the_missing_variant(sparse_sweep):
@@ -222,8 +223,9 @@ def _twin_and_design(tmp_path, hid, harmful):
     chosen = list(h.design_factors or h.factors)
     closure = chosen + [n for f in chosen for n in ablations.REQUIRES.get(f, ())]
     on = ablations._switch(BASE, cbat.preset("cbat_v2"), closure, "on")
-    twin = write_sweep(tmp_path / f"twin_{hid}", {"off": BASE, "on": on}, [0, 1, 2],
-                       lambda v, s: probs_with_noise(noise(ablations.levels_of((on if v == "on" else BASE).to_dict())))(v, s))
+    configs = {"off": BASE, "on": on}
+    twin = write_sweep(tmp_path / f"twin_{hid}", configs, [0, 1, 2],
+                       lambda v, s: probs_with_noise(noise(ablations.levels_of(configs[v].to_dict())))(v, s))
     designed = write_design_sweep(tmp_path / f"design_{hid}", ablations.design(resolution=3),
                                   lambda lv, row: 0.5, lambda lv: noise(lv))
     return h, twin, designed
