@@ -11,7 +11,7 @@ import pytest
 
 from cbat import ablations, rundir, stats
 from cbat.ablations import FACTORS, REQUIRES, alias_groups, design, levels_of, resolution_of
-from cbat.metrics import evaluate
+from cbat.metrics import evaluate, learnt
 from cbat.sweep import SweepSpec
 from diagnostics import design as designed
 from test_diagnostics_fakes import N_PAIRS, labels_and_signal, probs_with_noise
@@ -119,7 +119,7 @@ def write_design_sweep(path, d, cause_metric, pooled_noise):
         test = {**evaluate(labels, p), "per_cause": {"planted": {"aupr": cause_metric(levels, row)}}}
         record = {"run_id": run_id, "variant": variant.name, "seed": row, "split": "chrom", "task": "mixture",
                   "status": "ok", "error": None, "config": variant.config.to_dict(), "metrics": {"test": test},
-                  "paths": {"predictions": "predictions.parquet"}}
+                  "learnt": learnt(labels, p), "paths": {"predictions": "predictions.parquet"}}
         rundir.write_record(run_dir / "record.json", record)
     return path
 
@@ -195,7 +195,8 @@ def test_decomposition_splits_the_total_into_main_effects_and_the_rest(tmp_path)
                       "prob": p}).to_parquet(run_dir / "predictions.parquet")
         rundir.write_record(run_dir / "record.json", {
             "run_id": run_dir.name, "variant": name, "seed": 0, "split": "chrom", "task": "mixture", "status": "ok",
-            "config": ablations.preset(name).to_dict(), "metrics": {"test": evaluate(labels, p)}, "paths": {}})
+            "config": ablations.preset(name).to_dict(), "metrics": {"test": evaluate(labels, p)},
+            "learnt": learnt(labels, p), "paths": {}})
     steps = designed.decomposition(path, table).set_index("step")
     runs = designed.load_sweep(path).ok()  # every corner run counts, design rows that are corners included
     side = {r: set(levels_of(c["config"]).values()) for r, c in designed.load_sweep(path).records.items()}
