@@ -17,7 +17,9 @@ designed sweep alike:
   statistic decides, falling back to the effect where it cannot.
 - a verdict rests on a ranking metric (AUPR/AUROC), a calibration quantity (drift) or a mechanism
   statistic; threshold metrics (recall, precision, F1 at 0.5) are shown as colour only;
-- a verdict resting on a run whose record says it did not learn is "not learnt" with the reason.
+- a verdict resting on an effect from a run whose record says it did not learn is "not learnt" with the
+  reason (a statistic of training dynamics that decides on its own, V1c's saturation or H6's loss shares,
+  needs no learnt model).
 
 Adding a hypothesis is one ``Hypothesis`` in ``HYPOTHESES`` (or passed to ``assess(declarations=...)``).
 """
@@ -598,13 +600,13 @@ def _gather(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
 
 def _decide(ev: _Evidence, statistic: Optional[Statistic], p_adjusted: float, s: dict) -> str:
     h, eff = ev.h, ev.effect
+    if h.rule == "statistic" and statistic is not None and statistic.verdict is not None:
+        return statistic.verdict  # training dynamics (gate saturation, loss shares) need no learnt model
     if eff is not None and eff.unlearnt:
         return NOT_LEARNT
     significant = eff is not None and p_adjusted < 1 - s["level"]
     direction = int(np.sign(eff.mean_diff)) if significant else 0
     if h.rule == "statistic":
-        if statistic is not None and statistic.verdict is not None:
-            return statistic.verdict
         if eff is None or ev.reason:
             return INCONCLUSIVE
         return SUPPORTED if direction == h.expect else NOT_SUPPORTED if direction == -h.expect else INCONCLUSIVE
