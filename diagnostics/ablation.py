@@ -47,6 +47,7 @@ class Effect:
     source: str = "twin"  # "twin" (paired seeds of two variants) or "design" (a designed sweep's runs)
     aliases: tuple[str, ...] = ()
     unlearnt: tuple[str, ...] = ()  # "<run_id>: <reason>" of runs that did not learn
+    cause: str = ""  # the planted cause whose positives and matched negatives were scored ("" = all test pairs)
 
     @property
     def sign(self) -> int:
@@ -59,9 +60,10 @@ class Effect:
             means = f"{self.n_seeds} runs of a designed sweep"
         else:
             means = f"{self.treatment_mean:.3f} vs {self.reference_mean:.3f}; {self.n_seeds} seeds"
+        scope = f"{self.task}/{self.split}" + (f", cause {self.cause}" if self.cause else "")
         text = (f"Δ{label}({self.treatment} − {self.reference}) = {self.mean_diff:+.3f} "
                 f"[{self.ci_low:+.3f}, {self.ci_high:+.3f}], p {self.p_value:.3g} ({means}, {self.n_pairs} test "
-                f"pairs, {self.task}/{self.split})")
+                f"pairs, {scope})")
         if self.aliases:
             text += f"; aliased with {', '.join(self.aliases)}"
         return text
@@ -91,8 +93,12 @@ def _common_context(sweep: Sweep, treatment: str, reference: str, task: Optional
 
 
 def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "aupr", task: Optional[str] = None,
-           split: Optional[str] = None, n_boot: int = 500, level: float = 0.95, seed: int = 0) -> Optional[Effect]:
+           split: Optional[str] = None, n_boot: int = 500, level: float = 0.95, seed: int = 0,
+           cause: Optional[str] = None) -> Optional[Effect]:
     """Paired effect of ``treatment`` against ``reference`` on one metric (``cbat.stats.paired_effect``).
+
+    ``cause`` scores only the test pairs of one planted cause (its positives and its matched negatives, the
+    ``cause`` column the trainer writes into predictions of the synthetic benchmark).
 
     Returns
     -------
@@ -106,7 +112,8 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     task, split, seeds = context
     run_ids = {who: [sweep.ok(who, task, split).set_index("seed").loc[s, "run_id"] for s in seeds]
                for who in (treatment, reference)}
-    frames = {who: [sweep.predictions(r).set_index("pair_index") for r in ids] for who, ids in run_ids.items()}
+    frames = {who: [_of_cause(sweep.predictions(r), cause).set_index("pair_index") for r in ids]
+              for who, ids in run_ids.items()}
     common = frames[reference][0].index
     for frame in frames[treatment] + frames[reference]:
         common = common.intersection(frame.index)
@@ -118,7 +125,15 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     return Effect(treatment, reference, metric, task, split, result["mean_diff"], result["ci_low"],
                   result["ci_high"], result["variant_mean"], result["baseline_mean"], result["n_seeds"],
                   result["n_pairs"], ids, se=result["se"], df=result["df"], p_value=result["p_value"],
-                  unlearnt=unlearnt(sweep, ids))
+                  unlearnt=unlearnt(sweep, ids), cause=cause or "")
+
+
+def _of_cause(predictions: pd.DataFrame, cause: Optional[str]) -> pd.DataFrame:
+    if cause is None:
+        return predictions
+    if "cause" not in predictions:
+        raise ValueError(f"predictions have no 'cause' column, so cause {cause!r} cannot be scored")
+    return predictions[predictions["cause"] == cause]
 
 
 def effects_frame(effects: list[Optional[Effect]]) -> pd.DataFrame:

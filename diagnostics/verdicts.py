@@ -33,6 +33,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cbat import ablations, stats
+from cbat.data.tasks import NO_CAUSE
 from diagnostics import anchors, attention, calibration, design, gates, gradients, losses
 from diagnostics.ablation import Effect, effect, effects_frame, forest_figure, waterfall, waterfall_figure
 from diagnostics.io import Sweep, load_sweep
@@ -488,8 +489,8 @@ def _strongly_sparse(c: dict) -> bool:
 HYPOTHESES: dict[str, Hypothesis] = {h.id: h for h in [
     Hypothesis("V1a", "hard top-k cuts gradients and ranking", ("sparsity",),
                lambda c: c["sparsity"] == "hard_topk", lambda c: c["sparsity"] in SOFT,
-               "a hard_topk variant and its soft (softmax/temp_softmax) twin", colour=("auroc",),
-               extra_fields=("topk",), statistic="gradient_cut", veto=NOT_SUPPORTED),
+               "a hard_topk variant and its soft (softmax/temp_softmax) twin", task="diffuse", cause="diffuse",
+               colour=("auroc",), extra_fields=("topk",), statistic="gradient_cut", veto=NOT_SUPPORTED),
     Hypothesis("V1b", "2-D reshape invents neighbours", ("local",), lambda c: c["local"] == "reshape2d",
                lambda c: c["local"] in ("none", "ms_conv"), "a reshape2d variant and its 1-D twin (local none/ms_conv)",
                task="long_range", statistic="grid_distance"),
@@ -554,11 +555,14 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
                 ctx = Context(sweep, None, s, ids, [], (", ".join(treated), ""))
                 return _Evidence(h, ctx=ctx)
         return _Evidence(h, reason=f"the sweep lacks {h.needs}")
-    eff = effect(sweep, pair[0], pair[1], h.metric, task=task or None, n_boot=s["n_boot"], seed=s["seed"])
+    # on data with planted causes, a hypothesis that names its cause is judged on that cause's pairs only
+    cause = h.cause if h.cause in planted_causes(sweep) else None
+    eff = effect(sweep, pair[0], pair[1], h.metric, task=task or None, n_boot=s["n_boot"], seed=s["seed"],
+                 cause=cause)
     if eff is None:
         return _Evidence(h, reason=f"{pair[0]} and {pair[1]} share no finished run", task=task)
-    colour = [effect(sweep, pair[0], pair[1], m, task=eff.task, split=eff.split, n_boot=s["n_boot"], seed=s["seed"])
-              for m in h.colour]
+    colour = [effect(sweep, pair[0], pair[1], m, task=eff.task, split=eff.split, n_boot=s["n_boot"], seed=s["seed"],
+                     cause=cause) for m in h.colour]
     treated = [r for r in eff.run_ids if sweep.records[r]["variant"] == pair[0]]
     reference = [r for r in eff.run_ids if sweep.records[r]["variant"] == pair[1]]
     ctx = Context(sweep, None, s, treated, reference, tuple(pair), eff)
@@ -566,6 +570,12 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
         return _Evidence(h, ctx=ctx, reason=f"only {eff.n_seeds} paired seed(s), need {s['min_seeds']}",
                          task=eff.task)
     return _Evidence(h, eff, colour, ctx, task=eff.task)
+
+
+def planted_causes(sweep: Sweep) -> set[str]:
+    """The planted causes the sweep's runs were scored on (per-cause test metrics; empty on user data)."""
+    return {cause for record in sweep.records.values() if record["status"] == "ok"
+            for cause in record["metrics"]["test"].get("per_cause", {})} - {NO_CAUSE}
 
 
 def _designed(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:

@@ -92,8 +92,11 @@ def write_sweep(path: Path, variants: dict[str, cbat.CBATConfig], seeds: list[in
             run_dir = path / "runs" / run_id
             run_dir.mkdir(parents=True, exist_ok=True)
             p = probs(variant, seed)
-            pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels,
-                          "logit": np.log(p / (1 - p)), "prob": p}).to_parquet(run_dir / "predictions.parquet")
+            predictions = pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels,
+                                        "logit": np.log(p / (1 - p)), "prob": p})
+            if causes is not None:
+                predictions["cause"] = causes
+            predictions.to_parquet(run_dir / "predictions.parquet")
             frame = trace(variant, seed) if trace else trace_frame([])
             frame.to_parquet(run_dir / "trace.parquet")
             record = {"run_id": run_id, "variant": variant, "seed": seed, "split": split, "task": task,
