@@ -312,6 +312,9 @@ def adjust(p_values: Sequence[float], method: str = "holm") -> np.ndarray:
     return out
 
 
+NOT_LEARNT = "not learnt"
+
+
 def _predictions(sweep_dir: Path, records: list[dict]) -> dict[tuple, pd.DataFrame]:
     out = {}
     for rec in records:
@@ -330,13 +333,17 @@ def compare_to_baseline(sweep_dir: str | Path, baseline: str = "baseline",
     DataFrame
         variant, split, metric, n_seeds, n_pairs, baseline_mean, variant_mean, mean_diff, ci_low, ci_high,
         verdict, se, df, p_value, p_adjusted (``adjust`` with ``method`` over the variants of one split and
-        metric). Only seeds where both runs finished "ok" are paired; pairs are those all of them scored.
+        metric), not_learnt. Only seeds where both runs finished "ok" are paired; pairs are those all of them
+        scored. When a paired run did not learn its task (``record["learnt"]``), the verdict reads "not learnt"
+        and ``not_learnt`` names the runs and why: no "beats"/"trails" rests on a model at chance.
     """
     sweep_dir = Path(sweep_dir)
     records = [r for r in rundir.read_records(sweep_dir) if r["status"] == "ok"]
     if not any(r["variant"] == baseline for r in records):
         raise ValueError(f"{sweep_dir}: no finished run of the baseline variant {baseline!r}")
     predictions = _predictions(sweep_dir, records)
+    unlearnt = {(r["variant"], r["split"], r["seed"]): f"{r['run_id']}: {r['learnt']['reason']}"
+                for r in records if not r["learnt"]["learnt"]}
     rows = []
     variants = list(dict.fromkeys(r["variant"] for r in records if r["variant"] != baseline))
     splits = list(dict.fromkeys(r["split"] for r in records))
@@ -353,12 +360,16 @@ def compare_to_baseline(sweep_dir: str | Path, baseline: str = "baseline",
             labels = frames[0].loc[common, "label"].to_numpy()
             base = np.stack([predictions[(baseline, split, s)].loc[common, "prob"].to_numpy() for s in seeds])
             var = np.stack([predictions[(variant, split, s)].loc[common, "prob"].to_numpy() for s in seeds])
+            at_chance = "; ".join(unlearnt[(who, split, s)] for s in seeds for who in (baseline, variant)
+                                  if (who, split, s) in unlearnt)
             for metric in metrics:
                 result = paired_effect(labels, base, var, metric, n_boot, level, seed)
                 rows.append({"variant": variant, "split": split, "metric": metric, **result,
-                             "verdict": verdict(metric, result["ci_low"], result["ci_high"])})
+                             "verdict": NOT_LEARNT if at_chance else verdict(metric, result["ci_low"],
+                                                                             result["ci_high"]),
+                             "not_learnt": at_chance})
     columns = ["variant", "split", "metric", "n_seeds", "n_pairs", "baseline_mean", "variant_mean", "mean_diff",
-               "ci_low", "ci_high", "verdict", "se", "df", "p_value", "p_adjusted"]
+               "ci_low", "ci_high", "verdict", "se", "df", "p_value", "p_adjusted", "not_learnt"]
     table = pd.DataFrame(rows, columns=columns)
     for _, group in table.groupby(["split", "metric"]):
         table.loc[group.index, "p_adjusted"] = adjust(group["p_value"], method)

@@ -53,8 +53,11 @@ def test_lower_is_better_for_calibration_error():
 
 
 def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
-    labels, sharp, blurred = scores
-    for variant, probs in (("baseline", blurred), ("better", sharp)):
+    labels, sharp, _ = scores
+    rng = np.random.default_rng(5)
+    learnt_baseline = 1 / (1 + np.exp(-(1.2 * (labels - 0.5) + rng.normal(0, 1, (N_SEEDS, N_PAIRS)))))
+    noise = rng.uniform(0, 1, (N_SEEDS, N_PAIRS))
+    for variant, probs in (("baseline", learnt_baseline), ("better", sharp), ("chance", noise)):
         for seed in range(N_SEEDS):
             run_dir = tmp_path / "runs" / f"{variant}__s{seed}__chrom"
             run_dir.mkdir(parents=True)
@@ -65,7 +68,12 @@ def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
                 "task": "grammar", "config": {}, "metrics": {"test": {"pooled": {}}},
                 "learnt": learnt(labels, probs[seed]), "paths": {"predictions": "predictions.parquet"}})
     table = compare_to_baseline(tmp_path, metrics=("aupr", "ece"), n_boot=100)
-    assert list(table.variant.unique()) == ["better"] and table.n_seeds.eq(N_SEEDS).all()
-    assert table.set_index("metric").loc["aupr", "verdict"] == "beats"
+    assert list(table.variant.unique()) == ["better", "chance"] and table.n_seeds.eq(N_SEEDS).all()
+    better = table[table.variant == "better"].set_index("metric")
+    assert better.loc["aupr", "verdict"] == "beats" and better.loc["aupr", "not_learnt"] == ""
+    # a model at chance trails the baseline by far, yet the comparison says it did not learn instead
+    chance = table[table.variant == "chance"].set_index("metric")
+    assert chance.loc["aupr", "ci_high"] < 0 and chance.loc["aupr", "verdict"] == "not learnt"
+    assert "chance__s0__chrom: test AUROC interval" in chance.loc["aupr", "not_learnt"]
     with pytest.raises(ValueError, match="no finished run of the baseline"):
         compare_to_baseline(tmp_path, baseline="missing")
