@@ -28,6 +28,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -76,7 +77,8 @@ class SweepSpec:
     splits : "chrom" (held-out chromosomes), "cell_line:<name>" (held-out, "unseen" cell line; bare
         "cell_line" holds out NHEK), "random" (leaky, warns).
     data : ``{"task": <synthetic task>, "n_pairs": ..., "seed": ...}`` for the embedded benchmark or
-        ``{"path": <file>, ...}`` for ``cbat.data.load``.
+        ``{"path": <file>, ...}`` for ``cbat.data.load``; ``"permute_labels": <seed>`` permutes the labels (a
+        null control: no comparison of such a sweep should claim an effect).
     settings : ``TrainSettings`` fields shared by all runs.
     split_seed : seed of the split itself, the same for every run so test pairs pair up across runs.
     design : a designed ablation added to ``variants``: ``{"kind": "fractional", "resolution": 3|4|5,
@@ -213,9 +215,13 @@ def _load_data_cached(key: str):
     import cbat.data
 
     spec = json.loads(key)
-    if "task" in spec:
-        return cbat.data.synthetic(**spec)
-    return cbat.data.load(spec.pop("path"), **spec)
+    permute = spec.pop("permute_labels", None)
+    dataset = cbat.data.synthetic(**spec) if "task" in spec else cbat.data.load(spec.pop("path"), **spec)
+    if permute is None:
+        return dataset
+    # the null control: the same pairs with labels independent of the sequences (planted truth no longer applies)
+    labels = np.random.default_rng(int(permute)).permutation(dataset.labels)
+    return dataclasses.replace(dataset, labels=labels, truth=None)
 
 
 def load_data(spec: dict):
