@@ -46,7 +46,8 @@ class Effect:
     p_value: float = np.nan
     source: str = "twin"  # "twin" (paired seeds of two variants) or "design" (a designed sweep's runs)
     aliases: tuple[str, ...] = ()
-    unlearnt: tuple[str, ...] = ()  # "<run_id>: <reason>" of runs that did not learn
+    unlearnt: tuple[str, ...] = ()  # "<run_id>: <reason>" of runs that did not learn (no learnt pair left)
+    excluded: tuple[str, ...] = ()  # seeds left out because one of their two runs did not learn
     cause: str = ""  # the planted cause whose positives and matched negatives were scored ("" = all test pairs)
 
     @property
@@ -66,6 +67,8 @@ class Effect:
                 f"pairs, {scope})")
         if self.aliases:
             text += f"; aliased with {', '.join(self.aliases)}"
+        if self.excluded:
+            text += f"; seeds where both runs learnt only, left out: {'; '.join(self.excluded)}"
         return text
 
 
@@ -100,6 +103,10 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     ``cause`` scores only the test pairs of one planted cause (its positives and its matched negatives, the
     ``cause`` column the trainer writes into predictions of the synthetic benchmark).
 
+    Only seeds where both runs learnt (``cbat.metrics.learnt``) are paired; the others are named in
+    ``excluded``, so no difference rests on a model at chance. When no such seed is left, all seeds are paired
+    and ``unlearnt`` names the runs, which the verdicts read as "not learnt".
+
     Returns
     -------
     Effect or None
@@ -110,8 +117,13 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     if context is None:
         return None
     task, split, seeds = context
-    run_ids = {who: [sweep.ok(who, task, split).set_index("seed").loc[s, "run_id"] for s in seeds]
-               for who in (treatment, reference)}
+    run_of = {who: sweep.ok(who, task, split).set_index("seed")["run_id"] for who in (treatment, reference)}
+    learnt_seeds = [s for s in seeds if not unlearnt(sweep, [run_of[treatment][s], run_of[reference][s]])]
+    excluded = () if not learnt_seeds else tuple(
+        f"seed {s}: " + ", ".join(unlearnt(sweep, [run_of[treatment][s], run_of[reference][s]]))
+        for s in seeds if s not in learnt_seeds)
+    seeds = learnt_seeds or seeds
+    run_ids = {who: [run_of[who][s] for s in seeds] for who in (treatment, reference)}
     frames = {who: [_of_cause(sweep.predictions(r), cause).set_index("pair_index") for r in ids]
               for who, ids in run_ids.items()}
     common = frames[reference][0].index
@@ -125,7 +137,7 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     return Effect(treatment, reference, metric, task, split, result["mean_diff"], result["ci_low"],
                   result["ci_high"], result["variant_mean"], result["baseline_mean"], result["n_seeds"],
                   result["n_pairs"], ids, se=result["se"], df=result["df"], p_value=result["p_value"],
-                  unlearnt=unlearnt(sweep, ids), cause=cause or "")
+                  unlearnt=unlearnt(sweep, ids), excluded=excluded, cause=cause or "")
 
 
 def _of_cause(predictions: pd.DataFrame, cause: Optional[str]) -> pd.DataFrame:
