@@ -9,7 +9,7 @@ import re
 import pytest
 
 from cbat.cli import main
-from cbat.report import RECORD_MIME, ReportParams, read_records, run_sweep, sweep_spec
+from cbat.report import GLUE_MIME, ReportParams, read_glue, run_sweep, sweep_spec
 from test_report_support import BROKEN_ERROR, shared_report, tiny_params, tiny_sweep
 
 
@@ -48,19 +48,19 @@ def test_pages_work_offline(report):
         assert not re.search(r"<script[^>]+src=", page), f"{result.name} loads a script from outside"
         assert not re.search(r"<link[^>]+href=[\"']?https?:", page), f"{result.name} loads a stylesheet"
         assert "cdnjs.cloudflare.com" not in page  # nbconvert's default require.js / MathJax
-        assert RECORD_MIME not in page
+        assert GLUE_MIME not in page
     gate_page = results["gate_explorer"].html.read_text()
     assert "Plotly.newPlot" in gate_page and "plotly.js v" in gate_page.lower()  # figures + inline library
 
 
-def test_stage_times_and_records_are_in_report_json(report):
+def test_stage_times_and_glued_values_are_in_report_json(report):
     out, results = report
     summary = json.loads((out / "report.json").read_text())
     assert set(summary["stage_seconds"]) == {"sweep", "execute", "render", "total"}
     assert all(v >= 0 for v in summary["stage_seconds"].values())
     stages = summary["stage_seconds"]
     assert stages["total"] == pytest.approx(stages["sweep"] + stages["execute"] + stages["render"])
-    assert results["quickstart"].records == read_records(results["quickstart"].ipynb)
+    assert results["quickstart"].glued == read_glue(results["quickstart"].ipynb)
 
 
 def test_rerun_reuses_finished_runs(tmp_path_factory):
@@ -72,13 +72,13 @@ def test_rerun_reuses_finished_runs(tmp_path_factory):
     assert sorted(table["run_id"]) == sorted(p.parent.name for p in records)
 
 
-def test_read_records_last_value_wins():
+def test_read_glue_last_value_wins():
     def output(name, value):
-        return {"output_type": "display_data", "metadata": {}, "data": {RECORD_MIME: {"name": name, "value": value}}}
+        return {"output_type": "display_data", "metadata": {}, "data": {GLUE_MIME: {"name": name, "value": value}}}
 
     nb = {"cells": [{"cell_type": "code", "outputs": [output("a", 1), output("b", [1, 2])]},
                     {"cell_type": "markdown"}, {"cell_type": "code", "outputs": [output("a", 3)]}]}
-    assert read_records(nb) == {"a": 3, "b": [1, 2]}
+    assert read_glue(nb) == {"a": 3, "b": [1, 2]}
 
 
 def test_params_from_yaml_with_cli_overrides(tmp_path):
