@@ -197,7 +197,8 @@ class NotebookResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "status": self.status, "error": self.error,
-                "cell": self.cell, "cell_code": self.cell_code, "ipynb": None if self.ipynb is None else self.ipynb.name,
+                "cell": self.cell, "cell_code": self.cell_code,
+                "ipynb": None if self.ipynb is None else self.ipynb.name,
                 "html": None if self.html is None else self.html.name,
                 "html_bytes": self.html.stat().st_size if self.html is not None and self.html.exists() else None,
                 "seconds": round(self.seconds, 2), "glued": self.glued}
@@ -291,7 +292,8 @@ def _child_main() -> None:
         status, error = "failed", f"{err.ename}: {err.evalue}"
     except TimeoutError as err:  # nbclient's CellTimeoutError is one; so is the watchdog's SIGTERM
         limit = request["timeout_s"]
-        status, error = "failed", (f"Timeout: a cell ran past the {limit:g} s cell limit" if limit else f"Timeout: {err}")
+        status = "failed"
+        error = f"Timeout: a cell ran past the {limit:g} s cell limit" if limit else f"Timeout: {err}"
     except Exception as err:  # noqa: BLE001 - a dead kernel, a missing kernel: this notebook fails
         status, error = "failed", f"{type(err).__name__}: {err}"
     answer.write_text(json.dumps({"status": status, "error": error.strip().splitlines()[0] if error else ""}))
@@ -419,7 +421,8 @@ def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_se
     stages = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in stage_seconds.items())
     n_failed = sum(r.status == "failed" for r in results)
     shared = out_dir / PLOTLY_JS
-    shared_note = f"; plotly.js loaded once from {PLOTLY_JS} ({_size(shared.stat().st_size)})" if shared.exists() else ""
+    shared_note = (f"; plotly.js loaded once from {PLOTLY_JS} ({_size(shared.stat().st_size)})"
+                   if shared.exists() else "")
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_INDEX_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>{len(results)} notebooks, {n_failed} failed. Pages: {_size(folder_bytes(out_dir))} in all"
