@@ -38,6 +38,7 @@ KERNEL = "python3"
 GLUE_MIME = "application/vnd.cbat.glue+json"
 STATIC_ENV = "CBAT_STATIC_OUTPUT"  # set by execute_notebook in the kernel's environment
 PLOTLY_JS = "plotly.min.js"  # one copy per report folder; every page loads it
+PAGE_CSS = "report.css"  # JupyterLab's page style (240 kB), also once per report folder
 CELL_TIMEOUT_S = 600.0  # default limit per notebook cell: the batch job always ends
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -320,10 +321,15 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
 {% block extra_css %}<style>{{ resources.cbat_css }}</style>{% endblock extra_css %}
+{% block notebook_css %}<link rel="stylesheet" href="{{ resources.css_href }}">{% endblock notebook_css %}
 {%- block body_header -%}{{ super() }}{{ resources.cbat_header }}{%- endblock body_header -%}
 """
-# Report pages: tables wrap long text instead of cutting or scrolling it, captions sit under figures.
-_PAGE_CSS = """.jp-RenderedHTMLCommon td,.jp-RenderedHTMLCommon th{white-space:normal;max-width:40em;text-align:left}
+# Report pages: tables wrap long text instead of cutting or scrolling it, captions sit under figures; the
+# rest is what the lab template's notebook_css block adds to its style sheets.
+_PAGE_CSS = """a.anchor-link{display:none}.jp-InputArea,.jp-InputArea-editor{overflow:hidden}.jp-Collapser{display:none}
+.jp-OutputArea-output pre{line-height:inherit;font-family:inherit}
+.jp-RenderedText pre{color:var(--jp-content-font-color1);font-size:var(--jp-code-font-size)}
+.jp-RenderedHTMLCommon td,.jp-RenderedHTMLCommon th{white-space:normal;max-width:40em;text-align:left}
 .cbat-caption{font-style:italic;color:#444;margin:.2em 0 1.2em}
 .cbat-banner{border:2px solid #cf222e;background:#ffebe9;padding:.8em 1em;margin:1em 0;font-family:system-ui,sans-serif}
 .cbat-source{font-family:system-ui,sans-serif;color:#555;margin:.5em 0 1em}"""
@@ -342,10 +348,27 @@ def write_plotly_js(folder: str | Path) -> Path:
     return path
 
 
+def write_page_css(folder: str | Path) -> Path:
+    """The report's one copy of the lab template's style sheets (``PAGE_CSS``), written when missing."""
+    from nbconvert import HTMLExporter
+
+    path = Path(folder) / PAGE_CSS
+    if not path.exists():
+        sheets = []
+        for name in ("index.css", "theme-light.css"):
+            found = next((Path(d) / "static" / name for d in HTMLExporter(template_name="lab").template_paths
+                          if (Path(d) / "static" / name).is_file()), None)
+            if found is None:
+                raise FileNotFoundError(f"nbconvert's lab template has no static/{name}; reinstall nbconvert")
+            sheets.append(found.read_text(encoding="utf-8"))
+        write_text(path, "\n".join(sheets))
+    return path
+
+
 def render_html(ipynb: str | Path, html_path: str | Path, failure: Optional[NotebookResult] = None,
                 show_code: bool = False) -> Path:
     """Render an executed notebook to an offline HTML page (lab template) that loads ``plotly.min.js``
-    from its own folder (written there once).
+    and ``report.css`` from its own folder (written there once).
 
     Input code is left out unless ``show_code`` (a line links the executed notebook instead); ``glue``
     outputs and papermill's own error cell are dropped; a widget output becomes a one-line note, never
@@ -372,9 +395,9 @@ def render_html(ipynb: str | Path, html_path: str | Path, failure: Optional[Note
     exporter = HTMLExporter(template_name="lab", template_file="cbat_offline.html.j2", exclude_input=not show_code,
                             exclude_input_prompt=not show_code, exclude_output_prompt=not show_code,
                             extra_loaders=[jinja2.DictLoader({"cbat_offline.html.j2": _OFFLINE_TEMPLATE})])
-    plotly_js = write_plotly_js(html_path.parent)
-    body, _ = exporter.from_notebook_node(nb, resources={"plotly_src": plotly_js.name, "cbat_css": _PAGE_CSS,
-                                                         "cbat_header": header})
+    plotly_js, css = write_plotly_js(html_path.parent), write_page_css(html_path.parent)
+    body, _ = exporter.from_notebook_node(nb, resources={"plotly_src": plotly_js.name, "css_href": css.name,
+                                                         "cbat_css": _PAGE_CSS, "cbat_header": header})
     write_text(html_path, body)
     return html_path
 

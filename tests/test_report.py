@@ -9,7 +9,8 @@ import re
 import pytest
 
 from cbat.cli import main
-from cbat.report import (GLUE_MIME, PLOTLY_JS, ReportParams, folder_bytes, read_glue, render_html, run_sweep,
+from cbat.report import (GLUE_MIME, PAGE_CSS, PLOTLY_JS, ReportParams, folder_bytes, read_glue, render_html,
+                         run_sweep,
                          sweep_spec)
 from test_report_support import BROKEN_ERROR, shared_report, tiny_params, tiny_sweep
 
@@ -47,7 +48,7 @@ def test_pages_work_offline_and_load_one_local_plotly_js(report):
         page = result.html.read_text()
         # The only script from a file is the report's own plotly.min.js, next to the page.
         assert re.findall(r"<script[^>]+src=\"([^\"]+)\"", page) == [PLOTLY_JS], result.name
-        assert not re.search(r"<link[^>]+href=[\"']?https?:", page), f"{result.name} loads a stylesheet"
+        assert re.findall(r"<link[^>]+href=\"([^\"]+)\"", page) == [PAGE_CSS], result.name  # the shared style
         assert "cdnjs.cloudflare.com" not in page  # nbconvert's default require.js / MathJax
         assert GLUE_MIME not in page
         assert "plotly.js v" not in page.lower()  # not inlined
@@ -65,7 +66,7 @@ def test_report_is_light_and_the_index_shows_page_sizes(report):
     index = (out / "index.html").read_text()
     assert "<th>page size</th>" in index
     for result in results.values():
-        assert result.html.stat().st_size < 1.5e6, result.name  # no page carries a library
+        assert result.html.stat().st_size < 1e6, result.name  # no page carries a library or the lab style
         assert re.search(rf'href="{result.html.name}".*?<td class="size">[0-9.]+ (kB|MB)</td>', index), result.name
 
 
