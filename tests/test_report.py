@@ -10,8 +10,7 @@ import pytest
 
 from cbat.cli import main
 from cbat.report import (GLUE_MIME, PAGE_CSS, PLOTLY_JS, ReportParams, folder_bytes, read_glue, render_html,
-                         run_sweep,
-                         sweep_spec)
+                         run_sweep, sweep_spec)
 from test_report_support import BROKEN_ERROR, shared_report, tiny_params, tiny_sweep
 
 
