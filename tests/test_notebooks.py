@@ -93,6 +93,6 @@ def test_ablation_report_tables_intervals_and_a_verdict_per_hypothesis(report):
     # One seed per variant is below the minimum for any decision.
     assert set(verdicts.values()) == {"inconclusive"}
     # every run sits beside the no-sequence baselines, with a flag
-    flags = records["baseline_flags"]
+    flags = glued["baseline_flags"]
     assert sorted(f["variant"] for f in flags) == ["baseline", "cbat_v1", "cbat_v2"]
     assert all(f["better_baseline"] in ("distance", "propensity") for f in flags)
