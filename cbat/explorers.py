@@ -3,8 +3,12 @@
 ``GateExplorer`` (run, block, training step -> gate histogram and saturation over training) reads a sweep
 directory; ``AttentionExplorer`` (sample, hook, head -> attention map, entropy per query, distance
 profile, anchor mass) captures attention on a fixed trained model and re-captures after a temperature
-what-if. ``widget()`` wires ipywidgets controls to ``select`` / ``set_temperature``; tests drive those
-methods directly, so every widget callback is reachable without a browser.
+what-if (``cbat.layers.attention.temperature_override``: the model itself is never edited).
+``widget()`` wires ipywidgets controls to ``select`` / ``set_temperature``; tests drive those methods
+directly, so every widget callback is reachable without a browser. ``show()`` is what a notebook displays:
+the widget in a live kernel, and in a batch run (``cbat.report.static_output()``, where a widget would
+only print its repr and can stall nbclient, jupyter/nbclient#312) a plotly figure whose slider steps
+through precomputed states, which works offline without a kernel.
 """
 from __future__ import annotations
 
@@ -20,16 +24,15 @@ from torch import nn
 
 import cbat
 from cbat.hooks import AttentionMeta, attention_stats
-from cbat.layers.attention import AttentionCore, RoPE_AdaptAttention
+from cbat.layers.attention import AttentionCore, temperature_override, tempered_cores
+from cbat.report import captioned, static_output
 from diagnostics import gates
 from diagnostics.attention import profile_from_pattern
 from diagnostics.figures import styled
 from diagnostics.io import load_sweep
 
-# Normalisers whose output depends on the temperature; a plain softmax core is run as temp_softmax
-# (identical at T = 1) so the what-if applies to the baseline too. hard_topk keeps its top-k softmax.
-_TEMPERED = {"softmax": "temp_softmax", "temp_softmax": "temp_softmax", "sparsemax": "sparsemax",
-             "entmax15": "entmax15"}
+# Controls show their whole label (ipywidgets cuts descriptions at a fixed width by default).
+_LABEL = {"description_width": "initial"}
 
 
 def _training_rows(trace: pd.DataFrame) -> pd.DataFrame:
@@ -148,9 +151,10 @@ class GateExplorer:
         import ipywidgets as w
 
         self.select()
-        run = w.Dropdown(options=self.run_ids, value=self.run_id, description="run")
-        block = w.Dropdown(options=self.blocks(self.run_id), value=self.block, description="block")
-        step = w.SelectionSlider(options=self.steps(self.run_id), value=self.step, description="step")
+        run = w.Dropdown(options=self.run_ids, value=self.run_id, description="run", style=_LABEL)
+        block = w.Dropdown(options=self.blocks(self.run_id), value=self.block, description="block", style=_LABEL)
+        step = w.SelectionSlider(options=self.steps(self.run_id), value=self.step, description="training step",
+                                 style=_LABEL)
         output = w.Output()
         self.controls = {"run": run, "block": block, "step": step, "output": output}
 
@@ -166,6 +170,23 @@ class GateExplorer:
         step.observe(lambda c: _show(output, self.select(step=c["new"])), names="value")
         _show(output, self.figure)
         return w.VBox([w.HBox([run, block]), step, output])
+
+    def static_figure(self) -> go.Figure:
+        """The current run and block with a slider over the recorded steps (works without a kernel)."""
+        self.select()
+        current, states = self.step, []
+        try:
+            for step in self.steps(self.run_id):
+                states.append((str(step), self.select(step=step)))
+        finally:
+            self.select(step=current)
+        return slider_figure(states, active=self.steps(self.run_id).index(current), prefix="training step: ")
+
+    def show(self):
+        """The widget in a live kernel; in a batch run the static figure with its step slider."""
+        return captioned(self.static_figure(), "Left: where the gate values sit at the chosen step (piles at 0 "
+                         "or 1 mean saturated gates); right: how the saturated share grew over training.") \
+            if static_output() else self.widget()
 
 
 # --- attention -----------------------------------------------------------------------------------------
@@ -188,7 +209,6 @@ class AttentionExplorer:
                  names: Sequence[str] = ("*.pattern",)) -> None:
         self.model, self.enhancer, self.promoter, self.name_patterns = model, enhancer, promoter, list(names)
         self.run_id: Optional[str] = None
-        self._trained = {core: (core.sparsity, core.temperature) for core in self.tempered_cores()}
         self.temperature: Optional[float] = None
         self.patterns: dict[str, torch.Tensor] = {}
         self.metas: dict[str, AttentionMeta] = {}
@@ -244,16 +264,22 @@ class AttentionExplorer:
 
     def tempered_cores(self) -> list[AttentionCore]:
         """The adaptive (soft-sparse) attention cores the temperature what-if acts on."""
-        return [m.attn for m in self.model.modules()
-                if isinstance(m, RoPE_AdaptAttention) and m.attn.sparsity in _TEMPERED]
+        return tempered_cores(self.model)
+
+    @property
+    def temperature_applies(self) -> bool:
+        """Whether the what-if can act: False for hard top-k models (their selection has no temperature)."""
+        return bool(self.tempered_cores())
 
     def capture(self) -> None:
-        """One eval forward with every chosen pattern captured (train/eval mode restored after)."""
+        """One eval forward at ``self.temperature`` with every chosen pattern captured (train/eval mode
+        restored after; the temperature lives only inside the forward's override context)."""
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad(), cbat.record(self.model, mode="capture", names=self.name_patterns,
-                                              max_samples=self.enhancer.shape[0]) as trace:
+            with torch.no_grad(), temperature_override(self.model, self.temperature), \
+                    cbat.record(self.model, mode="capture", names=self.name_patterns,
+                                max_samples=self.enhancer.shape[0]) as trace:
                 self.model(self.enhancer, self.promoter)
         finally:
             self.model.train(was_training)
@@ -266,16 +292,13 @@ class AttentionExplorer:
         Higher temperature flattens softmax-type maps (entropy up); lower sharpens them. The weights are
         untouched, so this isolates the normaliser's share of the attention pattern.
         """
-        self._apply_temperature(temperature)
+        self._capture_at(temperature)
         return self.select()
 
-    def _apply_temperature(self, temperature: Optional[float]) -> None:
+    def _capture_at(self, temperature: Optional[float]) -> None:
         if temperature is not None and not temperature > 0:
             raise ValueError(f"temperature {temperature!r}; expected a positive number")
-        for core, (sparsity, trained_t) in self._trained.items():
-            core.sparsity, core.temperature = ((sparsity, trained_t) if temperature is None
-                                               else (_TEMPERED[sparsity], float(temperature)))
-        self.temperature = temperature
+        self.temperature = None if temperature is None else float(temperature)
         self.capture()
 
     def temperature_sweep(self, temperatures: Sequence[float]) -> pd.DataFrame:
@@ -287,7 +310,7 @@ class AttentionExplorer:
         current, rows = self.temperature, []
         try:
             for t in temperatures:
-                self._apply_temperature(t)
+                self._capture_at(t)
                 stats = self.statistics()
                 stats = stats[(stats["head"] == -1) & stats["name"].isin(adaptive)]
                 for name, part in stats.groupby("name"):
@@ -295,7 +318,7 @@ class AttentionExplorer:
                     rows.append({"temperature": float(t), "name": name, "entropy": values["entropy"],
                                  "effective_tokens": values["effective_tokens"]})
         finally:
-            self._apply_temperature(current)  # same selection and temperature: the figure stays valid
+            self._capture_at(current)  # same selection and temperature: the figure stays valid
         return pd.DataFrame(rows, columns=["temperature", "name", "entropy", "effective_tokens"])
 
     def statistics(self) -> pd.DataFrame:
@@ -340,6 +363,8 @@ class AttentionExplorer:
         per_head = attention_stats(self.patterns[self.name][self.sample:self.sample + 1], meta, far_bp=500.0)
         head_label = "mean over heads" if self.head == -1 else f"head {self.head}"
         t_label = "as trained" if self.temperature is None else f"T = {self.temperature:g}"
+        if self.temperature is not None and not self.temperature_applies:
+            t_label += " (no effect: hard top-k has no temperature)"
         fig = make_subplots(rows=2, cols=2, vertical_spacing=0.14,
                             subplot_titles=("attention map (query x key)", "entropy per query (nats)",
                                             "attention mass by distance", "mass on anchor tokens per head"))
@@ -354,6 +379,9 @@ class AttentionExplorer:
         fig.update_xaxes(title_text="query token", row=1, col=2)
         fig.update_xaxes(title_text="distance (bp)", row=2, col=1)
         fig.update_yaxes(range=[0, 1], row=2, col=2)
+        if not (meta.q_is_anchor.any() or meta.k_is_anchor.any()):
+            fig.add_annotation(text="no anchor tokens in this hook<br>(only the joint attention has anchors)",
+                               showarrow=False, xref="x4 domain", yref="y4 domain", x=0.5, y=0.5)
         fig.update_layout(height=720, showlegend=False)
         return styled(fig, f"{self.name}, sample {self.sample}, {head_label}, {t_label}")
 
@@ -363,12 +391,16 @@ class AttentionExplorer:
 
         self.select()
         n_samples, n_heads = self.patterns[self.name].shape[:2]
-        sample = w.IntSlider(value=self.sample, min=0, max=n_samples - 1, description="sample")
-        name = w.Dropdown(options=self.names, value=self.name, description="hook")
+        sample = w.IntSlider(value=self.sample, min=0, max=n_samples - 1, description="sample", style=_LABEL)
+        name = w.Dropdown(options=self.names, value=self.name, description="hook", style=_LABEL,
+                          layout=w.Layout(width="auto"))
         head = w.Dropdown(options=[("mean", -1)] + [(f"head {h}", h) for h in range(n_heads)], value=self.head,
-                          description="head")
+                          description="head", style=_LABEL)
+        applies = self.temperature_applies
         temperature = w.FloatLogSlider(value=self.temperature or 1.0, base=10, min=-1, max=1, step=0.05,
-                                       description="temperature")
+                                       description="what-if temperature", style=_LABEL, disabled=not applies)
+        why = w.HTML("" if applies else "<i>temperature disabled: this run's adaptive attention is hard top-k, "
+                                        "whose selection has no temperature</i>")
         output = w.Output()
         self.controls = {"sample": sample, "name": name, "head": head, "temperature": temperature, "output": output}
         sample.observe(lambda c: _show(output, self.select(sample=c["new"])), names="value")
@@ -376,7 +408,53 @@ class AttentionExplorer:
         head.observe(lambda c: _show(output, self.select(head=c["new"])), names="value")
         temperature.observe(lambda c: _show(output, self.set_temperature(c["new"])), names="value")
         _show(output, self.figure)
-        return w.VBox([w.HBox([sample, name, head]), temperature, output])
+        return w.VBox([w.HBox([sample, name, head]), w.HBox([temperature, why]), output])
+
+    def static_figure(self, temperatures: Sequence[float] = (0.5, 1.0, 2.0)) -> go.Figure:
+        """The current selection with a slider over what-if temperatures (as trained first); a hard top-k
+        model, where temperature cannot act, gets the as-trained figure alone. Works without a kernel."""
+        current = self.temperature
+        states = [("as trained", self.set_temperature(None))]
+        try:
+            if self.temperature_applies:
+                states += [(f"T = {t:g}", self.set_temperature(t)) for t in temperatures]
+        finally:
+            self.set_temperature(current)
+        return slider_figure(states, prefix="temperature: ")
+
+    def show(self, temperatures: Sequence[float] = (0.5, 1.0, 2.0)):
+        """The widget in a live kernel; in a batch run the static figure with its temperature slider."""
+        if not static_output():
+            return self.widget()
+        note = ("the slider reruns the normaliser at each temperature on the same weights" if self.temperature_applies
+                else "hard top-k: temperature has no effect, so only the as-trained map is shown")
+        return captioned(self.static_figure(temperatures),
+                         f"Map, entropy per query, distance profile and anchor mass of {self.name}; {note}.")
+
+
+def slider_figure(states: Sequence[tuple[str, go.Figure]], active: int = 0, prefix: str = "") -> go.Figure:
+    """One figure holding several same-layout figures as states of a plotly slider (no kernel needed).
+
+    Each state's traces are shown only while its step is active; the title, annotations and shapes
+    (subplot titles, markers) follow the state. The first figure's layout is the base.
+    """
+    if not states:
+        raise ValueError("slider_figure needs at least one (label, figure) state")
+    combined = go.Figure(layout=states[active][1].layout)
+    spans, steps = [], []
+    for index, (_, figure) in enumerate(states):
+        start = len(combined.data)
+        combined.add_traces([trace.update(visible=index == active) for trace in figure.data])
+        spans.append((start, len(combined.data)))
+    for (label, figure), (start, stop) in zip(states, spans):
+        visible = [start <= i < stop for i in range(len(combined.data))]
+        layout = {"title.text": figure.layout.title.text, "annotations": figure.layout.annotations,
+                  "shapes": figure.layout.shapes}
+        steps.append({"label": label, "method": "update", "args": [{"visible": visible}, layout]})
+    if len(states) > 1:
+        combined.update_layout(sliders=[{"active": active, "steps": steps, "currentvalue": {"prefix": prefix},
+                                         "pad": {"t": 40}}])
+    return combined
 
 
 def _show(output, figure: go.Figure) -> None:

@@ -3,20 +3,28 @@
 The notebooks in ``notebooks/`` stay thin; this module holds what they share with the batch job:
 
 - ``setup_notebook()`` makes plotly figures carry both the plotly mimetype (interactive in JupyterLab)
-  and plain HTML without a plotly.js copy; ``render_html`` puts one inline plotly.js into each page, so
-  the HTML works offline (no CDN for plotly, require.js, MathJax or mermaid);
-- ``record(name, value)`` stores a JSON value in a notebook output (like scrapbook's ``glue``) and
-  ``read_records(path)`` reads them back, so tests and the index can check what a notebook found;
+  and plain HTML without a plotly.js copy (with the figure's ``captioned`` line under it), and lets
+  tables show whole cells; ``render_html`` makes each page load the report's one local ``plotly.min.js``,
+  so the HTML works offline (no CDN for plotly, require.js, MathJax or mermaid);
+- ``glue(name, value)`` stores a JSON value in a notebook output (scrapbook's name for it) and
+  ``read_glue(path)`` reads them back, so tests and the index can check what a notebook found;
+- ``project_path`` / ``find_sweep`` resolve a notebook's default paths from wherever it runs (its own
+  folder in JupyterLab, the repository root, the report folder under papermill);
+- ``static_output()`` tells notebook code that it runs in a batch job (no frontend: widgets would only
+  print their repr, and displaying them can stall nbclient, jupyter/nbclient#312);
 - ``execute_notebook`` / ``render_html`` / ``write_index`` and ``build_report`` (sweep -> notebooks ->
-  HTML -> index, timed per stage). A notebook that raises is marked failed with its error; the rest
-  still run and render.
+  HTML -> index, timed per stage). A notebook that raises, times out or loses its kernel is marked failed
+  with its error and cell; the rest still run and render, and its page opens with a banner saying so.
 """
 from __future__ import annotations
 
 import html
 import json
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +32,23 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from cbat.rundir import write_text
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 KERNEL = "python3"
-RECORD_MIME = "application/vnd.cbat.record+json"
+GLUE_MIME = "application/vnd.cbat.glue+json"
+STATIC_ENV = "CBAT_STATIC_OUTPUT"  # set by execute_notebook in the kernel's environment
+PLOTLY_JS = "plotly.min.js"  # one copy per report folder; every page loads it
+PAGE_CSS = "report.css"  # JupyterLab's page style (240 kB), also once per report folder
+CELL_TIMEOUT_S = 600.0  # default limit per notebook cell: the batch job always ends
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 # --- helpers called inside notebooks -----------------------------------------------------------------
 def setup_notebook() -> None:
-    """Select the ``cbat`` plotly renderer: plotly mimetype for JupyterLab plus script-free HTML for
-    nbconvert (the page gets plotly.js once, from ``render_html``)."""
+    """Select the ``cbat`` plotly renderer (plotly mimetype for JupyterLab plus script-free HTML with the
+    figure's caption for nbconvert; the page loads plotly.js from ``render_html``'s one local copy) and
+    let tables show whole cells (pandas cuts text at 50 characters by default)."""
+    import pandas as pd
     import plotly.io as pio
     from plotly.io._base_renderers import MimetypeRenderer
 
@@ -40,35 +56,79 @@ def setup_notebook() -> None:
         def to_mimebundle(self, fig_dict):
             html_text = pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
                                     default_width="100%", default_height=480, validate=False)
+            caption = (fig_dict.get("layout", {}).get("meta") or {}).get("caption") \
+                if isinstance(fig_dict.get("layout", {}).get("meta"), dict) else None
+            if caption:
+                html_text += f'<p class="cbat-caption">{html.escape(caption)}</p>'
             return {"application/vnd.plotly.v1+json": fig_dict, "text/html": html_text}
 
     pio.renderers["cbat"] = OfflineHtmlRenderer()
     pio.renderers.default = "cbat"
+    pd.set_option("display.max_colwidth", None)
 
 
-def record(name: str, value: Any) -> Any:
+def captioned(figure, caption: str):
+    """``figure`` (plotly) with a one-line ``caption`` saying what to look at; the report prints it under
+    the figure. Returns the figure, so a cell can end with ``captioned(fig, "...")``."""
+    meta = figure.layout.meta if isinstance(figure.layout.meta, dict) else {}
+    figure.update_layout(meta={**meta, "caption": caption})
+    return figure
+
+
+def static_output() -> bool:
+    """True inside a batch execution (``execute_notebook``): show figures, not widgets."""
+    return os.environ.get(STATIC_ENV) == "1"
+
+
+def project_path(path: str | Path) -> Path:
+    """``path`` as given when it exists (absolute, or relative to the working directory), else relative to
+    the project root, so a notebook's default ``"reports/default/sweep"`` resolves from ``notebooks/``
+    and from the root alike. A path found nowhere comes back root-relative, for the caller's message."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return PROJECT_ROOT / path
+
+
+def find_sweep(sweep_dir: Optional[str | Path], fallback_out: str | Path = "reports/notebooks",
+               **params: Any) -> Path:
+    """The sweep folder a notebook reads: ``sweep_dir`` resolved by ``project_path`` when it holds a sweep;
+    else (None, or not there yet) the quick sweep of ``ReportParams(quick=True, **params)`` run into
+    ``fallback_out/sweep`` (finished runs reused), with a message saying so."""
+    if sweep_dir is not None:
+        found = project_path(sweep_dir)
+        if found.is_dir():
+            return found
+        print(f"{sweep_dir}: no sweep there (looked from {Path.cwd()} and {PROJECT_ROOT}; `make report` "
+              "writes reports/default/sweep)")
+    out = project_path(fallback_out)
+    print(f"using the quick sweep in {out / 'sweep'}: training what is missing (CPU minutes the first time)")
+    return ensure_sweep(None, out, **{"quick": True, **params})
+
+
+def glue(name: str, value: Any) -> Any:
     """Store ``value`` (JSON-serialisable) under ``name`` in the current cell's outputs and return it.
 
     The output carries only a private mimetype, so it is invisible in JupyterLab and dropped from the
-    rendered HTML; ``read_records`` finds it in the executed notebook.
+    rendered HTML; ``read_glue`` finds it in the executed notebook.
     """
     from IPython.display import display
 
     json.dumps(value)  # fail here, with the name, rather than in the kernel's serialiser
-    display({RECORD_MIME: {"name": name, "value": value}}, raw=True)
+    display({GLUE_MIME: {"name": name, "value": value}}, raw=True)
     return value
 
 
-def read_records(notebook: str | Path | dict) -> dict[str, Any]:
-    """All ``record`` values of an executed notebook (a path or its JSON), by name; a later record wins."""
+def read_glue(notebook: str | Path | dict) -> dict[str, Any]:
+    """All ``glue`` values of an executed notebook (a path or its JSON), by name; a later value wins."""
     # Plain JSON: nbformat's import costs seconds (jsonschema), too much for a helper notebooks import.
     nb = notebook if isinstance(notebook, dict) else json.loads(Path(notebook).read_text(encoding="utf-8"))
     values: dict[str, Any] = {}
     for cell in nb["cells"]:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if RECORD_MIME in data:
-                values[data[RECORD_MIME]["name"]] = data[RECORD_MIME]["value"]
+            if GLUE_MIME in data:
+                values[data[GLUE_MIME]["name"]] = data[GLUE_MIME]["value"]
     return values
 
 
@@ -100,12 +160,13 @@ def show_verdicts(assessment) -> None:
                          f"runs: {', '.join(row.run_ids) or 'none'}"))
         for key, figure in assessment.figures.items():
             if key.split(".", 1)[0] == row.id:
-                display(figure)
+                display(captioned(figure, f"The evidence behind {row.id}'s verdict ({key.split('.', 1)[-1]}): "
+                                          f"{row.claim}"))
                 shown.add(key)
     for key, figure in assessment.figures.items():
         if key not in shown:
             display(Markdown(f"### {key}"))
-            display(figure)
+            display(captioned(figure, f"{key}: shared evidence for several hypotheses"))
 
 
 # --- one notebook: execute, render ---------------------------------------------------------------------
@@ -121,7 +182,8 @@ class NotebookJob:
 
 @dataclass
 class NotebookResult:
-    """What became of a ``NotebookJob``: status "ok" or "failed", the error line, paths and seconds."""
+    """What became of a ``NotebookJob``: status "ok" or "failed", the error line and the cell it came from
+    (1-based index in the executed notebook, None when no cell ran), paths, seconds and glued values."""
 
     name: str
     title: str
@@ -130,13 +192,17 @@ class NotebookResult:
     ipynb: Optional[Path] = None
     html: Optional[Path] = None
     seconds: float = 0.0
-    records: dict[str, Any] = field(default_factory=dict)
+    glued: dict[str, Any] = field(default_factory=dict)
+    cell: Optional[int] = None
+    cell_code: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "status": self.status, "error": self.error,
+                "cell": self.cell, "cell_code": self.cell_code,
                 "ipynb": None if self.ipynb is None else self.ipynb.name,
                 "html": None if self.html is None else self.html.name,
-                "seconds": round(self.seconds, 2), "records": self.records}
+                "html_bytes": self.html.stat().st_size if self.html is not None and self.html.exists() else None,
+                "seconds": round(self.seconds, 2), "glued": self.glued}
 
 
 def declared_parameters(source: str | Path) -> set[str]:
@@ -150,16 +216,16 @@ def declared_parameters(source: str | Path) -> set[str]:
 
 
 def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL,
-                     timeout_s: Optional[float] = None) -> NotebookResult:
+                     timeout_s: Optional[float] = CELL_TIMEOUT_S, cwd: Optional[str | Path] = None) -> NotebookResult:
     """Execute ``job`` with papermill into ``out_dir/<name>.ipynb``; never raises for notebook errors.
 
     Only parameters the notebook declares are passed, so one pool of report parameters serves every
-    notebook. A cell that raises gives status "failed" with ``"<exception>: <message>"`` as the error;
-    the partly executed notebook is still written (it shows where it stopped).
+    notebook. The kernel runs in ``cwd`` (default ``out_dir``) with ``static_output()`` true. A cell that
+    raises, runs past ``timeout_s`` (None: no limit) or loses its kernel gives status "failed" with
+    ``"<exception>: <message>"`` and the cell; the partly executed notebook is still written (it shows
+    where it stopped). Papermill runs in a child process under a watchdog (every cell's limit plus a
+    minute), so even a hang outside a cell (kernel start or shutdown) cannot stall the caller.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{job.name}.ipynb"
@@ -167,75 +233,224 @@ def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL
     start = time.perf_counter()
     try:
         wanted = declared_parameters(job.source)
-        parameters = {k: v for k, v in job.parameters.items() if k in wanted}
-        papermill.execute_notebook(str(job.source), str(target), parameters=parameters, kernel_name=kernel,
-                                   cwd=str(out_dir), progress_bar=False, log_output=False,
-                                   execution_timeout=timeout_s)
+        n_cells = sum(c["cell_type"] == "code" for c in json.loads(Path(job.source).read_text())["cells"])
+    except Exception as err:  # noqa: BLE001 - a broken file fails this notebook only
+        return NotebookResult(job.name, title, "failed", f"{type(err).__name__}: {err}")
+    request = {"source": str(job.source), "target": str(target), "kernel": kernel, "timeout_s": timeout_s,
+               "cwd": str(cwd or out_dir), "parameters": {k: v for k, v in job.parameters.items() if k in wanted}}
+    wall_s = None if timeout_s is None else timeout_s * (n_cells + 1) + 60
+    status, error = _execute_in_child(request, wall_s)
+    seconds = time.perf_counter() - start
+    nb = json.loads(target.read_text(encoding="utf-8")) if target.exists() else None
+    cell, code = (None, "") if nb is None or status == "ok" else _stopped_cell(nb)
+    glued = read_glue(nb) if nb is not None else {}
+    return NotebookResult(job.name, title, status, error, target if nb is not None else None, None, seconds,
+                          glued, cell, code)
+
+
+def _execute_in_child(request: dict[str, Any], wall_s: Optional[float]) -> tuple[str, str]:
+    """Run ``_child_main`` on ``request`` in a fresh process; (status, error). Past ``wall_s`` the child
+    gets SIGTERM (it shuts its kernel down), then SIGKILL after 15 s."""
+    env = {**os.environ, STATIC_ENV: "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        answer = Path(tmp) / "answer.json"
+        child = subprocess.Popen([sys.executable, "-c", "from cbat.report import _child_main; _child_main()",
+                                  json.dumps(request, default=str), str(answer)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = child.communicate(timeout=wall_s)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.communicate()
+            return "failed", f"Timeout: the notebook ran past its {wall_s:.0f} s limit and was stopped"
+        if answer.exists():
+            reply = json.loads(answer.read_text())
+            return reply["status"], reply["error"]
+        last = (stderr or "").strip().splitlines()[-1:] or ["no message"]
+        return "failed", f"the notebook process died (exit code {child.returncode}): {last[0]}"
+
+
+def _child_main() -> None:
+    """Body of the child process: papermill on the request in argv[1], (status, error) to argv[2]."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    def stop(signum, frame):  # the watchdog's SIGTERM: unwind so nbclient shuts the kernel down
+        raise TimeoutError("stopped by the report's watchdog")
+
+    signal.signal(signal.SIGTERM, stop)
+    request, answer = json.loads(sys.argv[1]), Path(sys.argv[2])
+    try:
+        papermill.execute_notebook(request["source"], request["target"], parameters=request["parameters"],
+                                   kernel_name=request["kernel"], cwd=request["cwd"], progress_bar=False,
+                                   log_output=False, execution_timeout=request["timeout_s"])
         status, error = "ok", ""
     except PapermillExecutionError as err:
         status, error = "failed", f"{err.ename}: {err.evalue}"
-    except Exception as err:  # noqa: BLE001 - a missing kernel or a broken file fails this notebook only
+    except TimeoutError as err:  # nbclient's CellTimeoutError is one; so is the watchdog's SIGTERM
+        limit = request["timeout_s"]
+        status = "failed"
+        error = f"Timeout: a cell ran past the {limit:g} s cell limit" if limit else f"Timeout: {err}"
+    except Exception as err:  # noqa: BLE001 - a dead kernel, a missing kernel: this notebook fails
         status, error = "failed", f"{type(err).__name__}: {err}"
-    seconds = time.perf_counter() - start
-    records = read_records(target) if target.exists() else {}
-    return NotebookResult(job.name, title, status, error, target if target.exists() else None, None, seconds,
-                          records)
+    answer.write_text(json.dumps({"status": status, "error": error.strip().splitlines()[0] if error else ""}))
+
+
+def _stopped_cell(nb: dict) -> tuple[Optional[int], str]:
+    """Where execution stopped, as its 1-based index in the source notebook and its first line of code:
+    the cell that raised (papermill marks it), is still running (watchdog) or started and never got the
+    kernel's reply (timeout, dead kernel; nbclient records the reply's time when it comes)."""
+    added = ("papermill-error-cell-tag", "injected-parameters")  # cells papermill adds to the source
+    cells = [c for c in nb["cells"] if not set(added) & set(c.get("metadata", {}).get("tags", []))]
+    for index, cell in enumerate(cells, start=1):
+        mark, timing = cell.get("metadata", {}).get("papermill", {}), cell.get("metadata", {}).get("execution", {})
+        unanswered = mark.get("start_time") and "shell.execute_reply" not in timing
+        if mark.get("exception") or mark.get("status") in ("failed", "running") or unanswered:
+            source = "".join(cell.get("source", ""))
+            return index, next((line for line in source.splitlines() if line.strip()), "")
+    return None, ""
 
 
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js_requirejs -%}<script>{{ resources.plotly_js }}</script>{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_requirejs -%}<script src="{{ resources.plotly_src }}" charset="utf-8"></script>{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{% block extra_css %}<style>{{ resources.cbat_css }}</style>{% endblock extra_css %}
+{% block notebook_css %}<link rel="stylesheet" href="{{ resources.css_href }}">{% endblock notebook_css %}
+{%- block body_header -%}{{ super() }}{{ resources.cbat_header }}{%- endblock body_header -%}
 """
+# Report pages: tables wrap long text instead of cutting or scrolling it, captions sit under figures; the
+# rest is what the lab template's notebook_css block adds to its style sheets.
+_PAGE_CSS = """a.anchor-link{display:none}.jp-InputArea,.jp-InputArea-editor{overflow:hidden}.jp-Collapser{display:none}
+.jp-OutputArea-output pre{line-height:inherit;font-family:inherit}
+.jp-RenderedText pre{color:var(--jp-content-font-color1);font-size:var(--jp-code-font-size)}
+.jp-RenderedHTMLCommon td,.jp-RenderedHTMLCommon th{white-space:normal;max-width:40em;text-align:left}
+.cbat-caption{font-style:italic;color:#444;margin:.2em 0 1.2em}
+.cbat-banner{border:2px solid #cf222e;background:#ffebe9;padding:.8em 1em;margin:1em 0;font-family:system-ui,sans-serif}
+.cbat-source{font-family:system-ui,sans-serif;color:#555;margin:.5em 0 1em}"""
+_WIDGET_NOTE = ("<p><i>Interactive controls: open the notebook in JupyterLab to use them; "
+                "this page shows the figures they drive.</i></p>")
 
 
-def render_html(ipynb: str | Path, html_path: str | Path) -> Path:
-    """Render an executed notebook to a self-contained HTML page (lab template, plotly.js inline).
+def write_plotly_js(folder: str | Path) -> Path:
+    """The report's one local copy of plotly.js (``PLOTLY_JS``), written when missing or outdated."""
+    from plotly.offline import get_plotlyjs
 
-    ``record`` outputs are dropped; widget views (no saved state in a batch run) show their text form.
+    path = Path(folder) / PLOTLY_JS
+    text = get_plotlyjs()
+    if not path.exists() or path.stat().st_size != len(text.encode("utf-8")):
+        write_text(path, text)
+    return path
+
+
+def write_page_css(folder: str | Path) -> Path:
+    """The report's one copy of the lab template's style sheets (``PAGE_CSS``), written when missing."""
+    from nbconvert import HTMLExporter
+
+    path = Path(folder) / PAGE_CSS
+    if not path.exists():
+        sheets = []
+        for name in ("index.css", "theme-light.css"):
+            found = next((Path(d) / "static" / name for d in HTMLExporter(template_name="lab").template_paths
+                          if (Path(d) / "static" / name).is_file()), None)
+            if found is None:
+                raise FileNotFoundError(f"nbconvert's lab template has no static/{name}; reinstall nbconvert")
+            sheets.append(found.read_text(encoding="utf-8"))
+        write_text(path, "\n".join(sheets))
+    return path
+
+
+def render_html(ipynb: str | Path, html_path: str | Path, failure: Optional[NotebookResult] = None,
+                show_code: bool = False) -> Path:
+    """Render an executed notebook to an offline HTML page (lab template) that loads ``plotly.min.js``
+    and ``report.css`` from its own folder (written there once).
+
+    Input code is left out unless ``show_code`` (a line links the executed notebook instead); ``glue``
+    outputs and papermill's own error cell are dropped; a widget output becomes a one-line note, never
+    its text repr. With ``failure`` (a failed result) the page opens with a banner naming the error and
+    the cell.
     """
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
-    from plotly.offline import get_plotlyjs
 
+    ipynb, html_path = Path(ipynb), Path(html_path)
     nb = nbformat.read(str(ipynb), as_version=4)
+    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         if "outputs" in cell:
-            cell.outputs = [o for o in cell.outputs if RECORD_MIME not in o.get("data", {})]
-            for output in cell.outputs:
-                output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
-    exporter = HTMLExporter(template_name="lab", template_file="cbat_offline.html.j2",
+            cell.outputs = [_static_output(o) for o in cell.outputs if GLUE_MIME not in o.get("data", {})]
+    header = "" if show_code else (f'<p class="cbat-source">Code hidden; the executed notebook: '
+                                   f'<a href="{html.escape(ipynb.name)}">{html.escape(ipynb.name)}</a></p>')
+    if failure is not None and failure.status == "failed":
+        where = (f"in cell {failure.cell} (<code>{html.escape(failure.cell_code)}</code>)" if failure.cell
+                 else "before any cell ran")
+        header = (f'<div class="cbat-banner" role="alert"><b>This notebook failed {where}:</b> '
+                  f"<code>{html.escape(failure.error)}</code>. What follows stops there.</div>") + header
+    exporter = HTMLExporter(template_name="lab", template_file="cbat_offline.html.j2", exclude_input=not show_code,
+                            exclude_input_prompt=not show_code, exclude_output_prompt=not show_code,
                             extra_loaders=[jinja2.DictLoader({"cbat_offline.html.j2": _OFFLINE_TEMPLATE})])
-    body, _ = exporter.from_notebook_node(nb, resources={"plotly_js": get_plotlyjs()})
-    html_path = Path(html_path)
+    plotly_js, css = write_plotly_js(html_path.parent), write_page_css(html_path.parent)
+    body, _ = exporter.from_notebook_node(nb, resources={"plotly_src": plotly_js.name, "css_href": css.name,
+                                                         "cbat_css": _PAGE_CSS, "cbat_header": header})
     write_text(html_path, body)
     return html_path
+
+
+def _static_output(output):
+    """A widget view (no saved state in a batch run) as a note instead of its ``VBox(...)`` repr."""
+    data = output.get("data", {})
+    if WIDGET_MIME in data:
+        output["data"] = {"text/html": _WIDGET_NOTE}
+    return output
 
 
 # --- the index ----------------------------------------------------------------------------------------
 _INDEX_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-td.time{white-space:nowrap}.ok{color:#1a7f37;font-weight:bold}.failed{color:#cf222e;font-weight:bold}pre{white-space:pre-wrap;margin:0}"""
+td.time,td.size{white-space:nowrap}.ok{color:#1a7f37;font-weight:bold}.failed{color:#cf222e;font-weight:bold}pre{white-space:pre-wrap;margin:0}"""
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e5 else f"{n_bytes / 1e3:.0f} kB"
+
+
+def folder_bytes(folder: str | Path, exclude: Sequence[str] = ("sweep",)) -> int:
+    """Bytes of the report folder's files, without the sweep (run data, not the report)."""
+    folder = Path(folder)
+    return sum(p.stat().st_size for p in folder.rglob("*")
+               if p.is_file() and p.relative_to(folder).parts[0] not in exclude)
 
 
 def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_seconds: dict[str, float],
                 parameters: dict[str, Any], title: str = "CBAT Lab report") -> Path:
-    """Write ``index.html`` (every notebook with its status, time, links and error) and ``report.json``."""
+    """Write ``index.html`` (every notebook with its status, time, page size, links, error and cell) and
+    ``report.json``."""
     out_dir = Path(out_dir)
     rows = []
     for r in results:
         link = f'<a href="{html.escape(r.html.name)}">{html.escape(r.title)}</a>' if r.html else html.escape(r.title)
         source = f' (<a href="{html.escape(r.ipynb.name)}">ipynb</a>)' if r.ipynb else ""
+        size = _size(r.html.stat().st_size) if r.html is not None and r.html.exists() else ""
+        error = r.error + (f"\n(cell {r.cell}: {r.cell_code})" if r.cell else "")
         rows.append(f'<tr><td>{link}{source}</td><td class="{r.status}">{r.status}</td>'
-                    f'<td class="time">{r.seconds:.1f} s</td><td><pre>{html.escape(r.error)}</pre></td></tr>')
+                    f'<td class="time">{r.seconds:.1f} s</td><td class="size">{size}</td>'
+                    f"<td><pre>{html.escape(error)}</pre></td></tr>")
     stages = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in stage_seconds.items())
     n_failed = sum(r.status == "failed" for r in results)
+    shared = out_dir / PLOTLY_JS
+    shared_note = (f"; plotly.js loaded once from {PLOTLY_JS} ({_size(shared.stat().st_size)})"
+                   if shared.exists() else "")
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_INDEX_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{len(results)} notebooks, {n_failed} failed.</p>"
-            "<table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr>"
+            f"<p>{len(results)} notebooks, {n_failed} failed. Pages: {_size(folder_bytes(out_dir))} in all"
+            f"{shared_note}.</p>"
+            "<table><tr><th>notebook</th><th>status</th><th>time</th><th>page size</th><th>error</th></tr>"
             f'{"".join(rows)}</table><h2>Stages</h2><table>{stages}</table>'
             f"<h2>Parameters</h2><pre>{html.escape(json.dumps(parameters, indent=2, default=str))}</pre>"
             "</body></html>")
@@ -248,7 +463,7 @@ def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_se
 
 
 def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str = KERNEL,
-                  timeout_s: Optional[float] = None,
+                  timeout_s: Optional[float] = CELL_TIMEOUT_S,
                   on_result: Optional[Callable[[NotebookResult], None]] = None) -> list[NotebookResult]:
     """Execute each job in turn (a failure never stops the next one)."""
     results = []
@@ -259,13 +474,14 @@ def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str 
     return results
 
 
-def render_all(results: Sequence[NotebookResult], out_dir: str | Path) -> None:
-    """Render every executed notebook next to it; failed ones too (the page shows the error)."""
+def render_all(results: Sequence[NotebookResult], out_dir: str | Path, show_code: bool = False) -> None:
+    """Render every executed notebook next to it; failed ones too (under their banner)."""
     for result in results:
         if result.ipynb is None:
             continue
         try:
-            result.html = render_html(result.ipynb, Path(out_dir) / f"{result.name}.html")
+            result.html = render_html(result.ipynb, Path(out_dir) / f"{result.name}.html", failure=result,
+                                      show_code=show_code)
         except Exception as err:  # noqa: BLE001 - an unrenderable notebook must not stop the others
             result.status = "failed"
             result.error = result.error or f"rendering failed: {type(err).__name__}: {err}"
@@ -290,7 +506,9 @@ class ReportParams:
     sweep_dir : reuse this sweep directory (default ``<out>/sweep``; finished runs are never redone).
     workers : local sweep worker processes (None: 2, or 1 on a one-core machine).
     sweep : further ``cbat.sweep.SweepSpec`` fields, e.g. ``{"data": {...}, "settings": {"epochs": 2}}``.
-    notebook_timeout_s : limit per notebook cell execution (None: no limit).
+    notebook_timeout_s : limit per notebook cell execution in seconds (None: no limit; a notebook past it
+        is marked failed and the report goes on).
+    show_code : keep the input code in the HTML pages (default: hidden, each page links its notebook).
     notebooks : per-notebook parameter overrides, ``{notebook stem: {parameter: value}}``.
     """
 
@@ -302,7 +520,8 @@ class ReportParams:
     sweep_dir: Optional[str] = None
     workers: Optional[int] = None
     sweep: dict[str, Any] = field(default_factory=dict)
-    notebook_timeout_s: Optional[float] = None
+    notebook_timeout_s: Optional[float] = CELL_TIMEOUT_S
+    show_code: bool = False
     notebooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -469,7 +688,7 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
         log(f"[report]   {result.name}: {result.status} ({result.seconds:.1f} s){'  ' + result.error if result.error else ''}")
 
     results = timed("execute", lambda: run_notebooks(jobs, out, kernel, params.notebook_timeout_s, report_one))
-    timed("render", lambda: render_all(results, out))
+    timed("render", lambda: render_all(results, out, params.show_code))
     stage_seconds["total"] = sum(stage_seconds.values())
     index = write_index(out, results, stage_seconds, params.to_dict())
     log(f"[report] total: {stage_seconds['total']:.1f} s -> {index}")

@@ -112,14 +112,16 @@ def seqlet_logos(seqlets: pd.DataFrame, contributions: dict[str, np.ndarray], lo
     return fig
 
 
-def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attribution") -> None:
-    """One self-contained HTML page (plotly.js inline, works offline) of figures and tables, written atomically.
+def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attribution",
+               plotly_js: bool | str = True) -> None:
+    """One HTML page of figures and tables, written atomically; works offline.
 
-    ``sections`` holds ``(heading, figure or DataFrame)`` pairs in page order.
+    ``sections`` holds ``(heading, figure or DataFrame)`` pairs in page order. ``plotly_js`` True inlines
+    plotly.js; a relative path to a local ``.js`` file loads that instead (a report's shared copy).
     """
     from cbat.rundir import write_text
 
-    parts, with_js = [f"<h1>{title}</h1>"], True
+    parts, with_js = [f"<h1>{title}</h1>"], plotly_js
     for heading, item in sections:
         parts.append(f"<h2>{heading}</h2>")
         if isinstance(item, go.Figure):
@@ -133,14 +135,15 @@ def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attr
     write_text(path, page)
 
 
-def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6) -> dict[str, str]:
+def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6,
+                      plotly_js: bool | str = True) -> dict[str, str]:
     """Write a :class:`diagnostics.attribution.LoopReport` as files a user can open.
 
     Tables as Parquet and CSV (``loops``, ``trust``, ``seqlets``, ``motif_summary``, ``motif_pairs``,
     ``ism_check``, ``recovery_groups`` with a truth),
     ``recovery.json`` when the data carry a truth, ``attribution.npz`` (per-base scores and pair indices) and
-    ``report.html`` (tracks of the ``n_tracks`` most confident loops, logos of the top seqlets, the tables).
-    Every file is written atomically.
+    ``report.html`` (tracks of the ``n_tracks`` most confident loops, logos of the top seqlets, the tables;
+    ``plotly_js`` as in ``write_html``). Every file is written atomically.
 
     Returns
     -------
@@ -194,6 +197,6 @@ def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6) -> d
                  ("Motif pairs across the two sides", report.motif_pairs),
                  ("Seqlets and JASPAR matches", report.seqlets),
                  ("Check against in-silico mutagenesis", report.ism)]
-    write_html(out_dir / "report.html", sections)
+    write_html(out_dir / "report.html", sections, plotly_js=plotly_js)
     written["report"] = str(out_dir / "report.html")
     return written

@@ -8,6 +8,8 @@ import torch
 
 import cbat
 from cbat.explorers import AttentionExplorer, GateExplorer
+from cbat.layers.attention import temperature_override, tempered_cores
+from cbat.report import STATIC_ENV
 from test_report_support import tiny_sweep
 
 
@@ -112,8 +114,26 @@ def test_temperature_what_if_flattens_soft_attention_and_restores(v2_explorer):
     explorer.set_temperature(None)
     assert torch.equal(explorer.patterns[name], trained)
     cfg = explorer.model.cfg
-    assert all((c.sparsity, c.temperature) == (cfg.sparsity, cfg.temperature) for c in explorer.tempered_cores())
+    assert all((c.sparsity, c.temperature, c.override) == (cfg.sparsity, cfg.temperature, None)
+               for c in explorer.tempered_cores())  # the what-if never edits the model
     assert explorer.figure.layout.title.text.endswith("as trained")
+
+
+def test_temperature_override_is_scoped_and_restored_after_errors():
+    model = cbat.build_model(cbat.preset("cbat_v2"), seed=0)
+    cores = tempered_cores(model)
+    assert cores and all(c.override is None for c in cores)
+    with pytest.raises(RuntimeError, match="inside"):
+        with temperature_override(model, 3.0) as acted:
+            assert acted == cores and all(c.normaliser() == ("temp_softmax", 3.0) for c in cores)
+            with temperature_override(model, 0.5):
+                assert all(c.normaliser()[1] == 0.5 for c in cores)
+            assert all(c.normaliser()[1] == 3.0 for c in cores)  # the outer override comes back
+            raise RuntimeError("inside")
+    assert all(c.override is None and c.normaliser() == ("temp_softmax", c.temperature) for c in cores)
+    with pytest.raises(ValueError, match="positive"):
+        with temperature_override(model, -1.0):
+            pass
 
 
 def test_temperature_what_if_converts_plain_softmax_and_leaves_hard_topk():
@@ -128,6 +148,52 @@ def test_temperature_what_if_converts_plain_softmax_and_leaves_hard_topk():
     assert (flat < 1e-6).all()
     with pytest.raises(ValueError, match="positive"):
         v1.set_temperature(0)
+    assert not v1.temperature_applies and "no effect: hard top-k" in v1.set_temperature(2.0).layout.title.text
+
+
+def test_controls_say_what_they_cannot_do():
+    enhancer, promoter = random_pair(2)
+    v1 = AttentionExplorer(cbat.build_model(cbat.preset("cbat_v1"), seed=0), enhancer, promoter)
+    v1.widget()
+    slider = v1.controls["temperature"]
+    assert slider.disabled and slider.description == "what-if temperature"
+    assert slider.style.description_width == "initial"  # the label is not cut off
+    v2 = AttentionExplorer(cbat.build_model(cbat.preset("cbat_v2"), seed=0), enhancer, promoter)
+    v2.widget()
+    assert not v2.controls["temperature"].disabled
+    figure = v2.select(name=next(n for n in v2.names if ".cross_ep." in n))
+    assert any("no anchor tokens" in a.text for a in figure.layout.annotations)  # cross attention has none
+    joint = next((n for n in v2.names if ".joint" in n), None)
+    if joint is not None and v2.metas[joint].k_is_anchor.any():
+        assert not any("no anchor tokens" in a.text for a in v2.select(name=joint).layout.annotations)
+
+
+def slider_states(figure):
+    """Per slider step, the traces it shows."""
+    steps = figure.layout.sliders[0].steps
+    return [[figure.data[i] for i, shown in enumerate(step.args[0]["visible"]) if shown] for step in steps]
+
+
+def test_static_figures_hold_precomputed_states_for_the_report(sweep_dir, v2_explorer, monkeypatch):
+    gate = GateExplorer(sweep_dir)
+    static = gate.static_figure()
+    states = slider_states(static)
+    assert [s.label for s in static.layout.sliders[0].steps] == [str(s) for s in gate.steps(gate.run_id)]
+    first_bars = [t.y for t in states[0] if t.type == "bar"]
+    last_bars = [t.y for t in states[-1] if t.type == "bar"]
+    assert not all(np.allclose(a, b) for a, b in zip(first_bars, last_bars))  # histograms move with the step
+    assert gate.step == gate.steps(gate.run_id)[-1]  # the selection is restored
+    explorer = v2_explorer
+    explorer.select(name=next(n for n in explorer.names if ".cross_ep." in n))
+    static = explorer.static_figure([0.5, 4.0])
+    maps = [np.asarray(next(t for t in s if t.type == "heatmap").z) for s in slider_states(static)]
+    assert len(maps) == 3 and not np.allclose(maps[0], maps[2])
+    assert explorer.temperature is None
+    monkeypatch.setenv(STATIC_ENV, "1")
+    shown = explorer.show([2.0])
+    assert shown.layout.sliders and shown.layout.meta["caption"]
+    monkeypatch.delenv(STATIC_ENV)
+    assert type(explorer.show()).__name__ == "VBox"
 
 
 def test_attention_widget_temperature_slider_recomputes(v2_explorer):

@@ -1,5 +1,5 @@
 """Every notebook is thin, parameterised and runs top to bottom under papermill on tiny parameters; the values
-it records (``cbat.report.record``) are checked against what the library and the sweep say."""
+it glues (``cbat.report.glue``) are checked against what the library and the sweep say."""
 from __future__ import annotations
 
 import json
@@ -44,33 +44,33 @@ def test_notebook_ran_top_to_bottom(report, path):
 
 
 def test_quickstart_compares_the_two_models_on_the_test_split(report):
-    records = report[1]["quickstart"].records
-    assert records["n_pairs"] == 240
-    metrics = records["test_metrics"]
+    glued = report[1]["quickstart"].glued
+    assert glued["n_pairs"] == 240
+    metrics = glued["test_metrics"]
     assert set(metrics) == {"baseline", "cbat_v2"}
     for row in metrics.values():
         assert 0 <= row["aupr"] <= 1 and 0 <= row["auroc"] <= 1
-        assert row["n"] == records["split_sizes"]["test"]
+        assert row["n"] == glued["split_sizes"]["test"]
 
 
 def test_gate_explorer_finds_the_gated_runs_and_compares_v1_with_v2(report, tmp_path_factory):
     sweep = load_sweep(tmp_path_factory.getbasetemp() / "cbat_tiny_sweep")
-    records = report[1]["gate_explorer"].records
+    glued = report[1]["gate_explorer"].glued
     gated = [r for r in sweep.ok()["run_id"] if sweep.config(r)["gate"] != "none"]
-    assert sorted(records["gated_runs"]) == sorted(gated) and len(gated) == 2
-    assert [r.split("__")[0] for r in records["compared_runs"]] == ["cbat_v1", "cbat_v2"]
-    assert records["selection"]["step"] in set(sweep.trace(records["selection"]["run_id"])["step"])
-    assert set(records["late_saturation"]) == {"cbat_v1", "cbat_v2"}
-    assert all(0 <= v <= 1 for v in records["late_saturation"].values())
+    assert sorted(glued["gated_runs"]) == sorted(gated) and len(gated) == 2
+    assert [r.split("__")[0] for r in glued["compared_runs"]] == ["cbat_v1", "cbat_v2"]
+    assert glued["selection"]["step"] in set(sweep.trace(glued["selection"]["run_id"])["step"])
+    assert set(glued["late_saturation"]) == {"cbat_v1", "cbat_v2"}
+    assert all(0 <= v <= 1 for v in glued["late_saturation"].values())
 
 
 def test_attention_explorer_runs_per_variant_and_temperature_flattens_soft_attention(report):
     _, results = report
     entropy = {}
     for variant in ("baseline", "cbat_v1", "cbat_v2"):
-        records = results[f"attention_explorer__{variant}"].records
-        assert records["run_id"].startswith(variant + "__")
-        entropy[variant] = records["entropy_by_temperature"]  # {hook: {temperature: entropy}}
+        glued = results[f"attention_explorer__{variant}"].glued
+        assert glued["run_id"].startswith(variant + "__")
+        entropy[variant] = glued["entropy_by_temperature"]  # {hook: {temperature: entropy}}
         assert entropy[variant]
     for variant in ("baseline", "cbat_v2"):  # soft normalisers: hotter means flatter
         for hook, by_t in entropy[variant].items():
@@ -81,18 +81,18 @@ def test_attention_explorer_runs_per_variant_and_temperature_flattens_soft_atten
 
 
 def test_ablation_report_tables_intervals_and_a_verdict_per_hypothesis(report):
-    records = report[1]["ablation_report"].records
-    assert records["n_runs_ok"] == 3
-    rows = records["comparison"]
+    glued = report[1]["ablation_report"].glued
+    assert glued["n_runs_ok"] == 3
+    rows = glued["comparison"]
     assert {r["variant"] for r in rows} == {"cbat_v1", "cbat_v2"}
     for row in rows:
         assert row["ci_low"] <= row["mean_diff"] + 1e-12 and row["mean_diff"] <= row["ci_high"] + 1e-12
-    assert records["waterfall_steps"][0] == "baseline"
-    verdicts = {v["id"]: v["verdict"] for v in records["verdicts"]}
+    assert glued["waterfall_steps"][0] == "baseline"
+    verdicts = {v["id"]: v["verdict"] for v in glued["verdicts"]}
     assert set(verdicts) == set(CLAIMS)
     # One seed per variant is below the minimum for any decision.
     assert set(verdicts.values()) == {"inconclusive"}
     # every run sits beside the no-sequence baselines, with a flag
-    flags = records["baseline_flags"]
+    flags = glued["baseline_flags"]
     assert sorted(f["variant"] for f in flags) == ["baseline", "cbat_v1", "cbat_v2"]
     assert all(f["better_baseline"] in ("distance", "propensity") for f in flags)

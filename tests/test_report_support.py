@@ -67,5 +67,5 @@ def shared_report(tmp_path_factory) -> tuple[Path, dict[str, NotebookResult]]:
         results[entry["name"]] = NotebookResult(
             name=entry["name"], title=entry["title"], status=entry["status"], error=entry["error"],
             ipynb=out / entry["ipynb"] if entry["ipynb"] else None, html=out / entry["html"] if entry["html"] else None,
-            seconds=entry["seconds"], records=entry["records"])
+            seconds=entry["seconds"], glued=entry["glued"], cell=entry["cell"], cell_code=entry["cell_code"])
     return out, results

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,10 @@ from cbat.layers.normalizers import _MASKED, normalise
 from cbat.layers.position import PositionModulation, RotaryEmbedding, allowed_mask
 
 _SDPA_NORMALISERS = ("softmax", "temp_softmax")
+# Normalisers whose output depends on a temperature, and what each runs as under ``temperature_override``:
+# a plain softmax runs as temp_softmax (identical at T = 1); hard_topk has no temperature.
+TEMPERED = {"softmax": "temp_softmax", "temp_softmax": "temp_softmax", "sparsemax": "sparsemax",
+            "entmax15": "entmax15"}
 
 
 class AttentionCore(nn.Module):
@@ -40,6 +46,11 @@ class AttentionCore(nn.Module):
         self.pattern = HookPoint("pattern")
         self.force_explicit = False  # benchmarks and equivalence tests switch the fast path off
         self._layouts: list[tuple[tuple, dict]] = []  # mask and meta per position layout, reused
+        self.override: Optional[tuple[str, float]] = None  # (sparsity, temperature), set by temperature_override
+
+    def normaliser(self) -> tuple[str, float]:
+        """The (sparsity, temperature) this forward uses: the override when one is active, else as built."""
+        return self.override or (self.sparsity, self.temperature)
 
     def _split(self, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
         batch, length, _ = x.shape
@@ -54,10 +65,11 @@ class AttentionCore(nn.Module):
             q, k = self.rope(q, k, q_pos, k_pos, q_anchor, k_anchor)
         layout = self._layout(q_pos, k_pos, q_anchor, k_anchor)
         allowed = layout["allowed"]
-        if self.sparsity in _SDPA_NORMALISERS and not self.force_explicit:
+        sparsity, temperature = self.normaliser()
+        if sparsity in _SDPA_NORMALISERS and not self.force_explicit:
             scale = 1.0 / math.sqrt(self.head_dim)
-            if self.sparsity == "temp_softmax":
-                scale /= self.temperature
+            if sparsity == "temp_softmax":
+                scale /= temperature
             q, k = self._fold_bias(q, k, q_pos, k_pos, q_anchor, k_anchor)
             if not self.pattern.active and entropy is None and layout["every_row_has_key"]:
                 # The CPU flash kernel wants one head size: pad the values to the widened queries and keys.
@@ -90,7 +102,7 @@ class AttentionCore(nn.Module):
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
             if bias is not None:
                 scores = scores + bias.to(scores.dtype)
-            weights = normalise(scores, self.sparsity, allowed, self.temperature, self.topk)
+            weights = normalise(scores, sparsity, allowed, temperature, self.topk)
             if entropy is not None:
                 entropy.append(_normalised_entropy(weights, allowed))
             if self.pattern.active:
@@ -243,3 +255,29 @@ class AnchorExchange(nn.Module):
                                          _no_anchor(length, dev))
         gathered = self.state(gathered)
         return self.broadcast(x, gathered, token_pos, anchor_pos, _no_anchor(length, dev), all_anchor)
+
+
+def tempered_cores(model: nn.Module) -> list[AttentionCore]:
+    """The adaptive cross-attention cores of ``model`` whose normaliser has a temperature."""
+    return [m.attn for m in model.modules() if isinstance(m, RoPE_AdaptAttention) and m.attn.sparsity in TEMPERED]
+
+
+@contextmanager
+def temperature_override(model: nn.Module, temperature: Optional[float]) -> Iterator[list[AttentionCore]]:
+    """Run the tempered cores of ``model`` at ``temperature`` inside the block (None: as trained).
+
+    Nothing the model was built with changes: each core gets an ``override`` that its forward reads, and
+    the previous override comes back on exit, also after an error. Yields the cores acted on (empty for
+    hard top-k models, whose selection has no temperature).
+    """
+    if temperature is not None and not temperature > 0:
+        raise ValueError(f"temperature {temperature!r}; expected a positive number")
+    cores = [] if temperature is None else tempered_cores(model)
+    previous = [core.override for core in cores]
+    try:
+        for core in cores:
+            core.override = (TEMPERED[core.sparsity], float(temperature))
+        yield cores
+    finally:
+        for core, before in zip(cores, previous):
+            core.override = before

@@ -1,0 +1,110 @@
+"""The report runner always finishes: a cell that never returns or a kernel that dies fails that notebook
+(with its reason and cell) within the limit, the others still run and render, the index lists them all;
+notebook paths resolve from notebooks/ and from the repository root."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cbat import report
+from cbat.report import (NOTEBOOK_DIR, PLOTLY_JS, PROJECT_ROOT, NotebookJob, execute_notebook, render_all,
+                         run_notebooks, write_index)
+from test_report_support import tiny_params, tiny_sweep
+
+CELL_LIMIT_S = 10.0
+
+
+def notebook(path: Path, *cells: str) -> Path:
+    book = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell("x = 1")
+    parameters.metadata["tags"] = ["parameters"]
+    book.cells = [parameters, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(book, str(path))
+    return path
+
+
+def test_a_never_returning_cell_and_a_dead_kernel_fail_their_notebook_only(tmp_path):
+    sources = tmp_path / "nb"
+    sources.mkdir()
+    jobs = [NotebookJob("first_ok", notebook(sources / "a.ipynb", "y = x + 1")),
+            NotebookJob("never_returns", notebook(sources / "b.ipynb", "y = 2", "while True:\n    pass")),
+            NotebookJob("kernel_dies", notebook(sources / "c.ipynb", "import os\nos._exit(3)")),
+            NotebookJob("last_ok", notebook(sources / "d.ipynb", "print(x)"))]
+    out = tmp_path / "out"
+    results = {r.name: r for r in run_notebooks(jobs, out, timeout_s=CELL_LIMIT_S)}
+    hung, dead = results["never_returns"], results["kernel_dies"]
+    assert hung.status == "failed" and hung.error.startswith("Timeout: a cell ran past the 10 s cell limit")
+    assert (hung.cell, hung.cell_code) == (3, "while True:")
+    # Marked failed within its limit: the cell limit plus kernel start/stop, never the watchdog's minutes.
+    assert hung.seconds < CELL_LIMIT_S + 60
+    assert dead.status == "failed" and "DeadKernelError" in dead.error and dead.cell == 2
+    assert results["first_ok"].status == results["last_ok"].status == "ok"
+    render_all(list(results.values()), out)
+    index = write_index(out, list(results.values()), {"execute": 0.0}, {}).read_text()
+    for name in results:
+        assert f'href="{name}.html"' in index
+    assert 'class="failed">failed<' in index and "(cell 3: while True:)" in index
+    banner = hung.html.read_text()
+    assert 'class="cbat-banner"' in banner and "failed in cell 3" in banner and "10 s cell limit" in banner
+    assert 'class="cbat-banner"' not in results["last_ok"].html.read_text()
+    assert json.loads((out / "report.json").read_text())["notebooks"][1]["cell"] == 3
+
+
+def test_the_watchdog_stops_a_notebook_that_hangs_outside_any_cell_limit(tmp_path):
+    """With no cell limit only the watchdog can end a hang; the child is stopped and the caller goes on."""
+    source = notebook(tmp_path / "hang.ipynb", "import time\ntime.sleep(10**6)")
+    request = {"source": str(source), "target": str(tmp_path / "hang_out.ipynb"), "kernel": "python3",
+               "timeout_s": None, "cwd": str(tmp_path), "parameters": {}}
+    status, error = report._execute_in_child(request, wall_s=20)
+    assert status == "failed" and "ran past its 20 s limit" in error
+
+
+def test_cell_limit_is_finite_by_default():
+    assert report.ReportParams().notebook_timeout_s == report.CELL_TIMEOUT_S > 0
+    assert execute_notebook.__defaults__[1] == report.CELL_TIMEOUT_S
+
+
+def test_project_path_resolves_from_notebooks_and_from_the_root(monkeypatch, tmp_path):
+    for cwd in (NOTEBOOK_DIR, PROJECT_ROOT):
+        monkeypatch.chdir(cwd)
+        assert report.project_path("notebooks/quickstart.ipynb").resolve() == NOTEBOOK_DIR / "quickstart.ipynb"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    assert report.project_path("here") == Path("here")  # what exists from the working directory wins
+    assert report.project_path(tmp_path) == tmp_path
+
+
+def test_find_sweep_trains_the_quick_sweep_with_a_message_when_the_path_is_missing(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(report, "ensure_sweep", lambda sweep_dir, out, **params: calls.append((out, params)) or out)
+    report.find_sweep("reports/no_such_sweep", "reports/notebooks", task="grammar")
+    assert calls == [(PROJECT_ROOT / "reports/notebooks", {"quick": True, "task": "grammar"})]
+    said = capsys.readouterr().out
+    assert "reports/no_such_sweep: no sweep there" in said and "training what is missing" in said
+
+
+# Tiny sizes per notebook; sweep paths are given relative to the repository root, as the defaults are.
+TINY = {"quickstart": {"n_pairs": 240, "enhancer_len": 300, "promoter_len": 200, "epochs": 1, "device": "cpu"},
+        "attention_explorer": {"n_samples": 2, "temperatures": [0.5, 2.0]},
+        "ablation_report": {"n_boot": 50},
+        "loop_attribution": {"n_loops": 1, "n_shuffles": 2, "n_steps": 8}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cwd", ["notebooks", "root"])
+@pytest.mark.parametrize("source", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_source_notebook_runs_from_notebooks_and_from_the_root(tmp_path_factory, tmp_path, source, cwd):
+    sweep = tiny_sweep(tmp_path_factory)
+    parameters = {"sweep_dir": os.path.relpath(sweep, PROJECT_ROOT), "device": "cpu",
+                  "output_dir": str(tmp_path), **TINY.get(source.stem, {})}
+    if source.stem == "ablation_report":
+        parameters["seeds"] = tiny_params().seeds
+    job = NotebookJob(source.stem, source, parameters)
+    result = execute_notebook(job, tmp_path, cwd=NOTEBOOK_DIR if cwd == "notebooks" else PROJECT_ROOT)
+    assert result.status == "ok", f"{result.error} (cell {result.cell}: {result.cell_code})"
+    assert not (NOTEBOOK_DIR / "sweep").exists() and not (NOTEBOOK_DIR / PLOTLY_JS).exists()
