@@ -427,6 +427,32 @@ def folder_bytes(folder: str | Path, exclude: Sequence[str] = ("sweep",)) -> int
                if p.is_file() and p.relative_to(folder).parts[0] not in exclude)
 
 
+def _at_a_glance(results: Sequence[NotebookResult]) -> str:
+    """The first thing a reader sees: what was trained, which variants learnt, how many planted causes the
+    verdicts recovered and the verdict counts (values the ablation report glued; empty if it did not run)."""
+    glued = next((r.glued for r in results if "learnt_status" in r.glued), None)
+    if glued is None:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(str(row['variant']))}</td><td>{html.escape(str(row['status']))}</td>"
+                   f"<td>{row['median_auroc']:.3f}</td></tr>" for row in glued["learnt_status"])
+    parts = ["<h2>At a glance</h2>"]
+    if "settings" in glued:
+        parts.append(f"<p>Trained: <code>{html.escape(json.dumps(glued['settings'], default=str))}</code></p>")
+    parts.append("<table><tr><th>variant</th><th>did it learn?</th><th>median test AUROC</th></tr>"
+                 f"{rows}</table>")
+    if "planted_recovered" in glued:
+        found, checked = glued["planted_recovered"]
+        parts.append(f"<p><b>{found} of {checked} planted causes recovered</b> by the verdicts (expected vs found "
+                     "in the ablation report)</p>" if checked else
+                     "<p>No planted truth in these data: expected vs found is skipped.</p>")
+    if "verdicts" in glued:
+        counts: dict[str, int] = {}
+        for row in glued["verdicts"]:
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+        parts.append("<p>Verdicts: " + ", ".join(f"{n} {html.escape(v)}" for v, n in counts.items()) + "</p>")
+    return "".join(parts)
+
+
 def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_seconds: dict[str, float],
                 parameters: dict[str, Any], title: str = "CBAT Lab report") -> Path:
     """Write ``index.html`` (every notebook with its status, time, page size, links, error and cell) and
@@ -448,6 +474,7 @@ def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_se
                    if shared.exists() else "")
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_INDEX_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"{_at_a_glance(results)}"
             f"<p>{len(results)} notebooks, {n_failed} failed. Pages: {_size(folder_bytes(out_dir))} in all"
             f"{shared_note}.</p>"
             "<table><tr><th>notebook</th><th>status</th><th>time</th><th>page size</th><th>error</th></tr>"
@@ -512,7 +539,7 @@ class ReportParams:
     notebooks : per-notebook parameter overrides, ``{notebook stem: {parameter: value}}``.
     """
 
-    task: str = "grammar"
+    task: str = "mixture"
     variants: Optional[list[str]] = None
     seeds: Optional[list[int]] = None
     device: str = "auto"
@@ -599,14 +626,13 @@ def ensure_sweep(sweep_dir: Optional[str | Path], output_dir: str | Path, **para
 
 # Notebook sizes for ``--quick`` (CPU minutes, not hours); the notebooks' own defaults suit interactive use.
 QUICK_NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
-    "quickstart": {"n_pairs": 400, "epochs": 2},
     "attention_explorer": {"n_samples": 4},
     "ablation_report": {"n_boot": 300},
     "loop_attribution": {"n_loops": 4},
 }
 # Known notebooks in report order; any other notebook in the folder runs once after them.
 NOTEBOOK_ORDER = ("quickstart", "ablation_report", "gate_explorer", "attention_explorer", "loop_attribution")
-TITLES = {"quickstart": "Quickstart: baseline vs cbat_v2", "ablation_report": "Ablation report and verdicts",
+TITLES = {"quickstart": "Quickstart: train two presets and compare them", "ablation_report": "Ablation report and verdicts",
           "gate_explorer": "Gate explorer", "attention_explorer": "Attention explorer",
           "loop_attribution": "Loop attribution"}
 

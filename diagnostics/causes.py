@@ -1,6 +1,6 @@
 """Which variants learnt, and which kind of positive each one misses: the report's first page.
 
-``learnt_status`` reads the "did it learn" guard of every run (``cbat.metrics.learnt``) per variant;
+``run_settings`` says what was trained; ``learnt_status`` reads the "did it learn" guard of every run (``cbat.metrics.learnt``) per variant;
 ``cause_table`` lays out test AUROC per variant and planted cause (a cause's positives against its matched
 negatives, ``cbat.metrics.evaluate``), with the spread over seeds; ``cause_figure`` draws it.
 """
@@ -17,6 +17,15 @@ from diagnostics.io import Sweep, load_sweep
 STATUS_COLUMNS = ["variant", "runs", "learnt", "status", "median_auroc", "min_auroc", "max_auroc", "reasons"]
 CAUSE_COLUMNS = ["variant", "cause", "median_auroc", "min_auroc", "max_auroc", "median_aupr", "n_runs",
                  "n_learnt", "n_pos"]
+
+
+def run_settings(sweep: str | Sweep) -> dict:
+    """What this sweep trained: its data spec, split, seeds, variants and training settings (from ``sweep.json``),
+    so a reader knows the sizes every figure of the report was measured with."""
+    spec = load_sweep(sweep).spec.get("spec", {})
+    names = [v if isinstance(v, str) else v["name"] for v in spec.get("variants", [])]
+    return {"data": spec.get("data"), "splits": spec.get("splits"), "seeds": spec.get("seeds"), "variants": names,
+            "design": spec.get("design"), "settings": spec.get("settings")}
 
 
 def learnt_status(sweep: str | Sweep) -> pd.DataFrame:

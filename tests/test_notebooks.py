@@ -47,10 +47,22 @@ def test_quickstart_compares_the_two_models_on_the_test_split(report):
     glued = report[1]["quickstart"].glued
     assert glued["n_pairs"] == 240
     metrics = glued["test_metrics"]
-    assert set(metrics) == {"baseline", "cbat_v2"}
+    assert set(metrics) == {"baseline", "no_cross"}
     for row in metrics.values():
-        assert 0 <= row["aupr"] <= 1 and 0 <= row["auroc"] <= 1
+        assert 0 <= row["aupr"] <= 1 and 0 <= row["auroc"] <= 1 and isinstance(row["learnt"], bool)
         assert row["n"] == glued["split_sizes"]["test"]
+
+
+def test_ablation_report_leads_with_learnt_status_causes_and_expected_vs_found(report, tmp_path_factory):
+    sweep = load_sweep(tmp_path_factory.getbasetemp() / "cbat_tiny_sweep")
+    glued = report[1]["ablation_report"].glued
+    assert glued["settings"]["data"]["task"] == "mixture"
+    assert {row["variant"] for row in glued["learnt_status"]} == set(sweep.runs["variant"])
+    assert {row["cause"] for row in glued["cause_table"]} == {"long_range", "diffuse", "sparse_strong"}
+    found, checked = glued["planted_recovered"]
+    assert checked >= 1 and 0 <= found <= checked
+    index = (tmp_path_factory.getbasetemp() / "cbat_report" / "index.html").read_text()
+    assert "At a glance" in index and f"{found} of {checked} planted causes recovered" in index
 
 
 def test_gate_explorer_finds_the_gated_runs_and_compares_v1_with_v2(report, tmp_path_factory):
@@ -85,13 +97,13 @@ def test_ablation_report_tables_intervals_and_a_verdict_per_hypothesis(report):
     assert glued["n_runs_ok"] == 3
     rows = glued["comparison"]
     assert {r["variant"] for r in rows} == {"cbat_v1", "cbat_v2"}
-    for row in rows:
-        assert row["ci_low"] <= row["mean_diff"] + 1e-12 and row["mean_diff"] <= row["ci_high"] + 1e-12
+    for row in rows:  # one seed gives no interval; one epoch at toy size learns nothing, and the table says so
+        assert row["n_seeds"] == 1 and row["verdict"] in ("not learnt", "no clear difference")
     assert glued["waterfall_steps"][0] == "baseline"
     verdicts = {v["id"]: v["verdict"] for v in glued["verdicts"]}
     assert set(verdicts) == set(CLAIMS)
-    # One seed per variant is below the minimum for any decision.
-    assert set(verdicts.values()) == {"inconclusive"}
+    # One seed per variant (of models that did not learn) is below the minimum for any claim.
+    assert set(verdicts.values()) <= {"inconclusive", "not learnt"}
     # every run sits beside the no-sequence baselines, with a flag
     flags = glued["baseline_flags"]
     assert sorted(f["variant"] for f in flags) == ["baseline", "cbat_v1", "cbat_v2"]

@@ -11,6 +11,7 @@ import pytest
 from cbat.cli import main
 from cbat.report import (GLUE_MIME, PAGE_CSS, PLOTLY_JS, ReportParams, folder_bytes, read_glue, render_html,
                          run_sweep, sweep_spec)
+from cbat.sweep import QUICK_VARIANTS
 from test_report_support import BROKEN_ERROR, shared_report, tiny_params, tiny_sweep
 
 
@@ -148,7 +149,7 @@ def test_params_from_yaml_with_cli_overrides(tmp_path):
     assert (params.task, params.seeds, params.quick) == ("long_range", [5], True)
     spec = sweep_spec(params)
     assert spec.data["task"] == "long_range" and spec.seeds == [5] and spec.settings["epochs"] == 2
-    assert spec.variants == ["presets"]  # the quick sweep's four presets
+    assert spec.variants == QUICK_VARIANTS  # the quick sweep's presets and single-factor twins
 
 
 @pytest.mark.parametrize("args, message", [

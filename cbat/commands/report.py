@@ -24,9 +24,9 @@ def _seeds(text: str) -> list[int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="reports/default", help="report folder (default: reports/default)")
     parser.add_argument("--quick", action="store_true",
-                        help="the small CPU default: quick sweep (4 presets x 3 seeds, grammar) and small notebooks")
+                        help="the small CPU default: the quick sweep (cbat.sweep.QUICK_*: mixture, presets and single-factor twins x 4 seeds) and small notebooks")
     parser.add_argument("--params", type=Path, help="YAML file of report parameters (flags given here win)")
-    parser.add_argument("--task", help="synthetic task: grammar, long_range, diffuse, sparse_strong")
+    parser.add_argument("--task", help="synthetic task: mixture (default), grammar, long_range, diffuse, sparse_strong")
     parser.add_argument("--variants", type=_names, help="comma-separated variants (presets, ablations, sets)")
     parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:<i> (default auto)")

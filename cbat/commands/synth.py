@@ -11,7 +11,7 @@ HELP = "Generate the synthetic EPI benchmark (real JASPAR motifs, ground truth) 
 def add_arguments(parser) -> None:
     from cbat.data import TASKS
 
-    parser.add_argument("--task", default="grammar", choices=TASKS, help="rule set (default: grammar)")
+    parser.add_argument("--task", default="mixture", choices=TASKS, help="rule set (default: mixture)")
     parser.add_argument("--n-pairs", type=int, default=2000, help="number of pairs (default: 2000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--enhancer-len", type=int, default=600, help="bp (paper scale: 3000)")

@@ -19,10 +19,10 @@ SETTING_FLAGS = (("epochs", int), ("batch_size", int), ("lr", float), ("patience
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by ``cbat train`` and ``cbat sweep``."""
-    parser.add_argument("--data", nargs="+", default=["grammar"],
-                        help="a synthetic task (grammar, long_range, diffuse, sparse_strong), data files or a folder "
-                             "for cbat.data.load (several load as one data set), or a JSON object data spec "
-                             "(default: grammar)")
+    parser.add_argument("--data", nargs="+", default=["mixture"],
+                        help="a synthetic task (mixture, grammar, long_range, diffuse, sparse_strong), data files or "
+                             "a folder for cbat.data.load (several load as one data set), or a JSON object data spec "
+                             "(default: mixture)")
     parser.add_argument("--genome", type=Path, help="genome FASTA for coordinate files (your hg19/hg38)")
     parser.add_argument("--n-pairs", type=int, default=2000, help="pairs of a synthetic task (default 2000)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default 0)")
