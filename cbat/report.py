@@ -632,7 +632,8 @@ QUICK_NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 # Known notebooks in report order; any other notebook in the folder runs once after them.
 NOTEBOOK_ORDER = ("quickstart", "ablation_report", "gate_explorer", "attention_explorer", "loop_attribution")
-TITLES = {"quickstart": "Quickstart: train two presets and compare them", "ablation_report": "Ablation report and verdicts",
+TITLES = {"quickstart": "Quickstart: train two presets and compare them",
+          "ablation_report": "Ablation report and verdicts",
           "gate_explorer": "Gate explorer", "attention_explorer": "Attention explorer",
           "loop_attribution": "Loop attribution"}
 
@@ -711,7 +712,8 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
     jobs = plan_notebooks(params, sweep_dir, out, notebook_dir)
 
     def report_one(result: NotebookResult) -> None:
-        log(f"[report]   {result.name}: {result.status} ({result.seconds:.1f} s){'  ' + result.error if result.error else ''}")
+        error = "  " + result.error if result.error else ""
+        log(f"[report]   {result.name}: {result.status} ({result.seconds:.1f} s){error}")
 
     results = timed("execute", lambda: run_notebooks(jobs, out, kernel, params.notebook_timeout_s, report_one))
     timed("render", lambda: render_all(results, out, params.show_code))

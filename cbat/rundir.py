@@ -207,7 +207,8 @@ def check_record(record: dict, path: str | Path) -> dict:
     if version != SCHEMA_VERSION:
         age = "an older" if isinstance(version, int) and version < SCHEMA_VERSION else "a newer"
         raise SchemaVersionError(f"{path}: record schema version {version} is from {age} CBAT Lab; this one reads "
-                          f"version {SCHEMA_VERSION} (read it with that version, or run the sweep again into a new folder)")
+                                 f"version {SCHEMA_VERSION} (read it with that version, or run the sweep again into "
+                                 "a new folder)")
     missing = [name for name in RECORD_FIELDS if name not in record]
     if missing:
         raise RunDirError(f"{path}: record lacks field(s) {missing}; expected {list(RECORD_FIELDS)}")

@@ -534,8 +534,8 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
                          metrics=metrics, predictions=predictions, trace=trace, timings=timings,
                          best_epoch=progress.best_epoch, steps=progress.step, learnt=learnt_check)
     if run.out_dir is not None:
-        save_checkpoint(rundir.run_file(run.out_dir, "checkpoint"), run.model, cfg, seed=seed, best_epoch=progress.best_epoch,
-                        settings=settings.to_dict())
+        save_checkpoint(rundir.run_file(run.out_dir, "checkpoint"), run.model, cfg, seed=seed,
+                        best_epoch=progress.best_epoch, settings=settings.to_dict())
         rundir.write_parquet(rundir.run_file(run.out_dir, "trace"), trace)
         rundir.write_parquet(rundir.run_file(run.out_dir, "predictions"), predictions)
         run.state_path.unlink(missing_ok=True)

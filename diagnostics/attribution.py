@@ -503,7 +503,8 @@ class LoopReport:
 
     def scores(self) -> dict[str, np.ndarray]:
         """Per-base attribution ``{side: [n, L]}``."""
-        return {"enhancer": per_position(self.attribution.enhancer), "promoter": per_position(self.attribution.promoter)}
+        return {"enhancer": per_position(self.attribution.enhancer),
+                "promoter": per_position(self.attribution.promoter)}
 
     def contributions(self) -> dict[str, np.ndarray]:
         """Attribution on the observed bases ``{side: [n, 4, L]}`` (for logos)."""

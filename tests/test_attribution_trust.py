@@ -148,7 +148,8 @@ def test_a_family_match_counts_as_recovered_and_says_so():
     scores = {"enhancer": np.zeros((3, 50)), "promoter": np.zeros((3, 50))}
     scores["promoter"][:, 20:end] = 1.0
     figures = R.recovery_scores(scores, truth, [0, 1, 2], seqlets)
-    assert figures["motif_id_fraction"] == pytest.approx(2 / 3) and figures["motif_exact_fraction"] == pytest.approx(1 / 3)
+    assert figures["motif_id_fraction"] == pytest.approx(2 / 3)
+    assert figures["motif_exact_fraction"] == pytest.approx(1 / 3)
     groups = R.recovery_by_group(scores, truth, [0, 1, 2], ["tf_pair", "tf_pair", "long_range"], seqlets)
     groups = groups.set_index("group")
     assert groups.loc["tf_pair", "recovered"] and groups.loc["tf_pair", "why"] == ""

@@ -24,7 +24,8 @@ def _seeds(text: str) -> list[int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="reports/default", help="report folder (default: reports/default)")
     parser.add_argument("--quick", action="store_true",
-                        help="the small CPU default: the quick sweep (cbat.sweep.QUICK_*: mixture, presets and single-factor twins x 4 seeds) and small notebooks")
+                        help="the small CPU default: the quick sweep (cbat.sweep.QUICK_*: mixture, presets and "
+                             "single-factor twins x 4 seeds) and small notebooks")
     parser.add_argument("--params", type=Path, help="YAML file of report parameters (flags given here win)")
     parser.add_argument("--task", help="synthetic task: mixture (default), grammar, long_range, diffuse, sparse_strong")
     parser.add_argument("--variants", type=_names, help="comma-separated variants (presets, ablations, sets)")
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     results = build_report(args.out, params)
     failed = [r.name for r in results if r.status != "ok"]
     if failed:
-        print(f"cbat report: {len(failed)} notebook(s) failed: {', '.join(failed)} (see {Path(args.out) / 'index.html'})")
+        print(f"cbat report: {len(failed)} notebook(s) failed: {', '.join(failed)} "
+              f"(see {Path(args.out) / 'index.html'})")
         return 1
     print(f"cbat report: {len(results)} notebooks ok -> {Path(args.out) / 'index.html'}")
     return 0

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="chrom (default), random, cell_line:<name> (held-out cell line)")
     parser.add_argument("--spec", type=Path, help="a YAML/JSON sweep spec (replaces variant/data/seed flags)")
     parser.add_argument("--quick", action="store_true",
-                        help="the report's quick sweep (cbat.sweep.QUICK_*: mixture, presets and single-factor twins x 4 seeds)")
+                        help="the report's quick sweep (cbat.sweep.QUICK_*: mixture, presets and single-factor "
+                             "twins x 4 seeds)")
     parser.add_argument("--design", choices=DESIGN_KINDS,
                         help="add a designed ablation over the factors of cbat.ablations.FACTORS (low = baseline, "
                              "high = cbat_v2); without --variants the sweep also runs baseline and cbat_v2")
