@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
+from cbat.config import PRESETS
 from cbat.rundir import write_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -665,7 +666,10 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
                       **params.notebooks.get(source.stem, {})}
         title = TITLES.get(source.stem, source.stem.replace("_", " ").capitalize())
         if source.stem == "attention_explorer":
-            for run in _first_run_per_variant(sweep):
+            explored = _first_run_per_variant(sweep)
+            if params.quick:  # one page per preset; the twins' maps are one run_id away in JupyterLab
+                explored = [run for run in explored if run["variant"] in PRESETS] or explored
+            for run in explored:
                 jobs.append(NotebookJob(f"{source.stem}__{run['variant']}", source,
                                         {**parameters, "run_id": run["run_id"]}, f"{title}: {run['variant']}"))
         else:

@@ -1,11 +1,13 @@
 """Variant sets: every mechanism switch is ablated both ways, each variant differs from its parent in
 exactly the fields of its factors, and switches that only work together are grouped."""
 import dataclasses
+from collections import Counter
 
 import pytest
 
 import cbat
 from cbat.ablations import FACTORS, add_one_in, leave_one_out, presets, resolve_variants
+from cbat.sweep import QUICK_SEEDS, SweepSpec, quick_sweep_spec
 
 
 def _changed_fields(a, b):
@@ -37,3 +39,14 @@ def test_resolve_variants_expands_sets_and_rejects_unknown_names():
     assert [v.name for v in presets(include_no_cross=True)][-1] == "no_cross"
     with pytest.raises(ValueError, match="unknown variant 'cbat_v9'"):
         resolve_variants(["cbat_v9"])
+
+
+def test_a_variant_may_carry_its_own_seeds_and_the_quick_spec_uses_that():
+    spec = SweepSpec(variants=["baseline", {"name": "few", "config": "baseline", "seeds": [7]}], seeds=[0, 1])
+    assert [(r["variant"], r["seed"]) for r in spec.runs()] == [("baseline", 0), ("baseline", 1), ("few", 7)]
+    with pytest.raises(ValueError, match="'seeds' must be a non-empty list of integers"):
+        SweepSpec(variants=[{"name": "bad", "seeds": []}]).runs()
+    quick = quick_sweep_spec()
+    per_variant = Counter(run["variant"] for run in quick.runs())
+    assert per_variant["cbat_v2"] == 3 and per_variant["baseline"] == len(QUICK_SEEDS) == 4
+    assert quick.data["task"] == "mixture" and quick.settings["warmup_epochs"] < quick.settings["epochs"]
