@@ -129,14 +129,30 @@ def test_a_verdict_resting_on_an_unlearnt_run_says_so(tmp_path):
     variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
     path = write_sweep(tmp_path / "s", variants, [0, 1, 2], by_variant(baseline=0.2, sparse=2.0),
                        lambda v, s: attention_trace(3.0 if v == "sparse" else 20.0))
+    for seed in (0, 1, 2):
+        record_path = path / "runs" / f"sparse__s{seed}__chrom" / "record.json"
+        record = json.loads(record_path.read_text())
+        record["learnt"] = {"learnt": False, "reason": "predicts one class for 97% of test pairs"}
+        record_path.write_text(json.dumps(record))
+    v = judged(path, "H2")
+    assert v.verdict == "not learnt" and v.effect.unlearnt[1] == ("sparse__s1__chrom: predicts one class for 97% "
+                                                                  "of test pairs")
+    assert "not learnt: sparse__s0__chrom" in v.evidence
+
+
+def test_a_seed_whose_run_did_not_learn_is_left_out_of_the_pairing(tmp_path):
+    import json
+    variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
+    path = write_sweep(tmp_path / "s", variants, [0, 1, 2, 3], by_variant(baseline=0.2, sparse=2.0),
+                       lambda v, s: attention_trace(3.0 if v == "sparse" else 20.0))
     record_path = path / "runs" / "sparse__s1__chrom" / "record.json"
     record = json.loads(record_path.read_text())
     record["learnt"] = {"learnt": False, "reason": "predicts one class for 97% of test pairs"}
     record_path.write_text(json.dumps(record))
     v = judged(path, "H2")
-    assert v.verdict == "not learnt" and v.effect.unlearnt == ("sparse__s1__chrom: predicts one class for 97% of "
-                                                               "test pairs",)
-    assert "not learnt: sparse__s1__chrom" in v.evidence
+    assert v.effect.n_seeds == 3 and not v.effect.unlearnt and v.verdict != "not learnt"
+    assert v.effect.excluded == ("seed 1: sparse__s1__chrom: predicts one class for 97% of test pairs",)
+    assert "left out: seed 1" in v.evidence
 
 def test_h6_needs_a_dominant_share_and_a_conflicting_gradient(tmp_path):
     variants = {"baseline": BASE, "aux": dataclasses.replace(BASE, speculation_weight=20.0)}

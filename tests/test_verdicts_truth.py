@@ -63,5 +63,8 @@ def test_window_that_cuts_the_decisive_distance_is_found_on_long_range(tmp_path_
     path = tmp_path_factory.mktemp("truth") / "long_range"
     run_sweep(spec, path, workers=2, progress=False)
     row = assess(path, hypotheses=["H1"], n_boot=200, probe_batch=8).table.set_index("id").loc["H1"]
-    assert row.verdict == "supported", row.evidence
+    # The window cuts the decisive offset so completely that its models stay at chance: the effect is large and
+    # below zero, but a claim may not rest on a model that did not learn, so the verdict says so.
+    assert row.ci_high < 0 and row.verdict == "not learnt", row.evidence
+    assert "not learnt: window__s0__chrom" in row.evidence
     assert len(row.run_ids) == 6
