@@ -297,10 +297,11 @@ def test_recorded_steps_read_back_once_per_step_and_never_per_head(monkeypatch):
 
 
 # --- compiled model ------------------------------------------------------------------------------
+# cbat_v2 is left out: torch 2.13's dynamo fails while explaining a recompilation of the forward that fills the
+# aux dict (guards.py recompilation_reason_for_no_tensor_aliasing_guard); compiling it cost 30 s of the suite to
+# show that, so the README states it instead.
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["baseline", pytest.param("cbat_v2", marks=pytest.mark.xfail(
-    strict=True, raises=TypeError, reason="torch 2.13 dynamo fails while explaining a recompilation of the "
-    "forward that fills the aux dict (guards.py recompilation_reason_for_no_tensor_aliasing_guard)"))])
+@pytest.mark.parametrize("preset", ["baseline"])
 def test_compiled_training_equals_eager(monkeypatch, preset):
     # Inductor's C++ code generation takes minutes on the 2-core CI machine, so the graph capture
     # (graph breaks, guards on the hook flags, hooks inside the compiled forward) is checked with the
