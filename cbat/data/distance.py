@@ -11,9 +11,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from cbat.data.dataset import EPIDataset
+from cbat.data.propensity import ranking_on_test
 
 _LOCI = ("enhancer_start", "enhancer_end", "promoter_start", "promoter_end")
 
@@ -60,8 +60,4 @@ def distance_scores(ds: EPIDataset, train, test) -> np.ndarray:
 
 def distance_baseline(ds: EPIDataset, split) -> dict[str, float]:
     """AUROC and AUPR of the distance-only model on ``split.test`` trained on ``split.train``."""
-    scores = distance_scores(ds, split.train, split.test)
-    labels = ds.labels[split.test]
-    if labels.min() == labels.max():
-        raise ValueError("distance_baseline: the test set holds a single class; AUROC is undefined")
-    return {"auroc": float(roc_auc_score(labels, scores)), "aupr": float(average_precision_score(labels, scores))}
+    return ranking_on_test("distance_baseline", ds.labels[split.test], distance_scores(ds, split.train, split.test))

@@ -43,8 +43,11 @@ def propensity_scores(ds: EPIDataset, train, test, keys=("enhancer_id", "promote
 
 def propensity_baseline(ds: EPIDataset, split) -> dict[str, float]:
     """AUROC and AUPR of the propensity-only model on ``split.test`` trained on ``split.train``."""
-    scores = propensity_scores(ds, split.train, split.test)
-    labels = ds.labels[split.test]
+    return ranking_on_test("propensity_baseline", ds.labels[split.test], propensity_scores(ds, split.train, split.test))
+
+
+def ranking_on_test(name: str, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """AUROC and AUPR of a no-sequence baseline's test scores (one error message for every baseline)."""
     if labels.min() == labels.max():
-        raise ValueError("propensity_baseline: the test set holds a single class; AUROC is undefined")
+        raise ValueError(f"{name}: the test set holds a single class; AUROC is undefined")
     return {"auroc": float(roc_auc_score(labels, scores)), "aupr": float(average_precision_score(labels, scores))}
