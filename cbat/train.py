@@ -33,6 +33,7 @@ from cbat.metrics import DEFAULT_THRESHOLD, evaluate, learnt
 from cbat.model import PRISMBackbone, build_model
 
 CLASS_WEIGHTS = ("balanced", "none")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class TrainSettings:
         ``warmup_epochs``, because models on cross-pair tasks often sit at chance for several epochs before
         learning takes off (placement probes: epochs 5-6 at lr 1e-3).
     warmup_epochs : epochs during which early stopping never fires (the best weights are still tracked).
+    lr_warmup_steps : optimisation steps over which the learning rate ramps linearly from lr / steps to lr
+        (0: no ramp).
+    lr_schedule : "constant", or "cosine" (decay from lr towards 0 over ``epochs``; settles the weights
+        before early stopping picks them). Both are derived from the step counter, so a resumed run continues
+        the same schedule.
     eval_every : epochs between validations (the last epoch is always validated).
     hook_every : record hook statistics (summary mode) every N optimisation steps, counted per epoch.
     threshold : probability threshold for precision, recall and F1 (0.5: see ``cbat.metrics``).
@@ -68,6 +74,8 @@ class TrainSettings:
     weight_decay: float = 0.01
     patience: int = 3
     warmup_epochs: int = 4
+    lr_warmup_steps: int = 0
+    lr_schedule: str = "constant"
     eval_every: int = 1
     hook_every: int = 25
     threshold: float = DEFAULT_THRESHOLD
@@ -85,8 +93,10 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"training setting {name!r} is {value!r}; expected a positive integer")
-        if not isinstance(self.warmup_epochs, int) or isinstance(self.warmup_epochs, bool) or self.warmup_epochs < 0:
-            raise ValueError(f"training setting 'warmup_epochs' is {self.warmup_epochs!r}; expected an integer >= 0")
+        for name in ("warmup_epochs", "lr_warmup_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"training setting {name!r} is {value!r}; expected an integer >= 0")
         if not isinstance(self.compile, bool):
             raise ValueError(f"training setting 'compile' is {self.compile!r}; expected true or false")
         for name in ("max_steps", "num_threads"):
@@ -98,6 +108,9 @@ class TrainSettings:
                              "of range")
         if not 0 < self.threshold < 1:
             raise ValueError(f"training setting 'threshold' is {self.threshold}; expected a value in (0, 1)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"training setting 'lr_schedule' is {self.lr_schedule!r}; expected one of "
+                             f"{list(LR_SCHEDULES)}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"training setting 'class_weight' is {self.class_weight!r}; expected one of "
                              f"{list(CLASS_WEIGHTS)}")
@@ -404,6 +417,7 @@ class _Run:
                     _log_losses(trace, parts, self.loss_fn, model)
                 self.optimizer.zero_grad(set_to_none=True)
                 parts["total"].backward()
+                self._set_lr(progress.step)
                 norm = torch.nn.utils.clip_grad_norm_(params, settings.grad_clip or math.inf)
                 if not torch.isfinite(norm):
                     culprit = next((n for n, p in model.named_parameters()
@@ -419,6 +433,15 @@ class _Run:
         frame["step"] += start_step
         progress.trace_frames.append(frame)
         return {f"loss.{name}": total / max(batches, 1) for name, total in sums.items()}
+
+    def _set_lr(self, step: int) -> None:
+        settings = self.settings
+        factor = min(1.0, (step + 1) / settings.lr_warmup_steps) if settings.lr_warmup_steps else 1.0
+        if settings.lr_schedule == "cosine":
+            total = settings.epochs * math.ceil(len(self.train_idx) / settings.batch_size)
+            factor *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        for group in self.optimizer.param_groups:
+            group["lr"] = settings.lr * factor
 
     def validate(self, losses: dict[str, float]) -> None:
         progress, settings = self.progress, self.settings

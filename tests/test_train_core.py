@@ -99,7 +99,8 @@ def test_trace_holds_losses_grad_cosines_and_final_attention(v2_run):
 
 def test_resume_after_interruption_equals_uninterrupted(data, tmp_path, monkeypatch):
     cfg = cbat.preset("baseline", **SMALL)
-    settings = dataclasses.replace(FAST, epochs=3)
+    # the lr schedule is derived from the step counter, so a resumed run continues it exactly
+    settings = dataclasses.replace(FAST, epochs=3, lr_warmup_steps=3, lr_schedule="cosine")
     whole = train(cfg, *data, settings, seed=4)
     original, calls = train_module._Run.train_epoch, []
 
@@ -117,6 +118,23 @@ def test_resume_after_interruption_equals_uninterrupted(data, tmp_path, monkeypa
     resumed = train(cfg, *data, settings, seed=4, out_dir=tmp_path, resume=True)
     assert resumed.metrics == whole.metrics and resumed.history == whole.history
     pd.testing.assert_frame_equal(resumed.trace, whole.trace)
+
+
+def test_lr_ramps_up_over_the_warmup_then_follows_the_cosine(data, monkeypatch):
+    seen, original = [], train_module._Run._set_lr
+
+    def spy(self, step):
+        original(self, step)
+        seen.append(self.optimizer.param_groups[0]["lr"])
+
+    monkeypatch.setattr(train_module._Run, "_set_lr", spy)
+    settings = dataclasses.replace(FAST, lr=0.01, lr_warmup_steps=2, lr_schedule="cosine")  # 2 steps per epoch
+    train(cbat.preset("baseline", **SMALL), *data, settings, seed=0)
+    cosine = [0.5 * (1 + np.cos(np.pi * step / 4)) for step in range(4)]
+    assert seen == pytest.approx([0.01 * ramp * c for ramp, c in zip([0.5, 1, 1, 1], cosine)])
+    seen.clear()
+    train(cbat.preset("baseline", **SMALL), *data, dataclasses.replace(settings, lr_schedule="constant"), seed=0)
+    assert seen == pytest.approx([0.005, 0.01, 0.01, 0.01])
 
 
 def test_early_stopping_on_flat_validation_aupr(data):
@@ -146,6 +164,8 @@ def test_settings_round_trip_and_clear_errors():
     assert TrainSettings.from_yaml(settings.to_yaml()) == settings
     with pytest.raises(ValueError, match="'batch_size'"):
         TrainSettings(batch_size=0)
+    with pytest.raises(ValueError, match=r"'lr_schedule' is 'linear'; expected one of \['constant', 'cosine'\]"):
+        TrainSettings(lr_schedule="linear")
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['epoch'\]"):
         TrainSettings.from_dict({"epoch": 3})
 
