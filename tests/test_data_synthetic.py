@@ -69,7 +69,8 @@ def torch_allclose_ones(x):
 @pytest.mark.parametrize("kwargs, fragment", [
     (dict(task="nope"), "task 'nope'"), (dict(positive_fraction=0.0), "positive_fraction"),
     (dict(enhancer_len=100), "too short"), (dict(cell_lines=["HeLa"]), "cell_lines"), (dict(n_pairs=1), "n_pairs"),
-    (dict(task="long_range", enhancer_len=400), "expected >= 500"),
+    (dict(task="long_range", enhancer_len=400), "expected >= 500/600"),
+    (dict(task="mixture", promoter_len=500), "expected >= 500/600"),
     (dict(task="diffuse", promoter_len=300), "expected >= 400 bp"), (dict(task="sparse_strong", copies=0), "copies")])
 def test_bad_parameters(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -136,6 +137,24 @@ def test_copies_repeat_the_decisive_pair_with_one_placement():
     assert (per_pair["enhancer"] == 2).all() and (per_pair["promoter"] == 2).all()
     gaps = causal.groupby(["pair_index", "side"])["start"].agg(lambda s: s.max() - s.min()).unstack()
     assert (gaps["enhancer"] == gaps["promoter"]).all()
+
+
+def test_long_range_sites_are_out_of_a_window_and_of_reach_of_the_promoter_ends():
+    """No enhancer CTCF token of either class lies within 16 tokens of a promoter CTCF token (a window sees no
+    pair) or of a promoter end (a truncated window cannot tell where the enhancer site sits)."""
+    ds = synthetic("long_range", 120, seed=1, use_cache=False)
+    ctcf = ds.truth[ds.truth["motif_name"] == "CTCF"]
+    tokens = lambda rows: np.array([t for s, e in zip(rows["start"], rows["end"])  # noqa: E731
+                                    for t in range(s // BP_PER_TOKEN, (e - 1) // BP_PER_TOKEN + 1)])
+    last = ds.promoter_len // BP_PER_TOKEN - 1
+    checked = 0
+    for _, sites in ctcf.groupby("pair_index"):
+        enhancer, promoter = (tokens(sites[sites["side"] == side]) for side in ("enhancer", "promoter"))
+        if enhancer.size:
+            assert np.abs(enhancer[:, None] - promoter[None, :]).min() >= 17
+            assert enhancer.min() >= 17 and last - enhancer.max() >= 17
+            checked += 1
+    assert checked > 60  # hard negatives and positives (easy negatives carry no enhancer CTCF)
 
 
 def test_oracle_reads_the_rules_from_sequence(grammar, probes):

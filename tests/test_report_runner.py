@@ -89,7 +89,7 @@ def test_find_sweep_trains_the_quick_sweep_with_a_message_when_the_path_is_missi
 
 
 # Tiny sizes per notebook; sweep paths are given relative to the repository root, as the defaults are.
-TINY = {"quickstart": {"n_pairs": 240, "enhancer_len": 500, "promoter_len": 400, "epochs": 1, "device": "cpu"},
+TINY = {"quickstart": {"n_pairs": 240, "enhancer_len": 500, "promoter_len": 600, "epochs": 1, "device": "cpu"},
         "attention_explorer": {"n_samples": 2, "temperatures": [0.5, 2.0]},
         "ablation_report": {"n_boot": 50},
         "loop_attribution": {"n_loops": 1, "n_shuffles": 2, "n_steps": 8}}

@@ -25,6 +25,11 @@ WHOLE = (0.0, 1.0)
 BP_PER_TOKEN = 10  # the model's conv stem pools 10 bp into one token; probe offsets are set in tokens
 LOOPING_TF = "CTCF"  # the probes' looping factor on both sides (a 19-bp, high-information motif)
 EASY_NEGATIVE_SHARE = 1 / 3  # probe negatives whose enhancer lacks the looping TF (the rest break placement)
+# long_range: the promoter pair sits in slots 1-2 and enhancer sites at these token offsets from it. Every
+# enhancer CTCF token is >= 17 tokens from every promoter CTCF token (copies and motif width included), so a
+# 16-token window sees no CTCF pair, and >= 17 tokens from both promoter ends, so a truncated window cannot
+# tell the enhancer site's absolute position (which differs between the classes) either.
+LONG_RANGE_SLOT, LONG_RANGE_POSITIVE, LONG_RANGE_NEGATIVE = 1, (22, 24), (30, 32)
 
 
 @dataclass(frozen=True)
@@ -102,14 +107,15 @@ class PlacementTask:
     (AUROC ceiling about 0.67). ``copies`` repeats the pair with one shared offset.
 
     * ``sparse_strong``: one strong promoter site; positive |offset| <= 2 tokens, negative 12-30 tokens.
-    * ``long_range``: one strong promoter site in the promoter's first part; positive offset +20..+28
-      tokens, negative +36..+46: both beyond a 16-token window, so a windowed model sees neither.
+    * ``long_range``: the promoter site near the promoter's start; positive offset +22..+24 tokens, negative
+      +30..+32: both beyond a 16-token window, so a windowed model sees neither, and both far enough from the
+      promoter's ends that a window truncated there cannot reveal where the enhancer site sits.
     """
 
-    def __init__(self, positive_band, negative_band, signed: bool, promoter_region=WHOLE, copies: int = 1,
+    def __init__(self, positive_band, negative_band, signed: bool, first_slot: int | None = None, copies: int = 1,
                  easy_negatives: float = EASY_NEGATIVE_SHARE) -> None:
         self.positive_band, self.negative_band, self.signed = positive_band, negative_band, signed
-        self.promoter_region, self.copies, self.easy_negatives = promoter_region, copies, easy_negatives
+        self.first_slot, self.copies, self.easy_negatives = first_slot, copies, easy_negatives
 
     def plan_promoter(self, rng, cell_line, promoter_len):
         from cbat.data.background import SLOT_BP
@@ -117,12 +123,11 @@ class PlacementTask:
         width = get_motif(LOOPING_TF).length
         # the key sites in consecutive slots (slot-aligned, so they never collide with context sites)
         n_key = self.copies
-        lo = int(np.ceil(self.promoter_region[0] * promoter_len / SLOT_BP))
-        hi = int(self.promoter_region[1] * promoter_len) // SLOT_BP - n_key
+        lo, hi = 0, promoter_len // SLOT_BP - n_key
         if hi < lo:
             raise ValueError(f"synthetic: a {promoter_len}-bp promoter cannot hold {n_key} key sites; use longer "
                              "promoters or fewer copies")
-        first = int(rng.integers(lo, hi + 1)) * SLOT_BP
+        first = (int(rng.integers(lo, hi + 1)) if self.first_slot is None else self.first_slot) * SLOT_BP
         sites = [Site(LOOPING_TF, _strand(rng), STRONG,
                       start=first + k * SLOT_BP + int(rng.integers(0, SLOT_BP - width + 1))) for k in range(n_key)]
         return ([site.start for site in sites], n_key), sites + _context(rng, cell_line, PROMOTER_DECOYS)
@@ -284,8 +289,8 @@ def _cause_planner(name: str, copies: int, easy_negatives: float = EASY_NEGATIVE
     planners = {
         "sparse_strong": lambda: PlacementTask((0, 2), (12, 30), signed=False, copies=copies,
                                                easy_negatives=easy_negatives),
-        "long_range": lambda: PlacementTask((20, 28), (36, 46), signed=True, promoter_region=(0.0, 0.3),
-                                            copies=copies, easy_negatives=easy_negatives),
+        "long_range": lambda: PlacementTask(LONG_RANGE_POSITIVE, LONG_RANGE_NEGATIVE, signed=True,
+                                            first_slot=LONG_RANGE_SLOT, copies=copies, easy_negatives=easy_negatives),
         "diffuse": lambda: DiffuseTask(easy_negatives),
         "tf_pair": lambda: TfPairTask(easy_negatives),
     }
