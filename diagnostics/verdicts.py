@@ -15,6 +15,10 @@ designed sweep alike:
 - *rule*: "effect" -- the adjusted effect's sign against the claimed sign, then the mechanism statistic may
   veto a "supported"; "no_gain" -- an equivalence claim (no gain beyond a margin); "statistic" -- the
   statistic decides, falling back to the effect where it cannot.
+- *equivalence*: a claimed effect the data bound below ``equivalence_margin`` (a one-sided t test against
+  the margin, TOST-style, with the effect's own standard error and degrees of freedom) reads "not supported";
+  for "no_gain" the same test against a gain of the margin is what supports it. Its p values join the
+  multiplicity adjustment.
 - a verdict rests on a ranking metric (AUPR/AUROC), a calibration quantity (drift) or a mechanism
   statistic; threshold metrics (recall, precision, F1 at 0.5) are shown as colour only;
 - a verdict resting on an effect from a run whose record says it did not learn is "not learnt" with the
@@ -31,6 +35,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from scipy import stats as scipy_stats
 
 from cbat import ablations, stats
 from cbat.data.tasks import NO_CAUSE
@@ -42,7 +47,7 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_LEARNT = "supported", "not supported
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_LEARNT)
 RULES = ("effect", "no_gain", "statistic")
 COLUMNS = ["id", "claim", "verdict", "evidence", "task", "run_ids", "cause", "source", "metric", "effect", "ci_low",
-           "ci_high", "n", "p_value", "p_adjusted", "statistic"]
+           "ci_high", "n", "p_value", "p_adjusted", "p_equivalence", "statistic"]
 SOFT = ("softmax", "temp_softmax")
 AUX_WEIGHTS = ("sparsity_loss_weight", "immax_weight", "speculation_weight")
 
@@ -136,6 +141,8 @@ class Verdict:
     verdict: str
     effect: Optional[Effect] = None
     p_adjusted: float = np.nan
+    p_equivalence: float = np.nan  # adjusted p that the claimed effect (or, for "no_gain", a gain) reaches the margin
+    margin: float = np.nan
     statistic: Optional[Statistic] = None
     colour: list[Effect] = field(default_factory=list)
     reason: str = ""
@@ -150,6 +157,9 @@ class Verdict:
         parts = [self.reason] if self.reason else []
         if self.effect is not None:
             parts.append(f"{self.effect.text()}; adjusted p {self.p_adjusted:.3g}")
+            if not np.isnan(self.p_equivalence):
+                parts.append(f"an effect of {self.margin:g} or more in the claimed direction: adjusted p "
+                             f"{self.p_equivalence:.3g} (equivalence test)")
         parts += [f"{c.text()} (threshold metric, colour only)" for c in self.colour]
         if self.statistic is not None and self.statistic.text:
             parts.append(self.statistic.text)
@@ -165,6 +175,7 @@ class Verdict:
                 "effect": e.mean_diff if e else np.nan, "ci_low": e.ci_low if e else np.nan,
                 "ci_high": e.ci_high if e else np.nan, "n": e.n_seeds if e else 0,
                 "p_value": e.p_value if e else np.nan, "p_adjusted": self.p_adjusted,
+                "p_equivalence": self.p_equivalence,
                 "statistic": dict(self.statistic.values) if self.statistic else {}}
 
 
@@ -565,6 +576,8 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
                      cause=cause) for m in h.colour]
     treated = [r for r in eff.run_ids if sweep.records[r]["variant"] == pair[0]]
     reference = [r for r in eff.run_ids if sweep.records[r]["variant"] == pair[1]]
+    if h.rule == "statistic":  # training dynamics need no learnt model: read every finished treated run
+        treated = sweep.ok(pair[0], task=eff.task or None, split=eff.split)["run_id"].tolist()
     ctx = Context(sweep, None, s, treated, reference, tuple(pair), eff)
     if eff.n_seeds < s["min_seeds"]:
         return _Evidence(h, ctx=ctx, reason=f"only {eff.n_seeds} paired seed(s), need {s['min_seeds']}",
@@ -608,26 +621,36 @@ def _gather(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
     return _twin(sweep, h, s)
 
 
-def _decide(ev: _Evidence, statistic: Optional[Statistic], p_adjusted: float, s: dict) -> str:
+def _equivalence_p(ev: _Evidence, margin: float) -> float:
+    """One-sided p that the effect reaches ``margin`` in the claimed direction (a gain for "no_gain"):
+    small when the data bound it below the margin."""
+    eff = ev.effect
+    if eff is None or ev.reason or eff.unlearnt or not (eff.se > 0) or eff.df < 1:
+        return np.nan
+    sign = 1 if ev.h.rule == "no_gain" else ev.h.expect
+    return float(scipy_stats.t.cdf((sign * eff.mean_diff - margin) / eff.se, eff.df))
+
+
+def _decide(ev: _Evidence, statistic: Optional[Statistic], p_adjusted: float, p_equivalence: float,
+            s: dict) -> str:
     h, eff = ev.h, ev.effect
     if h.rule == "statistic" and statistic is not None and statistic.verdict is not None:
         return statistic.verdict  # training dynamics (gate saturation, loss shares) need no learnt model
     if eff is not None and eff.unlearnt:
         return NOT_LEARNT
-    significant = eff is not None and p_adjusted < 1 - s["level"]
-    direction = int(np.sign(eff.mean_diff)) if significant else 0
-    if h.rule == "statistic":
-        if eff is None or ev.reason:
-            return INCONCLUSIVE
-        return SUPPORTED if direction == h.expect else NOT_SUPPORTED if direction == -h.expect else INCONCLUSIVE
     if eff is None or ev.reason:
         return INCONCLUSIVE
+    alpha = 1 - s["level"]
+    direction = int(np.sign(eff.mean_diff)) if p_adjusted < alpha else 0
+    bounded = p_equivalence < alpha  # the claimed effect (a gain, for no_gain) is smaller than the margin
     if h.rule == "no_gain":
         if direction > 0:
             return NOT_SUPPORTED
-        gainless = eff.ci_high < s["equivalence_margin"]
-        return SUPPORTED if gainless and (statistic is None or statistic.holds is not False) else INCONCLUSIVE
-    verdict = SUPPORTED if direction == h.expect else NOT_SUPPORTED if direction == -h.expect else INCONCLUSIVE
+        return SUPPORTED if bounded and (statistic is None or statistic.holds is not False) else INCONCLUSIVE
+    verdict = SUPPORTED if direction == h.expect else NOT_SUPPORTED if direction == -h.expect or bounded \
+        else INCONCLUSIVE
+    if h.rule == "statistic":
+        return verdict
     if statistic is not None and statistic.holds is False:
         if h.veto == NOT_SUPPORTED or verdict == SUPPORTED:
             verdict = h.veto
@@ -643,32 +666,33 @@ def judge(sweep: Sweep | str, declarations: Sequence[Hypothesis], probes: bool =
     fits: dict = {}
     gathered = [_gather(sweep, h, s, fits) for h in declarations]
     deciding = [ev.effect.p_value if ev.effect is not None and not ev.reason else np.nan for ev in gathered]
-    adjusted = stats.adjust(deciding, s["method"])
+    equivalence = [_equivalence_p(ev, s["equivalence_margin"]) for ev in gathered]
+    adjusted = stats.adjust(deciding + equivalence, s["method"])  # one family: every claim the table may make
     verdicts = []
-    for ev, p_adj in zip(gathered, adjusted):
+    for ev, p_adj, p_eq in zip(gathered, adjusted[:len(gathered)], adjusted[len(gathered):]):
         statistic = None
         if ev.ctx is not None and ev.h.statistic is not None and ev.ctx.treated:
             statistic = STATISTICS[ev.h.statistic](replace(ev.ctx, probe=probe))
         effect_ = ev.effect if ev.effect is not None and not ev.reason else None
-        verdict = _decide(ev, statistic, p_adj, s)
+        verdict = _decide(ev, statistic, p_adj, p_eq, s)
         figures = dict(statistic.figures) if statistic else {}
         if effect_ is not None:
             figures["effect"] = forest_figure(effects_frame([effect_, *ev.colour]))
         run_ids = sorted(set(ev.ctx.treated + ev.ctx.reference) if ev.ctx else ())
-        verdicts.append(Verdict(ev.h.id, ev.h.claim, verdict, effect_, p_adj, statistic,
+        verdicts.append(Verdict(ev.h.id, ev.h.claim, verdict, effect_, p_adj, p_eq, s["equivalence_margin"], statistic,
                                 [c for c in ev.colour if c is not None], ev.reason, ev.task, ev.h.cause, run_ids,
                                 figures))
     return verdicts
 
 
 DEFAULTS = dict(min_seeds=3, n_boot=500, seed=0, level=0.95, method="holm", probe_batch=32,
-                saturation_threshold=0.2, share_threshold=0.5, competing_cosine=0.2, equivalence_margin=0.01,
+                saturation_threshold=0.2, share_threshold=0.5, competing_cosine=0.2, equivalence_margin=0.05,
                 min_far_mass=0.05, decay_threshold=0.5, gate_noise_threshold=1e-3, bin_bp=50.0, variant_names={})
 
 
 def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = True, min_seeds: int = 3,
            n_boot: int = 500, seed: int = 0, probe_batch: int = 32, saturation_threshold: float = 0.2,
-           share_threshold: float = 0.5, competing_cosine: float = 0.2, equivalence_margin: float = 0.01,
+           share_threshold: float = 0.5, competing_cosine: float = 0.2, equivalence_margin: float = 0.05,
            min_far_mass: float = 0.05, decay_threshold: float = 0.5, gate_noise_threshold: float = 1e-3,
            bin_bp: float = 50.0, v1_variant: str = "cbat_v1", baseline_variant: str = ablations.BASELINE,
            method: str = "holm", level: float = 0.95,
@@ -686,7 +710,9 @@ def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = Tru
     saturation_threshold : V1c, share of gate values <0.05 or >0.95 late in training that counts as saturated.
     share_threshold, competing_cosine : H6, early share of the objective that counts as dominant; gradient
         cosine with BCE below which an auxiliary loss competes.
-    equivalence_margin : H5, largest AUPR gain from anchors that still counts as "unused".
+    equivalence_margin : the smallest effect (in the deciding metric, e.g. AUPR) worth a claim: a claimed effect the
+        data bound below it reads "not supported", and H5 ("unused") is supported when the anchors' gain is
+        bounded below it.
     min_far_mass : H1, attention mass the global model must put beyond the window for the window to matter.
     decay_threshold, gate_noise_threshold : H3, first/last block gradient ratio below which gradients count
         as decaying; early gate sample variance above which gates count as noisy.

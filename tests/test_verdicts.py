@@ -54,14 +54,16 @@ def test_h2_supported_when_the_sparse_twin_trails(sparse_sweep):
     v = judged(sparse_sweep, "H2")
     assert v.verdict == "supported" and v.effect.source == "twin" and v.effect.metric == "aupr"
     assert v.effect.mean_diff < 0 and v.effect.ci_high < 0 and v.effect.n_seeds == 3 and v.effect.df == 2
-    assert v.p_adjusted == pytest.approx(v.effect.p_value)  # one hypothesis: Holm leaves it as is
+    # one hypothesis: its effect test and its equivalence test form the family; Holm doubles the smaller p
+    assert v.p_equivalence > 0.5 and v.p_adjusted == pytest.approx(min(1.0, 2 * v.effect.p_value))
     assert v.statistic.values["treated_tokens"] == 3.0 and v.statistic.values["reference_tokens"] == 20.0
     assert [c.metric for c in v.colour] == ["recall"] and len(v.run_ids) == 6
     assert f"{v.effect.mean_diff:+.3f}" in v.evidence  # the text is rendered from the fields
 
 
 def test_a_threshold_metric_alone_never_decides(tmp_path):
-    """The same ranking shifted below 0.5: recall collapses, AUPR does not move, so H2 is not "supported"."""
+    """The same ranking shifted below 0.5: recall collapses, AUPR does not move, so H2 is not "supported": the
+    ranking metric bounds the claimed loss below the margin instead."""
     variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
     calibrated, shifted = probs_with_noise(0.5), probs_with_noise(0.5, shift=-1.5)
     path = write_sweep(tmp_path / "s", variants, [0, 1, 2],
@@ -69,16 +71,20 @@ def test_a_threshold_metric_alone_never_decides(tmp_path):
                        lambda v, s: attention_trace(3.0 if v == "sparse" else 20.0))
     v = judged(path, "H2")
     assert v.colour[0].metric == "recall" and v.colour[0].mean_diff < -0.3 and v.colour[0].ci_high < 0
-    assert v.verdict == "inconclusive" and v.effect.mean_diff == pytest.approx(0, abs=1e-12)
+    assert v.verdict == "not supported" and v.effect.mean_diff == pytest.approx(0, abs=1e-12)
+    assert v.p_equivalence < 0.05 and "equivalence test" in v.evidence
 
 
-def test_h2_inconclusive_when_no_difference_and_with_too_few_seeds(tmp_path):
+def test_h2_without_a_difference_not_supported_within_the_margin_else_inconclusive(tmp_path):
     variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
     tokens = {"baseline": 20.0, "sparse": 3.0}
     same = write_sweep(tmp_path / "same", variants, [0, 1, 2], by_variant(baseline=0.5, sparse=0.5),
                        lambda v, s: attention_trace(tokens[v]))
-    v = judged(same, "H2")
-    assert v.verdict == "inconclusive" and v.effect.ci_low <= 0 <= v.effect.ci_high
+    v = judged(same, "H2")  # no loss, and the interval excludes a loss of the margin (0.05 AUPR)
+    assert v.verdict == "not supported" and v.effect.ci_low <= 0 <= v.effect.ci_high
+    assert v.effect.ci_low > -v.margin and v.p_equivalence < 0.05 <= v.p_adjusted
+    v = judged(same, "H2", equivalence_margin=0.0)  # nothing can be bounded below a zero margin
+    assert v.verdict == "inconclusive" and v.p_equivalence >= 0.05
     few = write_sweep(tmp_path / "few", variants, [0, 1], by_variant(baseline=0.2, sparse=2.0),
                       lambda v, s: attention_trace(tokens[v]))
     v = judged(few, "H2")
@@ -167,9 +173,9 @@ def test_h6_needs_a_dominant_share_and_a_conflicting_gradient(tmp_path):
     aligned = write_sweep(tmp_path / "aligned", variants, [0, 1, 2], by_variant(baseline=0.5, aux=0.5),
                           lambda v, s: loss_trace({"bce": 0.6, "speculation": 3.0}, {"speculation": 0.4}))
     v = judged(aligned, "H6")
-    # dominant but not competing: the AUPR cost against the twin decides, and there is none
-    assert v.verdict == "inconclusive" and v.statistic.values["dominant"] and not v.statistic.values["conflict"]
-    assert v.statistic.verdict is None and v.effect.ci_low <= 0 <= v.effect.ci_high
+    # dominant but not competing: the AUPR cost against the twin decides, and the data bound it below the margin
+    assert v.verdict == "not supported" and v.statistic.values["dominant"] and not v.statistic.values["conflict"]
+    assert v.statistic.verdict is None and v.effect.ci_low <= 0 <= v.effect.ci_high and v.p_equivalence < 0.05
 
 
 def test_v1c_reads_late_saturation_of_sigmoid_gates(tmp_path):
@@ -198,7 +204,7 @@ def test_assess_returns_every_hypothesis_and_the_waterfall(tmp_path):
     from cbat.ablations import add_one_in, leave_one_out
     configs = {v.name: v.config for v in add_one_in() + leave_one_out() if v.name in names}
     configs.update(baseline=BASE, cbat_v2=cbat.preset("cbat_v2"))
-    noise = {"baseline": 0.3, "cbat_v2": 0.6, "baseline+window": 1.0, "cbat_v2-window": 0.3}
+    noise = {"baseline": 0.3, "cbat_v2": 0.6, "baseline+window": 3.0, "cbat_v2-window": 0.3}
     path = write_sweep(tmp_path / "s", configs, [0, 1, 2], by_variant(**noise), task="long_range")
     table, figures = assess(path, probes=False, n_boot=N_BOOT)
     assert list(table.columns) == COLUMNS and list(table["id"]) == list(CLAIMS)
