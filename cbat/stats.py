@@ -269,46 +269,77 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
     return LinearEffects(tuple(names), estimate, full_cov, df, int(ok.sum()), n_pairs, level)
 
 
-def paired_effect(labels: np.ndarray, reference: np.ndarray, treatment: np.ndarray, metric: str = "aupr",
-                  n_boot: int = 500, level: float = 0.95, seed: int = 0) -> dict[str, float]:
-    """Twin pair ``treatment - reference`` over paired seeds by ``fit_effects`` (seed blocks: a paired t).
+def runs_effect(labels: np.ndarray, reference: np.ndarray, treatment: np.ndarray, metric: str = "aupr",
+                paired: bool = False, n_boot: int = 500, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """``treatment - reference`` over runs by ``fit_effects``: the difference of the two sides' mean metric, with
+    a t interval on the run-to-run variance widened by a test-pair bootstrap.
 
     Parameters
     ----------
-    labels : [n_pairs] test labels; reference, treatment : [n_seeds, n_pairs] probabilities, row s of both
-        from seed s.
+    labels : [n_pairs] test labels; reference : [n_ref, n_pairs], treatment : [n_treat, n_pairs] probabilities.
+    paired : row s of both sides comes from seed s (equal counts): seed blocks, a paired t with n - 1 degrees of
+        freedom. Unpaired (default): a two-sample t with n_ref + n_treat - 2, so each side may keep a different
+        set of runs (e.g. only the runs that learnt).
 
     Returns
     -------
     dict
         ``mean_diff``, ``ci_low``, ``ci_high``, ``se``, ``df``, ``p_value``, ``baseline_mean`` (reference),
-        ``variant_mean`` (treatment), ``n_seeds``, ``n_pairs``.
+        ``variant_mean`` (treatment), ``n_seeds`` (runs on the smaller side), ``n_pairs``.
     """
     reference, treatment = np.atleast_2d(reference), np.atleast_2d(treatment)
-    if reference.shape != treatment.shape:
+    if paired and reference.shape != treatment.shape:
         raise ValueError(f"reference {reference.shape} and treatment {treatment.shape} must have the same shape")
-    n_seeds = reference.shape[0]
-    column = np.r_[np.full(n_seeds, -0.5), np.full(n_seeds, 0.5)][:, None]
+    if reference.shape[1] != treatment.shape[1]:
+        raise ValueError(f"reference {reference.shape} and treatment {treatment.shape} must share the test pairs")
+    n_ref, n_treat = reference.shape[0], treatment.shape[0]
+    column = np.r_[np.full(n_ref, -0.5), np.full(n_treat, 0.5)][:, None]
     probs = np.vstack([reference, treatment])
-    fit = fit_effects(column, ["treatment"], labels, probs, metric, blocks=list(range(n_seeds)) * 2,
-                      n_boot=n_boot, level=level, seed=seed)
+    blocks = list(range(n_ref)) * 2 if paired else None
+    fit = fit_effects(column, ["treatment"], labels, probs, metric, blocks=blocks, n_boot=n_boot, level=level,
+                      seed=seed)
     c = fit.contrast({"treatment": 1.0})
     scores = run_scores(labels, probs, metric)
     return {"mean_diff": c["estimate"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "se": c["se"],
-            "df": fit.df, "p_value": c["p_value"], "baseline_mean": float(np.nanmean(scores[:n_seeds])),
-            "variant_mean": float(np.nanmean(scores[n_seeds:])), "n_seeds": n_seeds, "n_pairs": probs.shape[1]}
+            "df": fit.df, "p_value": c["p_value"], "baseline_mean": float(np.nanmean(scores[:n_ref])),
+            "variant_mean": float(np.nanmean(scores[n_ref:])), "n_seeds": min(n_ref, n_treat),
+            "n_pairs": probs.shape[1]}
 
 
-def adjust(p_values: Sequence[float], method: str = "holm") -> np.ndarray:
+def paired_effect(labels: np.ndarray, reference: np.ndarray, treatment: np.ndarray, metric: str = "aupr",
+                  n_boot: int = 500, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Twin pair ``treatment - reference`` over paired seeds (``runs_effect(paired=True)``: a paired t).
+
+    reference, treatment : [n_seeds, n_pairs] probabilities, row s of both from seed s.
+    """
+    return runs_effect(labels, reference, treatment, metric, paired=True, n_boot=n_boot, level=level, seed=seed)
+
+
+def adjust(p_values: Sequence[float], method: str = "holm", max_true: Optional[int] = None) -> np.ndarray:
     """Multiplicity-adjusted p values (``statsmodels.stats.multitest.multipletests``; NaNs stay NaN).
 
     ``method``: "holm" (family-wise error) or "fdr_bh" (Benjamini-Hochberg false discovery rate).
+    ``max_true``: at most this many of the null hypotheses can be true at once (e.g. the verdicts' test for and
+    test against each claim have disjoint nulls, so at most one per claim is true). Holm's step j then divides
+    by ``min(max_true, m - j + 1)`` instead of ``m - j + 1`` (Shaffer's bound on the true nulls left), which
+    keeps the family-wise error at the level.
     """
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
     finite = ~np.isnan(p)
-    if finite.any():
+    if not finite.any():
+        return out
+    if max_true is None or method != "holm":
         out[finite] = multipletests(p[finite], method=method)[1]
+        return out
+    values = p[finite]
+    order = np.argsort(values)
+    m = values.size
+    divisors = np.minimum(max_true, m - np.arange(m))
+    stepped = np.minimum(1.0, np.maximum.accumulate(divisors * values[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    out[finite] = adjusted
     return out
 
 
@@ -386,14 +417,15 @@ def false_claim_rate(labels: np.ndarray, probs: np.ndarray, n_per_side: int = 3,
     labels : [n_pairs] test labels; probs : [n_runs, n_pairs] test probabilities of one config under
         ``n_runs >= 2 * n_per_side`` seeds.
     n_per_side : seeds named "A" and, disjoint, seeds named "B" in each repetition (drawn at random).
-    method : "paired_effect" (this module's interval) or "paired_bootstrap" (the earlier one).
+    method : "paired_effect" (this module's paired interval), "runs_effect" (its two-sample form, what the
+        verdicts use) or "paired_bootstrap" (the earlier one).
 
     Returns
     -------
     dict
         ``rate`` (share of repetitions claiming a difference), ``claims``, ``n_reps``; nominal is ``1 - level``.
     """
-    methods = {"paired_effect": paired_effect, "paired_bootstrap": paired_bootstrap}
+    methods = {"paired_effect": paired_effect, "runs_effect": runs_effect, "paired_bootstrap": paired_bootstrap}
     if method not in methods:
         raise ValueError(f"method {method!r}; expected one of {sorted(methods)}")
     probs = np.atleast_2d(probs)

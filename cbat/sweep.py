@@ -47,7 +47,7 @@ RESULT_COLUMNS = ["run_id", "variant", "seed", "split", "task", "status", "learn
 # page, and the README's acceptance figures were measured with them. 2,400 mixture pairs (800 per cause), 600/600
 # bp (long_range needs a 600-bp promoter, see docs/benchmark.md).
 QUICK_DATA = {"task": "mixture", "n_pairs": 2400, "seed": 0}
-# Four seeds, so an effect that pairs only seeds where both runs learnt keeps >= 3 pairs after one failure.
+# Four seeds, so an effect over the runs that learnt keeps >= 3 runs per side after one stalled run.
 # cbat_v2 (7x a baseline run, and no verdict rests on it) trains three.
 QUICK_SEEDS = (0, 1, 2, 3)
 # lr 3e-3 with a linear warm-up over the first 100 steps (about two epochs): at a constant 3e-3 about one run in

@@ -1,7 +1,8 @@
-"""Ablation statistics: paired effects with confidence intervals and the waterfall from baseline to cbat_v2.
+"""Ablation statistics: effects with confidence intervals and the waterfall from baseline to cbat_v2.
 
 An ``Effect`` is ``metric(treatment) - metric(reference)`` with its interval. A twin pair's comes from
-``cbat.stats.paired_effect`` (a paired t over seeds widened by a test-pair bootstrap); a designed effect
+``cbat.stats.runs_effect`` (a two-sample t over the runs that learnt, widened by a test-pair bootstrap); a
+designed effect
 (``diagnostics.design``) from the same least-squares method over the design's runs, so both read alike.
 A run record may say the model did not learn (``record["learnt"]["learnt"] is False``); an effect resting on
 such a run carries ``unlearnt`` and claims nothing. The waterfall follows the
@@ -44,10 +45,10 @@ class Effect:
     se: float = np.nan
     df: int = 0
     p_value: float = np.nan
-    source: str = "twin"  # "twin" (paired seeds of two variants) or "design" (a designed sweep's runs)
+    source: str = "twin"  # "twin" (the runs of two variants) or "design" (a designed sweep's runs)
     aliases: tuple[str, ...] = ()
     unlearnt: tuple[str, ...] = ()  # "<run_id>: <reason>" of runs that did not learn (no learnt pair left)
-    excluded: tuple[str, ...] = ()  # seeds left out because one of their two runs did not learn
+    excluded: tuple[str, ...] = ()  # "<run_id>: <reason>" of runs left out because they did not learn
     cause: str = ""  # the planted cause whose positives and matched negatives were scored ("" = all test pairs)
 
     @property
@@ -68,7 +69,7 @@ class Effect:
         if self.aliases:
             text += f"; aliased with {', '.join(self.aliases)}"
         if self.excluded:
-            text += f"; seeds where both runs learnt only, left out: {'; '.join(self.excluded)}"
+            text += f"; runs that did not learn, left out: {'; '.join(self.excluded)}"
         return text
 
 
@@ -98,14 +99,17 @@ def _common_context(sweep: Sweep, treatment: str, reference: str, task: Optional
 def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "aupr", task: Optional[str] = None,
            split: Optional[str] = None, n_boot: int = 500, level: float = 0.95, seed: int = 0,
            cause: Optional[str] = None) -> Optional[Effect]:
-    """Paired effect of ``treatment`` against ``reference`` on one metric (``cbat.stats.paired_effect``).
+    """Effect of ``treatment`` against ``reference`` on one metric (``cbat.stats.runs_effect``).
 
     ``cause`` scores only the test pairs of one planted cause (its positives and its matched negatives, the
     ``cause`` column the trainer writes into predictions of the synthetic benchmark).
 
-    Only seeds where both runs learnt (``cbat.metrics.learnt``) are paired; the others are named in
-    ``excluded``, so no difference rests on a model at chance. When no such seed is left, all seeds are paired
-    and ``unlearnt`` names the runs, which the verdicts read as "not learnt".
+    Each side keeps its runs that learnt (``cbat.metrics.learnt``) and the two sides are compared as two samples
+    (a stalled seed on one side does not cost the other side its run); the runs left out are named in
+    ``excluded``, so no difference rests on a model at chance. When a side has no learnt run, all runs are
+    compared and ``unlearnt`` names the unlearnt ones, which the verdicts read as "not learnt". Two samples
+    rather than seed pairs: a seed fixes the batch order but not the weights of two different architectures,
+    so pairing bought little and cost a pair whenever either run stalled.
 
     Returns
     -------
@@ -116,14 +120,13 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     context = _common_context(sweep, treatment, reference, task, split)
     if context is None:
         return None
-    task, split, seeds = context
-    run_of = {who: sweep.ok(who, task, split).set_index("seed")["run_id"] for who in (treatment, reference)}
-    learnt_seeds = [s for s in seeds if not unlearnt(sweep, [run_of[treatment][s], run_of[reference][s]])]
-    excluded = () if not learnt_seeds else tuple(
-        f"seed {s}: " + ", ".join(unlearnt(sweep, [run_of[treatment][s], run_of[reference][s]]))
-        for s in seeds if s not in learnt_seeds)
-    seeds = learnt_seeds or seeds
-    run_ids = {who: [run_of[who][s] for s in seeds] for who in (treatment, reference)}
+    task, split, _ = context
+    run_ids = {who: sweep.ok(who, task, split)["run_id"].tolist() for who in (treatment, reference)}
+    learnt_ids = {who: [r for r in ids if not unlearnt(sweep, [r])] for who, ids in run_ids.items()}
+    excluded = ()
+    if all(learnt_ids.values()):
+        excluded = unlearnt(sweep, run_ids[treatment] + run_ids[reference])
+        run_ids = learnt_ids
     frames = {who: [_of_cause(sweep.predictions(r), cause).set_index("pair_index") for r in ids]
               for who, ids in run_ids.items()}
     common = frames[reference][0].index
@@ -131,8 +134,8 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
         common = common.intersection(frame.index)
     labels = frames[reference][0].loc[common, "label"].to_numpy()
     probs = {who: np.stack([f.loc[common, "prob"].to_numpy() for f in fs]) for who, fs in frames.items()}
-    result = stats.paired_effect(labels, probs[reference], probs[treatment], metric, n_boot=n_boot, level=level,
-                                 seed=seed)
+    result = stats.runs_effect(labels, probs[reference], probs[treatment], metric, n_boot=n_boot, level=level,
+                               seed=seed)
     ids = tuple(run_ids[treatment] + run_ids[reference])
     return Effect(treatment, reference, metric, task, split, result["mean_diff"], result["ci_low"],
                   result["ci_high"], result["variant_mean"], result["baseline_mean"], result["n_seeds"],

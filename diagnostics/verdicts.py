@@ -8,17 +8,18 @@ designed sweep alike:
 
 - *evidence*: in a sweep with a design (``sweep.json`` "design") whose factor corners match the two sides,
   the designed effect (``diagnostics.design``); otherwise a twin pair -- two variants whose configs differ only
-  in the hypothesis' fields -- on the preferred task, with >= ``min_seeds`` paired seeds. Both come as an
-  ``Effect`` with the same interval method (``cbat.stats.fit_effects``).
-- *multiplicity*: the deciding p values of one ``assess`` call are adjusted together (Holm by default);
-  both raw and adjusted values are in the table.
+  in the hypothesis' fields -- on the preferred task, with >= ``min_seeds`` learnt runs on each side. Both come
+  as an ``Effect`` with the same interval method (``cbat.stats.fit_effects``).
+- *tests*: each claim gets two one-sided t tests on its effect (the effect's own standard error and degrees
+  of freedom): *for* it (the effect lies in the claimed direction) and *against* it (the claimed effect is
+  smaller than ``equivalence_margin``, TOST-style; for "no_gain" the two swap: a gain below the margin is for
+  the claim, a gain above 0 against it). Their nulls are disjoint, so at most one per claim is true.
+- *multiplicity*: all these p values of one ``assess`` call are adjusted together (Holm by default, dividing
+  by at most the number of claims, ``cbat.stats.adjust(max_true=...)``); raw and adjusted values are in the
+  table.
 - *rule*: "effect" -- the adjusted effect's sign against the claimed sign, then the mechanism statistic may
   veto a "supported"; "no_gain" -- an equivalence claim (no gain beyond a margin); "statistic" -- the
   statistic decides, falling back to the effect where it cannot.
-- *equivalence*: a claimed effect the data bound below ``equivalence_margin`` (a one-sided t test against
-  the margin, TOST-style, with the effect's own standard error and degrees of freedom) reads "not supported";
-  for "no_gain" the same test against a gain of the margin is what supports it. Its p values join the
-  multiplicity adjustment.
 - a verdict rests on a ranking metric (AUPR/AUROC), a calibration quantity (drift) or a mechanism
   statistic; threshold metrics (recall, precision, F1 at 0.5) are shown as colour only;
 - a verdict resting on an effect from a run whose record says it did not learn is "not learnt" with the
@@ -47,7 +48,7 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_LEARNT = "supported", "not supported
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_LEARNT)
 RULES = ("effect", "no_gain", "statistic")
 COLUMNS = ["id", "claim", "verdict", "evidence", "task", "run_ids", "cause", "source", "metric", "effect", "ci_low",
-           "ci_high", "n", "p_value", "p_adjusted", "p_equivalence", "statistic"]
+           "ci_high", "n", "p_value", "p_adjusted", "p_against", "statistic"]
 SOFT = ("softmax", "temp_softmax")
 AUX_WEIGHTS = ("sparsity_loss_weight", "immax_weight", "speculation_weight")
 
@@ -140,8 +141,9 @@ class Verdict:
     claim: str
     verdict: str
     effect: Optional[Effect] = None
-    p_adjusted: float = np.nan
-    p_equivalence: float = np.nan  # adjusted p that the claimed effect (or, for "no_gain", a gain) reaches the margin
+    p_adjusted: float = np.nan  # adjusted one-sided p of the test for the claim
+    p_against: float = np.nan  # adjusted one-sided p of the test against it (see the module docstring)
+    p_value: float = np.nan  # raw one-sided p of the test for the claim
     margin: float = np.nan
     statistic: Optional[Statistic] = None
     colour: list[Effect] = field(default_factory=list)
@@ -156,10 +158,8 @@ class Verdict:
         """The text, rendered from the fields."""
         parts = [self.reason] if self.reason else []
         if self.effect is not None:
-            parts.append(f"{self.effect.text()}; adjusted p {self.p_adjusted:.3g}")
-            if not np.isnan(self.p_equivalence):
-                parts.append(f"an effect of {self.margin:g} or more in the claimed direction: adjusted p "
-                             f"{self.p_equivalence:.3g} (equivalence test)")
+            parts.append(f"{self.effect.text()}; for the claim: one-sided p {self.p_value:.3g}, adjusted "
+                         f"{self.p_adjusted:.3g}; against it (margin {self.margin:g}): adjusted p {self.p_against:.3g}")
         parts += [f"{c.text()} (threshold metric, colour only)" for c in self.colour]
         if self.statistic is not None and self.statistic.text:
             parts.append(self.statistic.text)
@@ -174,8 +174,7 @@ class Verdict:
                 "source": e.source if e else "", "metric": e.metric if e else "",
                 "effect": e.mean_diff if e else np.nan, "ci_low": e.ci_low if e else np.nan,
                 "ci_high": e.ci_high if e else np.nan, "n": e.n_seeds if e else 0,
-                "p_value": e.p_value if e else np.nan, "p_adjusted": self.p_adjusted,
-                "p_equivalence": self.p_equivalence,
+                "p_value": self.p_value, "p_adjusted": self.p_adjusted, "p_against": self.p_against,
                 "statistic": dict(self.statistic.values) if self.statistic else {}}
 
 
@@ -580,7 +579,7 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
         treated = sweep.ok(pair[0], task=eff.task or None, split=eff.split)["run_id"].tolist()
     ctx = Context(sweep, None, s, treated, reference, tuple(pair), eff)
     if eff.n_seeds < s["min_seeds"]:
-        return _Evidence(h, ctx=ctx, reason=f"only {eff.n_seeds} paired seed(s), need {s['min_seeds']}",
+        return _Evidence(h, ctx=ctx, reason=f"only {eff.n_seeds} learnt run(s) on one side, need {s['min_seeds']}",
                          task=eff.task)
     return _Evidence(h, eff, colour, ctx, task=eff.task)
 
@@ -621,18 +620,19 @@ def _gather(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
     return _twin(sweep, h, s)
 
 
-def _equivalence_p(ev: _Evidence, margin: float) -> float:
-    """One-sided p that the effect reaches ``margin`` in the claimed direction (a gain for "no_gain"):
-    small when the data bound it below the margin."""
+def _one_sided(ev: _Evidence, margin: float) -> tuple[float, float]:
+    """Raw one-sided p values (for the claim, against it) of the effect; NaN where there is no usable effect."""
     eff = ev.effect
     if eff is None or ev.reason or eff.unlearnt or not (eff.se > 0) or eff.df < 1:
-        return np.nan
-    sign = 1 if ev.h.rule == "no_gain" else ev.h.expect
-    return float(scipy_stats.t.cdf((sign * eff.mean_diff - margin) / eff.se, eff.df))
+        return np.nan, np.nan
+    t, d = scipy_stats.t, eff.df
+    if ev.h.rule == "no_gain":  # for: the gain is below the margin; against: there is a gain
+        return float(t.cdf((eff.mean_diff - margin) / eff.se, d)), float(t.sf(eff.mean_diff / eff.se, d))
+    signed = ev.h.expect * eff.mean_diff  # for: an effect in the claimed direction; against: below the margin
+    return float(t.sf(signed / eff.se, d)), float(t.cdf((signed - margin) / eff.se, d))
 
 
-def _decide(ev: _Evidence, statistic: Optional[Statistic], p_adjusted: float, p_equivalence: float,
-            s: dict) -> str:
+def _decide(ev: _Evidence, statistic: Optional[Statistic], p_for: float, p_against: float, s: dict) -> str:
     h, eff = ev.h, ev.effect
     if h.rule == "statistic" and statistic is not None and statistic.verdict is not None:
         return statistic.verdict  # training dynamics (gate saturation, loss shares) need no learnt model
@@ -641,14 +641,12 @@ def _decide(ev: _Evidence, statistic: Optional[Statistic], p_adjusted: float, p_
     if eff is None or ev.reason:
         return INCONCLUSIVE
     alpha = 1 - s["level"]
-    direction = int(np.sign(eff.mean_diff)) if p_adjusted < alpha else 0
-    bounded = p_equivalence < alpha  # the claimed effect (a gain, for no_gain) is smaller than the margin
+    claimed, refuted = p_for < alpha, p_against < alpha
     if h.rule == "no_gain":
-        if direction > 0:
+        if refuted:
             return NOT_SUPPORTED
-        return SUPPORTED if bounded and (statistic is None or statistic.holds is not False) else INCONCLUSIVE
-    verdict = SUPPORTED if direction == h.expect else NOT_SUPPORTED if direction == -h.expect or bounded \
-        else INCONCLUSIVE
+        return SUPPORTED if claimed and (statistic is None or statistic.holds is not False) else INCONCLUSIVE
+    verdict = SUPPORTED if claimed else NOT_SUPPORTED if refuted else INCONCLUSIVE
     if h.rule == "statistic":
         return verdict
     if statistic is not None and statistic.holds is False:
@@ -665,11 +663,13 @@ def judge(sweep: Sweep | str, declarations: Sequence[Hypothesis], probes: bool =
     probe = _Probe(sweep, s["probe_batch"], probes)
     fits: dict = {}
     gathered = [_gather(sweep, h, s, fits) for h in declarations]
-    deciding = [ev.effect.p_value if ev.effect is not None and not ev.reason else np.nan for ev in gathered]
-    equivalence = [_equivalence_p(ev, s["equivalence_margin"]) for ev in gathered]
-    adjusted = stats.adjust(deciding + equivalence, s["method"])  # one family: every claim the table may make
+    raw = [_one_sided(ev, s["equivalence_margin"]) for ev in gathered]
+    p_for, p_against = [r[0] for r in raw], [r[1] for r in raw]
+    claims = int(np.sum(~np.isnan(p_for)))
+    # one family: every claim the table may make, for or against; at most one null per claim is true
+    adjusted = stats.adjust(p_for + p_against, s["method"], max_true=claims)
     verdicts = []
-    for ev, p_adj, p_eq in zip(gathered, adjusted[:len(gathered)], adjusted[len(gathered):]):
+    for ev, p_raw, p_adj, p_eq in zip(gathered, p_for, adjusted[:len(gathered)], adjusted[len(gathered):]):
         statistic = None
         if ev.ctx is not None and ev.h.statistic is not None and ev.ctx.treated:
             statistic = STATISTICS[ev.h.statistic](replace(ev.ctx, probe=probe))
@@ -679,7 +679,8 @@ def judge(sweep: Sweep | str, declarations: Sequence[Hypothesis], probes: bool =
         if effect_ is not None:
             figures["effect"] = forest_figure(effects_frame([effect_, *ev.colour]))
         run_ids = sorted(set(ev.ctx.treated + ev.ctx.reference) if ev.ctx else ())
-        verdicts.append(Verdict(ev.h.id, ev.h.claim, verdict, effect_, p_adj, p_eq, s["equivalence_margin"], statistic,
+        verdicts.append(Verdict(ev.h.id, ev.h.claim, verdict, effect_, p_adj, p_eq, p_raw, s["equivalence_margin"],
+                                statistic,
                                 [c for c in ev.colour if c is not None], ev.reason, ev.task, ev.h.cause, run_ids,
                                 figures))
     return verdicts
@@ -705,7 +706,7 @@ def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = Tru
     hypotheses : ids to judge (default all of ``HYPOTHESES``, plus ``declarations``).
     probes : load checkpoints and rebuild the test pairs from ``sweep.json`` for the V1a gradient probe and
         the H1 distance profile (forward/backward on ``probe_batch`` test pairs; no training).
-    min_seeds : paired seeds a twin pair needs before any verdict other than "inconclusive".
+    min_seeds : learnt runs each side of a twin pair needs before any verdict other than "inconclusive".
     n_boot, seed : test-pair bootstrap replicates and its RNG seed (``cbat.stats.fit_effects``).
     saturation_threshold : V1c, share of gate values <0.05 or >0.95 late in training that counts as saturated.
     share_threshold, competing_cosine : H6, early share of the objective that counts as dominant; gradient

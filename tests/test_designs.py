@@ -239,6 +239,11 @@ def test_multiplicity_adjustment_is_holm_and_keeps_nans():
     adjusted = stats.adjust([0.01, 0.04, np.nan, 0.03])
     assert adjusted[0] == pytest.approx(0.03) and np.isnan(adjusted[2])
     assert adjusted[1] == pytest.approx(0.06) and adjusted[3] == pytest.approx(0.06)
+    # at most 2 true nulls (e.g. the tests for and against 2 claims): Holm divides by min(2, m - j + 1)
+    bounded = stats.adjust([0.01, 0.04, np.nan, 0.03, 0.5], max_true=2)
+    assert bounded[0] == pytest.approx(0.02) and bounded[3] == pytest.approx(0.06)
+    assert bounded[1] == pytest.approx(0.08) and bounded[4] == pytest.approx(0.5) and np.isnan(bounded[2])
+    assert stats.adjust([0.01, 0.04], method="fdr_bh", max_true=1) == pytest.approx([0.02, 0.04])  # holm only
 
 
 def test_designed_sweep_end_to_end_from_the_cli(tmp_path):

@@ -53,9 +53,11 @@ def sparse_sweep(tmp_path_factory):
 def test_h2_supported_when_the_sparse_twin_trails(sparse_sweep):
     v = judged(sparse_sweep, "H2")
     assert v.verdict == "supported" and v.effect.source == "twin" and v.effect.metric == "aupr"
-    assert v.effect.mean_diff < 0 and v.effect.ci_high < 0 and v.effect.n_seeds == 3 and v.effect.df == 2
-    # one hypothesis: its effect test and its equivalence test form the family; Holm doubles the smaller p
-    assert v.p_equivalence > 0.5 and v.p_adjusted == pytest.approx(min(1.0, 2 * v.effect.p_value))
+    assert v.effect.mean_diff < 0 and v.effect.ci_high < 0 and v.effect.n_seeds == 3 and v.effect.df == 4  # two samples of 3 runs
+    # the test for the claim is one-sided (half the effect's two-sided p); one claim: its tests for and against
+    # have disjoint nulls, so nothing is adjusted
+    assert v.p_value == pytest.approx(v.effect.p_value / 2) and v.p_adjusted == pytest.approx(v.p_value)
+    assert v.p_against > 0.5
     assert v.statistic.values["treated_tokens"] == 3.0 and v.statistic.values["reference_tokens"] == 20.0
     assert [c.metric for c in v.colour] == ["recall"] and len(v.run_ids) == 6
     assert f"{v.effect.mean_diff:+.3f}" in v.evidence  # the text is rendered from the fields
@@ -72,7 +74,7 @@ def test_a_threshold_metric_alone_never_decides(tmp_path):
     v = judged(path, "H2")
     assert v.colour[0].metric == "recall" and v.colour[0].mean_diff < -0.3 and v.colour[0].ci_high < 0
     assert v.verdict == "not supported" and v.effect.mean_diff == pytest.approx(0, abs=1e-12)
-    assert v.p_equivalence < 0.05 and "equivalence test" in v.evidence
+    assert v.p_against < 0.05 and "against it (margin 0.05)" in v.evidence
 
 
 def test_h2_without_a_difference_not_supported_within_the_margin_else_inconclusive(tmp_path):
@@ -82,13 +84,13 @@ def test_h2_without_a_difference_not_supported_within_the_margin_else_inconclusi
                        lambda v, s: attention_trace(tokens[v]))
     v = judged(same, "H2")  # no loss, and the interval excludes a loss of the margin (0.05 AUPR)
     assert v.verdict == "not supported" and v.effect.ci_low <= 0 <= v.effect.ci_high
-    assert v.effect.ci_low > -v.margin and v.p_equivalence < 0.05 <= v.p_adjusted
+    assert v.effect.ci_low > -v.margin and v.p_against < 0.05 <= v.p_adjusted
     v = judged(same, "H2", equivalence_margin=0.0)  # nothing can be bounded below a zero margin
-    assert v.verdict == "inconclusive" and v.p_equivalence >= 0.05
+    assert v.verdict == "inconclusive" and v.p_against >= 0.05
     few = write_sweep(tmp_path / "few", variants, [0, 1], by_variant(baseline=0.2, sparse=2.0),
                       lambda v, s: attention_trace(tokens[v]))
     v = judged(few, "H2")
-    assert v.verdict == "inconclusive" and v.reason == "only 2 paired seed(s), need 3" and v.effect is None
+    assert v.verdict == "inconclusive" and v.reason == "only 2 learnt run(s) on one side, need 3" and v.effect is None
 
 
 def test_h2_not_supported_when_the_variant_is_not_sparser(tmp_path):
@@ -156,9 +158,11 @@ def test_a_seed_whose_run_did_not_learn_is_left_out_of_the_pairing(tmp_path):
     record["learnt"] = {"learnt": False, "reason": "predicts one class for 97% of test pairs"}
     record_path.write_text(json.dumps(record))
     v = judged(path, "H2")
-    assert v.effect.n_seeds == 3 and not v.effect.unlearnt and v.verdict != "not learnt"
-    assert v.effect.excluded == ("seed 1: sparse__s1__chrom: predicts one class for 97% of test pairs",)
-    assert "left out: seed 1" in v.evidence
+    # the baseline keeps all four runs, the sparse side its three learnt ones: a two-sample t with 4 + 3 - 2 df
+    assert v.effect.n_seeds == 3 and v.effect.df == 5 and not v.effect.unlearnt and v.verdict != "not learnt"
+    assert len(v.effect.run_ids) == 7 and "sparse__s1__chrom" not in v.effect.run_ids
+    assert v.effect.excluded == ("sparse__s1__chrom: predicts one class for 97% of test pairs",)
+    assert "left out: sparse__s1__chrom" in v.evidence
 
 def test_h6_needs_a_dominant_share_and_a_conflicting_gradient(tmp_path):
     variants = {"baseline": BASE, "aux": dataclasses.replace(BASE, speculation_weight=20.0)}
@@ -175,7 +179,7 @@ def test_h6_needs_a_dominant_share_and_a_conflicting_gradient(tmp_path):
     v = judged(aligned, "H6")
     # dominant but not competing: the AUPR cost against the twin decides, and the data bound it below the margin
     assert v.verdict == "not supported" and v.statistic.values["dominant"] and not v.statistic.values["conflict"]
-    assert v.statistic.verdict is None and v.effect.ci_low <= 0 <= v.effect.ci_high and v.p_equivalence < 0.05
+    assert v.statistic.verdict is None and v.effect.ci_low <= 0 <= v.effect.ci_high and v.p_against < 0.05
 
 
 def test_v1c_reads_late_saturation_of_sigmoid_gates(tmp_path):
