@@ -1,8 +1,8 @@
 """How often do the intervals claim a difference that is not there? Trains one config under many seeds, then:
 
 - A/A: 3 seeds named "A" against 3 others named "B" (random, repeated ``--reps`` times); the share of 95 %
-  intervals excluding 0, for the earlier paired bootstrap (``cbat.stats.paired_bootstrap``) and the current
-  method (``cbat.stats.paired_effect``). Nominal: 5 %.
+  intervals excluding 0, for the earlier paired bootstrap (``cbat.stats.paired_bootstrap``), the paired t
+  (``cbat.stats.paired_effect``) and the two-sample t the verdicts use (``cbat.stats.runs_effect``). Nominal: 5 %.
 - null design: the same runs dealt at random onto the 16 rows of the resolution III design over the 12
   factors (no factor has any effect); the share of deals where some main effect is claimed after Holm
   adjustment (``cbat.stats.fit_effects`` + ``adjust``), and the raw per-effect rate.
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     aurocs = stats.run_scores(labels, probs, "auroc")
     rows = []
     for metric in ("aupr", "auroc"):
-        for method in ("paired_bootstrap", "paired_effect"):
+        for method in ("paired_bootstrap", "paired_effect", "runs_effect"):
             result = stats.false_claim_rate(labels, probs, n_reps=args.reps, metric=metric, method=method,
                                             n_boot=args.n_boot)
             rows.append({"check": "A/A (3 vs 3 seeds)", "method": method, "metric": metric,
