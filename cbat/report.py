@@ -429,8 +429,9 @@ def folder_bytes(folder: str | Path, exclude: Sequence[str] = ("sweep",)) -> int
 
 
 def _at_a_glance(results: Sequence[NotebookResult]) -> str:
-    """The first thing a reader sees: what was trained, which variants learnt, how many planted causes the
-    verdicts recovered and the verdict counts (values the ablation report glued; empty if it did not run)."""
+    """The first thing a reader sees: what was trained, which variants learnt, which kind of positive each
+    variant finds (per-cause AUROC), how many planted causes the verdicts recovered and the verdicts (values the
+    ablation report glued; empty if it did not run)."""
     glued = next((r.glued for r in results if "learnt_status" in r.glued), None)
     if glued is None:
         return ""
@@ -441,6 +442,18 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
         parts.append(f"<p>Trained: <code>{html.escape(json.dumps(glued['settings'], default=str))}</code></p>")
     parts.append("<table><tr><th>variant</th><th>did it learn?</th><th>median test AUROC</th></tr>"
                  f"{rows}</table>")
+    if glued.get("cause_table"):
+        # which kind of positive each variant finds or misses (a cause's positives against its matched negatives)
+        causes = sorted({row["cause"] for row in glued["cause_table"]})
+        by_variant: dict[str, dict[str, float]] = {}
+        for row in glued["cause_table"]:
+            by_variant.setdefault(row["variant"], {})[row["cause"]] = row["median_auroc"]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in causes)
+        body = "".join(f"<tr><td>{html.escape(v)}</td>" + "".join(
+            f"<td>{values[c]:.2f}</td>" if c in values else "<td></td>" for c in causes) + "</tr>"
+            for v, values in by_variant.items())
+        parts.append("<p>Median test AUROC per planted cause (its positives against its matched negatives):</p>"
+                     f"<table><tr><th>variant</th>{head}</tr>{body}</table>")
     if "planted_recovered" in glued:
         found, checked = glued["planted_recovered"]
         parts.append(f"<p><b>{found} of {checked} planted causes recovered</b> by the verdicts (expected vs found "
@@ -450,7 +463,9 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
         counts: dict[str, int] = {}
         for row in glued["verdicts"]:
             counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
-        parts.append("<p>Verdicts: " + ", ".join(f"{n} {html.escape(v)}" for v, n in counts.items()) + "</p>")
+        parts.append("<p>Verdicts: " + ", ".join(f"{n} {html.escape(v)}" for v, n in counts.items()) + " ("
+                     + ", ".join(f"{html.escape(row['id'])} {html.escape(row['verdict'])}" for row in glued["verdicts"])
+                     + ")</p>")
     return "".join(parts)
 
 

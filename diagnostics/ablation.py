@@ -106,8 +106,8 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
 
     Each side keeps its runs that learnt (``cbat.metrics.learnt``) and the two sides are compared as two samples
     (a stalled seed on one side does not cost the other side its run); the runs left out are named in
-    ``excluded``, so no difference rests on a model at chance. When a side has no learnt run, all runs are
-    compared and ``unlearnt`` names the unlearnt ones, which the verdicts read as "not learnt". Two samples
+    ``excluded``, so no difference rests on a model at chance. A side with no learnt run keeps all its runs and
+    ``unlearnt`` names them, which the verdicts read as "not learnt". Two samples
     rather than seed pairs: a seed fixes the batch order but not the weights of two different architectures,
     so pairing bought little and cost a pair whenever either run stalled.
 
@@ -123,10 +123,10 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     task, split, _ = context
     run_ids = {who: sweep.ok(who, task, split)["run_id"].tolist() for who in (treatment, reference)}
     learnt_ids = {who: [r for r in ids if not unlearnt(sweep, [r])] for who, ids in run_ids.items()}
-    excluded = ()
-    if all(learnt_ids.values()):
-        excluded = unlearnt(sweep, run_ids[treatment] + run_ids[reference])
-        run_ids = learnt_ids
+    # a side keeps its learnt runs; a side with none keeps all (and the effect says "not learnt")
+    excluded = unlearnt(sweep, [r for who in run_ids if learnt_ids[who] for r in run_ids[who]
+                                if r not in learnt_ids[who]])
+    run_ids = {who: learnt_ids[who] or run_ids[who] for who in run_ids}
     frames = {who: [_of_cause(sweep.predictions(r), cause).set_index("pair_index") for r in ids]
               for who, ids in run_ids.items()}
     common = frames[reference][0].index

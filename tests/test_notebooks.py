@@ -58,11 +58,16 @@ def test_ablation_report_leads_with_learnt_status_causes_and_expected_vs_found(r
     glued = report[1]["ablation_report"].glued
     assert glued["settings"]["data"]["task"] == "mixture"
     assert {row["variant"] for row in glued["learnt_status"]} == set(sweep.runs["variant"])
-    assert {row["cause"] for row in glued["cause_table"]} == {"long_range", "diffuse", "sparse_strong"}
+    # the tiny test split holds whichever causes the deal put on its chromosomes (here not long_range)
+    causes = {row["cause"] for row in glued["cause_table"]}
+    assert causes <= {"long_range", "diffuse", "sparse_strong"} and len(causes) >= 2
     found, checked = glued["planted_recovered"]
     assert checked >= 1 and 0 <= found <= checked
     index = (tmp_path_factory.getbasetemp() / "cbat_report" / "index.html").read_text()
     assert "At a glance" in index and f"{found} of {checked} planted causes recovered" in index
+    row = glued["cause_table"][0]  # the per-cause table heads the index too
+    assert "per planted cause" in index and f"<td>{row['median_auroc']:.2f}</td>" in index
+    assert all(f"{v['id']} {v['verdict']}" in index for v in glued["verdicts"])
 
 
 def test_gate_explorer_finds_the_gated_runs_and_compares_v1_with_v2(report, tmp_path_factory):

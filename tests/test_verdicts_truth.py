@@ -58,13 +58,12 @@ def test_window_that_cuts_the_decisive_distance_is_found_on_long_range(tmp_path_
                 {"name": "window", "config": "baseline", "overrides": {**overrides, "window_size": 16}}]
     spec = SweepSpec(variants=variants, seeds=[0, 1, 2], splits=["chrom"],
                      data={"task": "long_range", "n_pairs": 1000, "seed": 0},
-                     settings={"epochs": 8, "batch_size": 32, "lr": 3e-3, "patience": 8, "hook_every": 10,
-                               "progress": False})
+                     settings={"epochs": 8, "batch_size": 32, "lr": 3e-3, "lr_warmup_steps": 20, "patience": 8,
+                               "hook_every": 10, "progress": False})
     path = tmp_path_factory.mktemp("truth") / "long_range"
     run_sweep(spec, path, workers=2, progress=False)
     row = assess(path, hypotheses=["H1"], n_boot=200, probe_batch=8).table.set_index("id").loc["H1"]
-    # The window cuts the decisive offset so completely that its models stay at chance: the effect is large and
-    # below zero, but a claim may not rest on a model that did not learn, so the verdict says so.
-    assert row.ci_high < 0 and row.verdict == "not learnt", row.evidence
-    assert "not learnt: window__s0__chrom" in row.evidence
-    assert len(row.run_ids) == 6
+    # The window sees neither offset band, so on the cause's own pairs (positives against their hard negatives)
+    # it ranks at chance while the global model separates them; its runs still learn the easy negatives.
+    assert row.verdict == "supported" and row.ci_high < 0, row.evidence
+    assert row.statistic["beyond"] >= 0.05 and row.cause == "long_range", row.evidence

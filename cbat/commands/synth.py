@@ -9,13 +9,20 @@ HELP = "Generate the synthetic EPI benchmark (real JASPAR motifs, ground truth) 
 
 
 def add_arguments(parser) -> None:
-    from cbat.data import TASKS
+    import inspect
+
+    from cbat.data import TASKS, synthetic
+
+    # the lengths default to synthetic()'s own, so the CLI and the Python API generate the same data
+    default = {name: p.default for name, p in inspect.signature(synthetic).parameters.items()}
 
     parser.add_argument("--task", default="mixture", choices=TASKS, help="rule set (default: mixture)")
     parser.add_argument("--n-pairs", type=int, default=2000, help="number of pairs (default: 2000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--enhancer-len", type=int, default=600, help="bp (paper scale: 3000)")
-    parser.add_argument("--promoter-len", type=int, default=400, help="bp (paper scale: 2000)")
+    parser.add_argument("--enhancer-len", type=int, default=default["enhancer_len"],
+                        help=f"bp (default {default['enhancer_len']}; paper scale: 3000)")
+    parser.add_argument("--promoter-len", type=int, default=default["promoter_len"],
+                        help=f"bp (default {default['promoter_len']}; paper scale: 2000)")
     parser.add_argument("--positive-fraction", type=float, default=0.5, help="0.5 for 1:1, 0.048 for ~1:20")
     parser.add_argument("--cell-lines", nargs="+", default=None, help="subset of GM12878 K562 Stomach NHEK")
     parser.add_argument("--copies", type=int, default=None, help="sparse_strong / long_range: repeats of "
