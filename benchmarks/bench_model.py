@@ -39,6 +39,7 @@ import cbat
 from cbat.batches import DeviceBatches
 from cbat.hooks import HookPoint
 from cbat.losses import CBATLoss
+from cbat.train import HOOK_SAMPLE
 
 LENGTHS = {"small": (600, 400), "paper": (3000, 2000)}
 MATMUL_SIZE = 2048
@@ -85,7 +86,9 @@ class _Mode:
         self.forward = torch.compile(self.model) if name == "compiled" else self.model
         self.loss = CBATLoss(cfg, positive_rate=0.5).to(device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
-        self._recording = cbat.record(self.model, mode="summary" if name == "summary" else "off")
+        # "summary" records as the trainer does: every step here, with the trainer's attention sample
+        self._recording = cbat.record(self.model, mode="summary" if name == "summary" else "off",
+                                      sample=HOOK_SAMPLE if name == "summary" else None)
         self.trace = self._recording.__enter__()
 
     def step(self) -> None:

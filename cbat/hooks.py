@@ -49,6 +49,8 @@ class HookPoint(nn.Module):
         super().__init__()
         self.kind = kind
         self.active = False
+        # (pairs, query_stride) of an attention map the recorder needs, set by ``record(sample=...)``; None: all
+        self.sample: Optional[tuple[int, int]] = None
 
     def forward(self, x: torch.Tensor, meta: Optional[AttentionMeta] = None) -> torch.Tensor:
         return x
@@ -214,12 +216,14 @@ class Trace:
     COLUMNS = ["name", "block", "kind", "site", "statistic", "head", "step", "value"]
 
     def __init__(self, model: nn.Module, mode: str, names: Optional[Sequence[str]], every: int,
-                 max_samples: int, far_bp: float) -> None:
+                 max_samples: int, far_bp: float, sample: Optional[tuple[int, int]] = None) -> None:
         if mode not in MODES:
             raise ValueError(f"record mode {mode!r}; expected one of {list(MODES)}")
         if every < 1:
             raise ValueError(f"record every={every}; expected a positive integer")
-        self.model, self.mode, self.every = model, mode, every
+        if sample is not None and (len(sample) != 2 or min(sample) < 1):
+            raise ValueError(f"record sample={sample!r}; expected (pairs, query_stride), both >= 1")
+        self.model, self.mode, self.every, self.sample = model, mode, every, sample
         self.max_samples, self.far_bp = max_samples, far_bp
         self.step = 0
         self._rows: list[tuple] = []
@@ -259,7 +263,7 @@ class Trace:
             handle.remove()
         self._handles.clear()
         for _, point in self._points:
-            point.active = False
+            point.active, point.sample = False, None
 
     @property
     def sampled(self) -> bool:
@@ -269,6 +273,7 @@ class Trace:
     def _set_active(self) -> None:
         for _, point in self._points:
             point.active = self.sampled
+            point.sample = tuple(self.sample) if self.sample and point.kind == "pattern" else None
 
     def next_step(self) -> None:
         """Advance the step counter (call once per optimisation step); sampling follows ``every``."""
@@ -353,7 +358,7 @@ class Trace:
 
 @contextmanager
 def record(model: nn.Module, mode: str = "summary", names: Optional[Sequence[str]] = None, every: int = 1,
-           max_samples: int = 4, far_bp: float = 500.0) -> Iterator[Trace]:
+           max_samples: int = 4, far_bp: float = 500.0, sample: Optional[tuple[int, int]] = None) -> Iterator[Trace]:
     """Record hook points of ``model`` inside a ``with`` block.
 
     Parameters
@@ -364,8 +369,13 @@ def record(model: nn.Module, mode: str = "summary", names: Optional[Sequence[str
     every : record only every ``every``-th step (``trace.next_step()`` advances the step); unsampled
         steps run the model's fast paths.
     far_bp : distance in bp beyond which attention mass counts as "far".
+    sample : (pairs, query_stride): attention statistics read only the first ``pairs`` pairs of a batch and every
+        ``query_stride``-th query (an unbiased sample of the same means). The model's own output is then the
+        fused kernel's, as with recording off, and the sample's weights are computed apart, off the gradient
+        path: this is what keeps recording on every step cheap (the trainer uses ``cbat.train.HOOK_SAMPLE``).
+        None: every pair and query (the statistics of the whole batch).
     """
-    trace = Trace(model, mode, names, every, max_samples, far_bp)
+    trace = Trace(model, mode, names, every, max_samples, far_bp, sample)
     trace._attach()
     try:
         yield trace

@@ -328,3 +328,34 @@ def test_compile_setting_must_be_a_bool():
     with pytest.raises(ValueError, match="'compile'.*true or false"):
         TrainSettings(compile="yes")
 
+
+
+@pytest.mark.parametrize("overrides", [{}, {"sparsity": "hard_topk", "topk": 2}, "cbat_v2"],
+                         ids=["softmax", "hard_topk", "cbat_v2"])
+def test_sampled_recording_reads_the_exact_statistics_of_its_sample_and_leaves_the_output_alone(overrides):
+    """``record(sample=(pairs, stride))`` (what the trainer uses): the statistics equal the exact ones of the
+    first ``pairs`` pairs and every ``stride``-th query of the full maps, and the model's output is the one it
+    gives with recording off."""
+    cfg = cbat.preset("cbat_v2", **SMALL) if overrides == "cbat_v2" else cbat.preset("baseline", **overrides, **SMALL)
+    model = cbat.build_model(cfg, seed=0).eval()
+    e, p = _onehot(4, 300, seed=1), _onehot(4, 200, seed=2)
+    with torch.no_grad():
+        off = model(e, p)
+        with cbat.record(model, mode="capture", max_samples=4) as full:
+            model(e, p)
+        with cbat.record(model, mode="summary", sample=(2, 3)) as sampled:
+            out = model(e, p)
+    torch.testing.assert_close(out, off, rtol=0, atol=0)
+    rows = sampled.summary()
+    patterns = [n for n in full.captured if n.endswith("pattern")]
+    assert patterns
+    for name in patterns:
+        meta = full.captured_meta[name]
+        strided = AttentionMeta(q_pos_bp=meta.q_pos_bp[::3], k_pos_bp=meta.k_pos_bp, q_is_anchor=meta.q_is_anchor[::3],
+                                k_is_anchor=meta.k_is_anchor, window_bp=meta.window_bp, topk=meta.topk)
+        expected = reference_attention_stats(full.captured[name][0][:2, :, ::3], strided, far_bp=500.0)
+        got = rows[(rows["name"] == name) & (rows["head"] >= 0)]
+        for stat, values in expected.items():
+            measured = got[got["statistic"] == stat].sort_values("head")["value"].to_numpy()
+            np.testing.assert_allclose(measured, values.numpy(), rtol=1e-4, atol=1e-6, equal_nan=True,
+                                       err_msg=f"{name} {stat}")

@@ -71,11 +71,20 @@ class AttentionCore(nn.Module):
             if sparsity == "temp_softmax":
                 scale /= temperature
             q, k = self._fold_bias(q, k, q_pos, k_pos, q_anchor, k_anchor)
-            if not self.pattern.active and entropy is None and layout["every_row_has_key"]:
+            sampled = self.pattern.active and self.pattern.sample is not None
+            if (sampled or not self.pattern.active) and entropy is None and layout["every_row_has_key"]:
                 # The CPU flash kernel wants one head size: pad the values to the widened queries and keys.
                 widened = F.pad(v, (0, q.shape[-1] - v.shape[-1])) if q.shape[-1] != v.shape[-1] else v
                 out = F.scaled_dot_product_attention(q, k, widened, attn_mask=allowed,
                                                      scale=scale)[..., :self.head_dim]
+                if sampled:  # the recorder reads a sample: its weights alone, off the gradient path
+                    pairs, stride = self.pattern.sample
+                    mask = layout["additive_mask"]
+                    with torch.no_grad():
+                        scores = (q[:pairs, :, ::stride] * scale) @ k[:pairs].transpose(-1, -2)
+                        weights = (scores + (mask[::stride] if mask.dim() else mask)).float().softmax(-1)
+                    self.pattern(weights.to(v.dtype), meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor,
+                                                                       stride))
             else:
                 # The weights are needed (hooks, sparsity loss): one log-softmax gives them and their entropy.
                 # The mask is added inside the score matmul; rows with no allowed key are zeroed after it.
@@ -91,7 +100,7 @@ class AttentionCore(nn.Module):
                 if self.pattern.active:
                     if not layout["every_row_has_key"]:
                         weights = weights * layout["row_has_key"][:, None]
-                    weights = self.pattern(weights, meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor))
+                    self._record(weights, layout, q_pos, k_pos, q_anchor, k_anchor)
                 out = weights @ v
                 if not layout["every_row_has_key"]:  # such rows get no weight, as in ``normalise``
                     out = out * layout["row_has_key"][:, None].to(out.dtype)
@@ -106,7 +115,7 @@ class AttentionCore(nn.Module):
             if entropy is not None:
                 entropy.append(_normalised_entropy(weights, allowed))
             if self.pattern.active:
-                weights = self.pattern(weights, meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor))
+                self._record(weights, layout, q_pos, k_pos, q_anchor, k_anchor)
             out = weights @ v
         batch, _, length, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(batch, length, -1))
@@ -143,19 +152,24 @@ class AttentionCore(nn.Module):
                   "row_scale": row_has_key / n_keys.clamp_min(2.0).log(),
                   "additive_mask": torch.zeros((), device=q_pos.device) if allowed is None else
                   torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, _MASKED),
-                  "meta": None}
+                  "meta": {}}
         self._layouts = [(key, layout)] + self._layouts[:7]
         return layout
 
-    def _meta(self, layout, q_pos, k_pos, q_anchor, k_anchor) -> AttentionMeta:
-        # One meta per layout: the hooks cache the distance matrices they derive on it.
-        if layout["meta"] is None:
+    def _record(self, weights, layout, q_pos, k_pos, q_anchor, k_anchor) -> None:
+        """Hand the weights to the hook point: all of them, or the sample the recorder asked for."""
+        pairs, stride = self.pattern.sample or (weights.shape[0], 1)
+        self.pattern(weights[:pairs, :, ::stride].detach() if self.pattern.sample else weights,
+                     meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor, stride))
+
+    def _meta(self, layout, q_pos, k_pos, q_anchor, k_anchor, stride: int = 1) -> AttentionMeta:
+        # One meta per layout and query stride: the hooks cache the distance matrices they derive on it.
+        if stride not in layout["meta"]:
             bp = float(self.bp_per_token)
-            layout["meta"] = AttentionMeta(q_pos_bp=q_pos.float() * bp, k_pos_bp=k_pos.float() * bp,
-                                           q_is_anchor=q_anchor, k_is_anchor=k_anchor,
-                                           window_bp=None if self.window is None else self.window * bp,
-                                           topk=self.topk)
-        return layout["meta"]
+            layout["meta"][stride] = AttentionMeta(
+                q_pos_bp=q_pos[::stride].float() * bp, k_pos_bp=k_pos.float() * bp, q_is_anchor=q_anchor[::stride],
+                k_is_anchor=k_anchor, window_bp=None if self.window is None else self.window * bp, topk=self.topk)
+        return layout["meta"][stride]
 
 
 def _normalised_entropy(weights: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
