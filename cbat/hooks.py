@@ -304,10 +304,10 @@ class Trace:
             if module.kind == "pattern":
                 stats = attention_stats_tensor(tensor, meta, self.far_bp)
                 self._pending.append((name, kind, ATTENTION_STATS, True, stats))
-            elif module.kind == "gate":
-                self._pending.append((name, kind, GATE_STATS, False, gate_stats_tensor(tensor)))
-            elif module.kind == "state":
-                self._pending.append((name, kind, STATE_STATS, False, state_stats_tensor(tensor)))
+            elif module.kind in ("gate", "state"):  # a sample reads its first pairs here too
+                value = tensor if self.sample is None else tensor[: self.sample[0]]
+                stats = (GATE_STATS, gate_stats_tensor) if module.kind == "gate" else (STATE_STATS, state_stats_tensor)
+                self._pending.append((name, kind, stats[0], False, stats[1](value)))
             return None
         return hook
 
@@ -369,8 +369,8 @@ def record(model: nn.Module, mode: str = "summary", names: Optional[Sequence[str
     every : record only every ``every``-th step (``trace.next_step()`` advances the step); unsampled
         steps run the model's fast paths.
     far_bp : distance in bp beyond which attention mass counts as "far".
-    sample : (pairs, query_stride): attention statistics read only the first ``pairs`` pairs of a batch and every
-        ``query_stride``-th query (an unbiased sample of the same means). The model's own output is then the
+    sample : (pairs, query_stride): statistics read only the first ``pairs`` pairs of a batch and, of attention
+        maps, every ``query_stride``-th query (an unbiased sample of the same means). The model's own output is then the
         fused kernel's, as with recording off, and the sample's weights are computed apart, off the gradient
         path: this is what keeps recording on every step cheap (the trainer uses ``cbat.train.HOOK_SAMPLE``).
         None: every pair and query (the statistics of the whole batch).

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import cbat
-from cbat.hooks import AttentionMeta, attention_stats, gate_stats, state_stats
+from cbat.hooks import AttentionMeta, attention_stats, gate_stats, hook_points, state_stats
 from cbat.layers import AttentionCore
 from cbat.layers.stem import ConvStem
 from cbat.train import TrainSettings, train
@@ -359,3 +359,10 @@ def test_sampled_recording_reads_the_exact_statistics_of_its_sample_and_leaves_t
             measured = got[got["statistic"] == stat].sort_values("head")["value"].to_numpy()
             np.testing.assert_allclose(measured, values.numpy(), rtol=1e-4, atol=1e-6, equal_nan=True,
                                        err_msg=f"{name} {stat}")
+    gates = [n for n, point in hook_points(model) if point.kind == "gate"]
+    assert bool(gates) == (overrides == "cbat_v2")
+    for name in gates:  # gates read the first 2 pairs
+        expected = gate_stats(full.captured[name][0][:2])
+        got = rows[rows["name"] == name].set_index("statistic")["value"]
+        for stat, value in expected.items():
+            assert got[stat] == pytest.approx(value, rel=1e-4, abs=1e-6), f"{name} {stat}"
