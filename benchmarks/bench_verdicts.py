@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="reports/bench_verdicts")
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--enhancer-len", type=int, default=600)
-    parser.add_argument("--promoter-len", type=int, default=400)
+    parser.add_argument("--promoter-len", type=int, default=600)
     parser.add_argument("--cell-lines", nargs="+", default=None, help="default: every cell line")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--d-model", type=int, default=32)
