@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_design_efficiency.py --workers 2
 
 Trains, with the same data, size and training settings,
-(a) the resolution IV fractional design over the 12 factors of ``cbat.ablations.FACTORS`` (32 rows, one seed
-    each; ``cbat sweep --design fractional --resolution 4``), and
+(a) a fractional design over the 12 factors of ``cbat.ablations.FACTORS`` (``--resolution`` 4: 32 rows, 3: 16
+    rows; one seed each; ``cbat sweep --design fractional --resolution 4``), and
 (b) cbat_v2 and its 12 leave-one-out variants (``cbat_v2-<factor>``) under ``--seeds`` seeds each,
 then prints per factor the designed main effect (``diagnostics.effects``: high - low, fitted over all designed
 runs) beside the leave-one-out effect (``diagnostics.ablation.effect``: cbat_v2 - cbat_v2-<factor>) with the
@@ -39,7 +39,8 @@ def data(args) -> dict:
 
 def designed(args, out: Path) -> tuple[pd.DataFrame, int, float]:
     spec = SweepSpec(variants=[], seeds=[0], data=data(args), settings=settings(args),
-                     design={"kind": "fractional", "resolution": 4, "overrides": {"d_model": args.d_model}})
+                     design={"kind": "fractional", "resolution": args.resolution,
+                             "overrides": {"d_model": args.d_model}})
     started = time.perf_counter()
     run_sweep(spec, out, workers=args.workers, progress=False)
     seconds = time.perf_counter() - started
@@ -73,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--promoter-len", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=16)
+    parser.add_argument("--resolution", type=int, default=4, choices=[3, 4])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per leave-one-out variant")
     parser.add_argument("--metric", default="aupr")
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     out = Path(args.out)
-    main_effects, design_runs, design_s = designed(args, out / "design")
+    main_effects, design_runs, design_s = designed(args, out / f"design_res{args.resolution}")
     loo, loo_runs, loo_s = leave_one_out(args, out / "leave_one_out")
     rows = []
     for factor in ablations.FACTORS:
@@ -89,14 +91,15 @@ def main(argv: list[str] | None = None) -> int:
                      - l.get("ci_low", float("nan"))})
     table = pd.DataFrame(rows)
     ratio = (table["designed width"] / table["leave-one-out width"]).median()
-    lines = [f"# Designed (resolution IV) vs leave-one-out x {args.seeds} seeds ({args.task}, {args.pairs} pairs, "
-             f"{args.enhancer_len}/{args.promoter_len} bp, {args.epochs} epochs, d_model {args.d_model}, "
-             f"Δ{args.metric})", "",
+    numeral = "IV" if args.resolution == 4 else "III"
+    size = (f"{args.task}, {args.pairs} pairs, {args.enhancer_len}/{args.promoter_len} bp, {args.epochs} epochs, "
+            f"d_model {args.d_model}, Δ{args.metric}")
+    lines = [f"# Designed (resolution {numeral}) vs leave-one-out x {args.seeds} seeds ({size})", "",
              f"runs: designed {design_runs} ({design_s:.0f} s), leave-one-out {loo_runs} ({loo_s:.0f} s); median "
              f"width ratio designed/leave-one-out {ratio:.2f}", "", table.to_string(index=False, float_format="%+.3f")]
     text = "\n".join(lines)
     print(text)
-    (out / "design_efficiency.md").write_text(text + "\n")
+    (out / f"design_efficiency_res{args.resolution}.md").write_text(text + "\n")
     return 0
 
 

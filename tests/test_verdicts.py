@@ -53,7 +53,8 @@ def sparse_sweep(tmp_path_factory):
 def test_h2_supported_when_the_sparse_twin_trails(sparse_sweep):
     v = judged(sparse_sweep, "H2")
     assert v.verdict == "supported" and v.effect.source == "twin" and v.effect.metric == "aupr"
-    assert v.effect.mean_diff < 0 and v.effect.ci_high < 0 and v.effect.n_seeds == 3 and v.effect.df == 4  # two samples of 3 runs
+    # two samples of 3 runs: 3 + 3 - 2 degrees of freedom
+    assert v.effect.mean_diff < 0 and v.effect.ci_high < 0 and v.effect.n_seeds == 3 and v.effect.df == 4
     # the test for the claim is one-sided (half the effect's two-sided p); one claim: its tests for and against
     # have disjoint nulls, so nothing is adjusted
     assert v.p_value == pytest.approx(v.effect.p_value / 2) and v.p_adjusted == pytest.approx(v.p_value)
