@@ -2,8 +2,8 @@
 
 An ``Effect`` is ``metric(treatment) - metric(reference)`` with its interval. A twin pair's comes from
 ``cbat.stats.runs_effect`` (a two-sample t over the runs that learnt, widened by a test-pair bootstrap); a
-designed effect
-(``diagnostics.design``) from the same least-squares method over the design's runs, so both read alike.
+designed effect (``diagnostics.design``) from the same least-squares method over the design's runs, so both
+read alike.
 A run record may say the model did not learn (``record["learnt"]["learnt"] is False``); an effect resting on
 such a run carries ``unlearnt`` and claims nothing. The waterfall follows the
 variant names of ``cbat.ablations``: ``baseline+<factor>`` (add-one-in) and ``cbat_v2-<factor>``
@@ -47,7 +47,7 @@ class Effect:
     p_value: float = np.nan
     source: str = "twin"  # "twin" (the runs of two variants) or "design" (a designed sweep's runs)
     aliases: tuple[str, ...] = ()
-    unlearnt: tuple[str, ...] = ()  # "<run_id>: <reason>" of runs that did not learn (no learnt pair left)
+    unlearnt: tuple[str, ...] = ()  # "<run_id>: <reason>" of compared runs that did not learn (a side had none)
     excluded: tuple[str, ...] = ()  # "<run_id>: <reason>" of runs left out because they did not learn
     cause: str = ""  # the planted cause whose positives and matched negatives were scored ("" = all test pairs)
 

@@ -81,18 +81,14 @@ class AttentionCore(nn.Module):
                     pairs, stride = self.pattern.sample
                     mask = layout["additive_mask"]
                     with torch.no_grad():
-                        scores = (q[:pairs, :, ::stride] * scale) @ k[:pairs].transpose(-1, -2)
-                        weights = (scores + (mask[::stride] if mask.dim() else mask)).float().softmax(-1)
+                        weights = _log_weights(q[:pairs, :, ::stride], k[:pairs], scale,
+                                               mask[::stride] if mask.dim() else mask).exp()
                     self.pattern(weights.to(v.dtype), meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor,
                                                                        stride))
             else:
                 # The weights are needed (hooks, sparsity loss): one log-softmax gives them and their entropy.
                 # The mask is added inside the score matmul; rows with no allowed key are zeroed after it.
-                batch, heads, n_q, width = q.shape
-                scores = torch.baddbmm(layout["additive_mask"].to(q.dtype),
-                                       (q * scale).reshape(batch * heads, n_q, width),
-                                       k.reshape(batch * heads, -1, width).transpose(1, 2))
-                log_weights = scores.view(batch, heads, n_q, -1).float().log_softmax(-1)
+                log_weights = _log_weights(q, k, scale, layout["additive_mask"])
                 weights = log_weights.exp()
                 if entropy is not None:
                     entropy.append((-(weights * log_weights).sum(-1) * layout["row_scale"]).mean())
@@ -158,9 +154,10 @@ class AttentionCore(nn.Module):
 
     def _record(self, weights, layout, q_pos, k_pos, q_anchor, k_anchor) -> None:
         """Hand the weights to the hook point: all of them, or the sample the recorder asked for."""
-        pairs, stride = self.pattern.sample or (weights.shape[0], 1)
-        self.pattern(weights[:pairs, :, ::stride].detach() if self.pattern.sample else weights,
-                     meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor, stride))
+        sample = self.pattern.sample
+        if sample is not None:
+            weights = weights[: sample[0], :, :: sample[1]].detach()
+        self.pattern(weights, meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor, sample[1] if sample else 1))
 
     def _meta(self, layout, q_pos, k_pos, q_anchor, k_anchor, stride: int = 1) -> AttentionMeta:
         # One meta per layout and query stride: the hooks cache the distance matrices they derive on it.
@@ -170,6 +167,14 @@ class AttentionCore(nn.Module):
                 q_pos_bp=q_pos[::stride].float() * bp, k_pos_bp=k_pos.float() * bp, q_is_anchor=q_anchor[::stride],
                 k_is_anchor=k_anchor, window_bp=None if self.window is None else self.window * bp, topk=self.topk)
         return layout["meta"][stride]
+
+
+def _log_weights(q: torch.Tensor, k: torch.Tensor, scale: float, additive_mask: torch.Tensor) -> torch.Tensor:
+    """Log-softmax attention weights [B, H, Lq, Lk] in float32, the mask added inside the score matmul."""
+    batch, heads, n_q, width = q.shape
+    scores = torch.baddbmm(additive_mask.to(q.dtype), (q * scale).reshape(batch * heads, n_q, width),
+                           k.reshape(batch * heads, -1, width).transpose(1, 2))
+    return scores.view(batch, heads, n_q, -1).float().log_softmax(-1)
 
 
 def _normalised_entropy(weights: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
