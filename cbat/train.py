@@ -52,6 +52,8 @@ class TrainSettings:
         ``warmup_epochs``, because models on cross-pair tasks often sit at chance for several epochs before
         learning takes off (placement probes: epochs 5-6 at lr 1e-3).
     warmup_epochs : epochs during which early stopping never fires (the best weights are still tracked).
+    min_delta : the validation AUPR gain that resets patience; smaller gains still update the best weights but
+        do not keep a run going that has plateaued (a model at 0.99 gaining 0.001 per epoch).
     lr_warmup_steps : optimisation steps over which the learning rate ramps linearly from lr / steps to lr
         (0: no ramp).
     lr_schedule : "constant", or "cosine" (decay from lr towards 0 over ``epochs``; settles the weights
@@ -78,6 +80,7 @@ class TrainSettings:
     weight_decay: float = 0.01
     patience: int = 3
     warmup_epochs: int = 4
+    min_delta: float = 0.0
     lr_warmup_steps: int = 0
     lr_schedule: str = "constant"
     eval_every: int = 1
@@ -107,9 +110,9 @@ class TrainSettings:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"training setting {name!r} is {value!r}; expected None or a positive integer")
-        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("training settings 'lr' (> 0), 'weight_decay' (>= 0) and 'grad_clip' (>= 0) are out "
-                             "of range")
+        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0 or not self.min_delta >= 0:
+            raise ValueError("training settings 'lr' (> 0), 'weight_decay', 'grad_clip' and 'min_delta' (>= 0) are "
+                             "out of range")
         if not 0 < self.threshold < 1:
             raise ValueError(f"training setting 'threshold' is {self.threshold}; expected a value in (0, 1)")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -179,6 +182,7 @@ class _Progress:
     best_aupr: Optional[float] = None
     best_epoch: int = 0
     best_state: Optional[dict] = None
+    patience_aupr: Optional[float] = None  # the validation AUPR that last reset patience
     bad_evals: int = 0
     stopped: bool = False
     history: list = dataclasses.field(default_factory=list)
@@ -454,10 +458,14 @@ class _Run:
         progress.history.append({"epoch": progress.epoch, "step": progress.step, **losses,
                                  **{f"val_{k}": pooled[k] for k in ("aupr", "auroc", "f1", "ece", "mean_prob")}})
         aupr = pooled["aupr"]
-        if progress.best_state is None or (not math.isnan(aupr) and
-                                           (progress.best_aupr is None or aupr > progress.best_aupr)):
-            progress.best_aupr, progress.best_epoch, progress.bad_evals = aupr, progress.epoch, 0
+        def beats(reference: Optional[float], delta: float = 0.0) -> bool:  # NaN (one class in validation) never beats
+            return not math.isnan(aupr) and (reference is None or math.isnan(reference) or aupr > reference + delta)
+
+        if progress.best_state is None or beats(progress.best_aupr):
+            progress.best_aupr, progress.best_epoch = aupr, progress.epoch
             progress.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        if progress.patience_aupr is None or beats(progress.patience_aupr, settings.min_delta):
+            progress.patience_aupr, progress.bad_evals = aupr, 0
         elif progress.epoch > settings.warmup_epochs:
             progress.bad_evals += 1
             progress.stopped = progress.bad_evals >= settings.patience

@@ -63,15 +63,16 @@ def loss_trace(shares: dict[str, float], cosine: dict[str, float], steps: int = 
     return trace_frame(rows)
 
 
-def gate_trace(saturated: float, steps: int = 8, blocks: int = 2) -> pd.DataFrame:
-    """Gate rows whose fraction saturated ramps from 0 to ``saturated``."""
+def gate_trace(saturated: float, steps: int = 8, blocks: int = 2, early_var: float = 0.01) -> pd.DataFrame:
+    """Gate rows whose fraction saturated ramps from 0 to ``saturated``; per-sample variance ``early_var`` in
+    the first two steps, 0.001 later."""
     rows = []
     for step in range(steps):
         for block in range(blocks):
             name = f"blocks.{block}.gate_attn.value"
             frac = saturated * step / (steps - 1)
             for stat, value in (("mean", 0.5), ("std", 0.1), ("frac_saturated", frac), ("frac_low", frac / 2),
-                                ("frac_high", frac / 2), ("sample_var", 0.01 if step < 2 else 0.001)):
+                                ("frac_high", frac / 2), ("sample_var", early_var if step < 2 else 0.001)):
                 rows.append((name, block, stat, -1, step, value))
             for b in range(10):
                 rows.append((name, block, f"hist_{b:02d}", -1, step, 0.1))

@@ -147,6 +147,26 @@ def test_early_stopping_on_flat_validation_aupr(data):
     assert len(warm.history) == 5 and warm.best_epoch == 1
 
 
+def test_min_delta_stops_a_plateau_but_keeps_the_best_weights(data, monkeypatch):
+    scripted = iter([0.5, 0.9, 0.905, 0.908, 0.95, 0.96])  # validation AUPR per epoch
+    real = train_module.evaluate
+
+    def scripted_validation(labels, probs, *args, **kwargs):
+        out = real(labels, probs, *args, **kwargs)
+        if not args:  # validation passes only the threshold; the test split also passes cell lines
+            out["pooled"]["aupr"] = next(scripted, out["pooled"]["aupr"])
+        return out
+
+    monkeypatch.setattr(train_module, "evaluate", scripted_validation)
+    cfg = cbat.preset("baseline", **SMALL)
+    settings = dataclasses.replace(FAST, epochs=6, patience=2, warmup_epochs=0, min_delta=0.01)
+    # 0.905 and 0.908 are new bests (kept) but within 0.01 of 0.9: two bad epochs, so it stops after epoch 4
+    result = train(cfg, *data, settings, seed=0)
+    assert len(result.history) == 4 and result.best_epoch == 4
+    scripted = iter([0.5, 0.9, 0.905, 0.908, 0.95, 0.96])
+    assert len(train(cfg, *data, dataclasses.replace(settings, min_delta=0.0), seed=0).history) == 6
+
+
 def test_nan_stops_the_run_naming_step_and_block(data, monkeypatch):
     def poisoned(cfg, seed=None):
         model = cbat.build_model(cfg, seed=seed)

@@ -194,6 +194,33 @@ def test_v1c_reads_late_saturation_of_sigmoid_gates(tmp_path):
     assert verdict_of(calm, "V1c").verdict == "not supported"
 
 
+def depth_trace(first_to_last: float, early_var: float, blocks: int = 2) -> pd.DataFrame:
+    """Gradient norms of the first block ``first_to_last`` times the last one's, and gates of that noise."""
+    grads = trace_frame([(f"blocks.{b}.grad_norm", b, "l2", -1, step, first_to_last if b == 0 else 1.0)
+                         for step in range(8) for b in range(blocks)])
+    return pd.concat([grads, gate_trace(0.0, blocks=blocks, early_var=early_var)], ignore_index=True)
+
+
+def test_h3_the_statistic_rejects_a_deep_gated_stack_only_when_no_seed_is_troubled(tmp_path):
+    deep = dataclasses.replace(BASE, n_blocks=2, gate="sigmoid")
+    variants = {"baseline": BASE, "deep": deep}
+    healthy = write_sweep(tmp_path / "h", variants, [0, 1, 2], probs_with_noise(0.5),
+                          lambda v, s: depth_trace(0.9, 1e-5))
+    v = judged(healthy, "H3")
+    assert v.verdict == "not supported" and v.statistic.verdict == "not supported"
+    assert v.statistic.values["troubled"] == 0 and v.statistic.values["seeds"] == 3
+    # one seed whose first block gets a tenth of the last block's gradient: the statistic no longer decides, and
+    # the same AUPR for both sides cannot show the claimed cost
+    decaying = write_sweep(tmp_path / "d", variants, [0, 1, 2], probs_with_noise(0.5),
+                           lambda v, s: depth_trace(0.1 if s == 0 else 0.9, 1e-5))
+    v = judged(decaying, "H3")
+    assert v.statistic.verdict is None and v.statistic.values["troubled"] == 1 and v.verdict != "supported"
+    # gates without depth test only half the claim: no verdict of the statistic's own
+    shallow = write_sweep(tmp_path / "s", {"baseline": BASE, "gated": dataclasses.replace(BASE, gate="sigmoid")},
+                          [0, 1, 2], probs_with_noise(0.5), lambda v, s: depth_trace(1.0, 1e-5, blocks=1))
+    assert judged(shallow, "H3").statistic.verdict is None
+
+
 def test_v1d_finds_upward_drift_with_recall_inflation(tmp_path):
     variants = {"baseline": BASE, "cbat_v1": cbat.preset("cbat_v1")}
     base, drifted = probs_with_noise(0.5), probs_with_noise(0.5, shift=1.5)  # < 95 % positive: still learnt
