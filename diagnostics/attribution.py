@@ -667,3 +667,42 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     predictions = pd.DataFrame({"pair_index": index, "cell_line": dataset.meta["cell_line"].to_numpy(),
                                 "label": dataset.labels, "logit": logits, "prob": 1 / (1 + np.exp(-logits))})
     return model, dataset, predictions
+
+
+def choose_run(sweep, tolerance: float = 0.005) -> tuple[str, str]:
+    """The run of a sweep to explain, and why: among finished runs that learnt their task, those whose
+    validation AUPR is within ``tolerance`` of the best, the one with the fewest parameters (the simplest model
+    that ranks as well as the best; Breiman's one-standard-error rule in spirit, and the cheapest to attribute).
+    The test split plays no part, so the choice does not peek at the figures it will be judged by.
+
+    Parameters
+    ----------
+    sweep : a sweep folder or ``diagnostics.io.Sweep``.
+    tolerance : validation AUPR below the best that still counts as "as good".
+
+    Returns
+    -------
+    (run_id, one-line reason). Without a learnt run it picks among all finished runs and says so.
+    """
+    import cbat
+    from diagnostics.io import load_sweep
+
+    sweep = load_sweep(sweep)
+    finished = sweep.ok()
+    if finished.empty:
+        raise ValueError(f"{sweep.path}: no finished run to explain")
+    learnt = finished[finished["learnt"].astype(bool)] if "learnt" in finished else finished
+    pool = learnt if len(learnt) else finished
+    val_aupr = pool["run_id"].map(lambda r: sweep.records[r]["metrics"]["val"]["pooled"]["aupr"])
+    params = pool["run_id"].map(lambda r: sum(
+        p.numel() for p in cbat.build_model(cbat.CBATConfig.from_dict(sweep.config(r))).parameters()))
+    table = pool.assign(val_aupr=val_aupr.astype(float), params=params)
+    best = table["val_aupr"].max()
+    near = table[table["val_aupr"] >= best - tolerance].sort_values(["params", "val_aupr", "run_id"],
+                                                                       ascending=[True, False, True])
+    chosen = near.iloc[0]
+    reason = (f"validation AUPR {chosen.val_aupr:.3f} (best {best:.3f}, tolerance {tolerance:g}) with "
+              f"{int(chosen.params):,} parameters, the fewest of the {len(near)} runs within the tolerance")
+    if not len(learnt):
+        reason += "; no run learnt its task, so this explains a model at chance"
+    return str(chosen.run_id), reason

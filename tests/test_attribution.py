@@ -139,3 +139,27 @@ def test_bad_inputs_are_named(model, pair):
         A.integrated_gradients(model, enhancer[:, :3], promoter, progress=False)
     with pytest.raises(ValueError, match="loops"):
         A.saliency(model, enhancer[:2], promoter)
+
+
+def test_choose_run_takes_the_simplest_learnt_run_as_good_as_the_best(tmp_path):
+    import json
+
+    from test_diagnostics_fakes import N_PAIRS, probs_with_noise, write_sweep
+
+    base = cbat.preset("baseline")
+    variants = {"small": dataclasses.replace(base, d_model=16, n_heads=2), "mid": base, "big": cbat.preset("cbat_v2"),
+                "stalled": dataclasses.replace(base, d_model=8, n_heads=2)}
+    learns = probs_with_noise(0.5)
+    path = write_sweep(tmp_path / "s", variants, [0],
+                       lambda v, s: np.full(N_PAIRS, 0.6) if v == "stalled" else learns(v, s))
+    val_aupr = {"small": 0.97, "mid": 0.988, "big": 0.99, "stalled": 0.999}
+    for variant, value in val_aupr.items():  # the validation figures decide, never the test split
+        record = path / "runs" / f"{variant}__s0__chrom" / "record.json"
+        content = json.loads(record.read_text())
+        content["metrics"]["val"] = {"pooled": {"aupr": value}}
+        record.write_text(json.dumps(content))
+    run_id, why = A.choose_run(path)
+    # the stalled run ranks best on validation but did not learn; mid is within 0.005 of big with fewer parameters
+    assert run_id == "mid__s0__chrom" and "best 0.990" in why and "2 runs within" in why
+    assert A.choose_run(path, tolerance=0.0)[0] == "big__s0__chrom"
+    assert A.choose_run(path, tolerance=0.05)[0] == "small__s0__chrom"
