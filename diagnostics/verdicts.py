@@ -410,9 +410,10 @@ def effective_tokens(ctx: Context) -> Statistic:
 def depth_trouble(ctx: Context) -> Statistic:
     """H3: gradient decay from the last block to the first, and early gate noise, per seed of the treated runs.
 
-    Verdict: "not supported" when the treated side is both deep and gated and no seed (of >= ``min_seeds``)
-    shows either trouble (the mechanism the claim names is absent); otherwise none, so the judge reads the AUPR
-    cost (effect).
+    Verdict: "not supported" when the treated side is both deep and gated, every treated run learnt its task and
+    no seed (of >= ``min_seeds``) shows either trouble (the mechanism the claim names is absent); otherwise none,
+    so the judge reads the AUPR cost (effect). A run that did not learn may be the trouble itself, and on labels
+    independent of the sequences nothing is optimised, so the statistic then says nothing of its own.
     """
     traces = _traces(ctx, ctx.treated + ctx.reference)
     if traces.empty:
@@ -426,8 +427,9 @@ def depth_trouble(ctx: Context) -> Statistic:
               "noise_max": float(noise.max()), "troubled": int(troubled.sum()), "seeds": int(measured.sum()),
               "treated": ctx.labels[0], "n_blocks": cfg["n_blocks"]}
     deep_and_gated = cfg["n_blocks"] > 1 and cfg["gate"] != "none"
-    verdict = (NOT_SUPPORTED if deep_and_gated and values["seeds"] >= s["min_seeds"] and not troubled.any()
-               else None)
+    all_learnt = bool(ctx.sweep.runs.set_index("run_id")["learnt"].reindex(ctx.treated).fillna(False).astype(bool).all())
+    verdict = (NOT_SUPPORTED if deep_and_gated and all_learnt and values["seeds"] >= s["min_seeds"]
+               and not troubled.any() else None)
     return Statistic("depth_trouble", values,
                      "{treated} ({n_blocks} blocks): gradient norm first/last block {decay:.2f} (lowest seed "
                      "{decay_min:.2f}), early gate noise (sample variance) {noise:.2e} (highest seed {noise_max:.2e}); "

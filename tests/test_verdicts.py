@@ -12,7 +12,7 @@ import cbat
 from diagnostics.ablation import effect, waterfall, waterfall_figure
 from diagnostics.io import load_sweep
 from diagnostics.verdicts import CLAIMS, COLUMNS, HYPOTHESES, Hypothesis, assess, contrasts, judge
-from test_diagnostics_fakes import gate_trace, loss_trace, probs_with_noise, trace_frame, write_sweep
+from test_diagnostics_fakes import N_PAIRS, gate_trace, loss_trace, probs_with_noise, trace_frame, write_sweep
 
 BASE = cbat.preset("baseline")
 N_BOOT = 30  # clear-cut effects; cbat.stats pays sklearn validation per replicate
@@ -219,6 +219,12 @@ def test_h3_the_statistic_rejects_a_deep_gated_stack_only_when_no_seed_is_troubl
     shallow = write_sweep(tmp_path / "s", {"baseline": BASE, "gated": dataclasses.replace(BASE, gate="sigmoid")},
                           [0, 1, 2], probs_with_noise(0.5), lambda v, s: depth_trace(1.0, 1e-5, blocks=1))
     assert judged(shallow, "H3").statistic.verdict is None
+    # a deep gated side that did not learn: nothing was optimised, so healthy gradients prove nothing
+    stalled = write_sweep(tmp_path / "n", variants, [0, 1, 2],
+                          lambda v, s: np.full(N_PAIRS, 0.6) if v == "deep" else probs_with_noise(0.5)(v, s),
+                          lambda v, s: depth_trace(0.9, 1e-5))
+    v = judged(stalled, "H3")
+    assert v.statistic.verdict is None and v.verdict == "not learnt"
 
 
 def test_v1d_finds_upward_drift_with_recall_inflation(tmp_path):
