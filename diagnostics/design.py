@@ -157,7 +157,8 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
     metric : a key of ``cbat.stats.METRICS`` (ranking metrics "aupr"/"auroc" for claims).
     task, split : restrict to one (default: the task/split with most designed runs).
     causes : also fit each cause of ``record["metrics"]["test"]["per_cause"]`` (record values, so the
-        interval holds the run-to-run variance only).
+        interval holds the run-to-run variance only); a cause that some run cannot score (one class of it in
+        that run's test split) is not fitted, since the design's balance needs every run.
     n_boot, level, seed : test-pair bootstrap replicates, interval level and RNG seed.
 
     Returns
@@ -175,8 +176,10 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
         per_cause = [((sweep.records[r]["metrics"].get("test") or {}).get("per_cause") or {})
                      for r in pooled.run_ids]
         for cause in sorted(set().union(*per_cause)):
-            scores = np.array([float((pc.get(cause) or {}).get(metric, np.nan)) for pc in per_cause])
-            if np.isnan(scores).all():
+            # a run whose test split holds one class of a cause has no score for it (None in the record)
+            scores = np.array([np.nan if (value := (pc.get(cause) or {}).get(metric)) is None else float(value)
+                               for pc in per_cause])
+            if np.isnan(scores).any():  # the design's balance needs every run; such a cause is not fitted
                 continue
             result = stats.fit_effects(columns, names, scores=scores, level=level)
             rows += _rows(result, pooled, metric, cause)

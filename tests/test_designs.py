@@ -261,3 +261,11 @@ def test_designed_sweep_end_to_end_from_the_cli(tmp_path):
     table = designed.effects(tmp_path / "s", n_boot=20, causes=False)
     assert list(table["factor"]) == FACTOR_NAMES and table["n_runs"].eq(16).all() and table["df"].eq(3).all()
     assert table["aliases"].str.len().gt(0).all() and table["ci_low"].le(table["ci_high"]).all()
+
+
+def test_a_cause_that_some_run_cannot_score_is_left_out_not_a_crash(tmp_path):
+    # a run whose test split holds one class of the cause records None for its AUPR
+    path = write_design_sweep(tmp_path / "s", design(resolution=3),
+                              lambda lv, row: None if row == 0 else planted(lv, row), lambda lv: 0.5)
+    table = designed.effects(path, n_boot=10)
+    assert set(table["cause"]) == {"all"} and len(table[table["kind"] == "main"]) == len(FACTOR_NAMES)
