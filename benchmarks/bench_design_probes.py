@@ -55,8 +55,8 @@ def main() -> None:
         row = main_effects[(main_effects["factor"] == factor) & (main_effects["cause"] == cause)]
         if not row.empty:
             r = row.iloc[0]
-            print(f"planted {factor} on {cause} (expected {sign}): {r.effect:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}], "
-                  f"Holm p {r.p_holm:.3g}, {r.claim}")
+            print(f"planted {factor} on {cause} (expected {sign}): {r.effect:+.3f} "
+                  f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}], Holm p {r.p_holm:.3g}, {r.claim}")
 
 
 if __name__ == "__main__":

@@ -458,6 +458,7 @@ class _Run:
         progress.history.append({"epoch": progress.epoch, "step": progress.step, **losses,
                                  **{f"val_{k}": pooled[k] for k in ("aupr", "auroc", "f1", "ece", "mean_prob")}})
         aupr = pooled["aupr"]
+
         def beats(reference: Optional[float], delta: float = 0.0) -> bool:  # NaN (one class in validation) never beats
             return not math.isnan(aupr) and (reference is None or math.isnan(reference) or aupr > reference + delta)
 

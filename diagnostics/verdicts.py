@@ -427,7 +427,8 @@ def depth_trouble(ctx: Context) -> Statistic:
               "noise_max": float(noise.max()), "troubled": int(troubled.sum()), "seeds": int(measured.sum()),
               "treated": ctx.labels[0], "n_blocks": cfg["n_blocks"]}
     deep_and_gated = cfg["n_blocks"] > 1 and cfg["gate"] != "none"
-    all_learnt = bool(ctx.sweep.runs.set_index("run_id")["learnt"].reindex(ctx.treated).fillna(False).astype(bool).all())
+    learnt = ctx.sweep.runs.set_index("run_id")["learnt"].reindex(ctx.treated)
+    all_learnt = bool(learnt.fillna(False).astype(bool).all())
     verdict = (NOT_SUPPORTED if deep_and_gated and all_learnt and values["seeds"] >= s["min_seeds"]
                and not troubled.any() else None)
     return Statistic("depth_trouble", values,
