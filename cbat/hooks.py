@@ -306,8 +306,9 @@ class Trace:
                 self._pending.append((name, kind, ATTENTION_STATS, True, stats))
             elif module.kind in ("gate", "state"):  # a sample reads its first pairs here too
                 value = tensor if self.sample is None else tensor[: self.sample[0]]
-                stats = (GATE_STATS, gate_stats_tensor) if module.kind == "gate" else (STATE_STATS, state_stats_tensor)
-                self._pending.append((name, kind, stats[0], False, stats[1](value)))
+                statistic_names, summarise = ((GATE_STATS, gate_stats_tensor) if module.kind == "gate"
+                                              else (STATE_STATS, state_stats_tensor))
+                self._pending.append((name, kind, statistic_names, False, summarise(value)))
             return None
         return hook
 

@@ -694,9 +694,10 @@ def choose_run(sweep, tolerance: float = 0.005) -> tuple[str, str]:
     learnt = finished[finished["learnt"].astype(bool)] if "learnt" in finished else finished
     pool = learnt if len(learnt) else finished
     val_aupr = pool["run_id"].map(lambda r: sweep.records[r]["metrics"]["val"]["pooled"]["aupr"])
-    params = pool["run_id"].map(lambda r: sum(
-        p.numel() for p in cbat.build_model(cbat.CBATConfig.from_dict(sweep.config(r))).parameters()))
-    table = pool.assign(val_aupr=val_aupr.astype(float), params=params)
+    # the seeds of a variant share its config: one model built per variant to count its parameters
+    params = {v: sum(p.numel() for p in cbat.build_model(cbat.CBATConfig.from_dict(sweep.variant_config(v)))
+                     .parameters()) for v in pool["variant"].unique()}
+    table = pool.assign(val_aupr=val_aupr.astype(float), params=pool["variant"].map(params))
     best = table["val_aupr"].max()
     near = table[table["val_aupr"] >= best - tolerance].sort_values(["params", "val_aupr", "run_id"],
                                                                        ascending=[True, False, True])

@@ -41,7 +41,7 @@ from scipy import stats as scipy_stats
 from cbat import ablations, stats
 from cbat.data.tasks import NO_CAUSE
 from diagnostics import anchors, attention, calibration, design, gates, gradients, losses
-from diagnostics.ablation import Effect, effect, effects_frame, forest_figure, waterfall, waterfall_figure
+from diagnostics.ablation import Effect, effect, effects_frame, forest_figure, unlearnt, waterfall, waterfall_figure
 from diagnostics.io import Sweep, load_sweep
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_LEARNT = "supported", "not supported", "inconclusive", "not learnt"
@@ -427,10 +427,8 @@ def depth_trouble(ctx: Context) -> Statistic:
               "noise_max": float(noise.max()), "troubled": int(troubled.sum()), "seeds": int(measured.sum()),
               "treated": ctx.labels[0], "n_blocks": cfg["n_blocks"]}
     deep_and_gated = cfg["n_blocks"] > 1 and cfg["gate"] != "none"
-    learnt = ctx.sweep.runs.set_index("run_id")["learnt"].reindex(ctx.treated)
-    all_learnt = bool(learnt.fillna(False).astype(bool).all())
-    verdict = (NOT_SUPPORTED if deep_and_gated and all_learnt and values["seeds"] >= s["min_seeds"]
-               and not troubled.any() else None)
+    verdict = (NOT_SUPPORTED if deep_and_gated and not unlearnt(ctx.sweep, ctx.treated)
+               and values["seeds"] >= s["min_seeds"] and not troubled.any() else None)
     return Statistic("depth_trouble", values,
                      "{treated} ({n_blocks} blocks): gradient norm first/last block {decay:.2f} (lowest seed "
                      "{decay_min:.2f}), early gate noise (sample variance) {noise:.2e} (highest seed {noise_max:.2e}); "
