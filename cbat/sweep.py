@@ -277,11 +277,11 @@ def _take(run_dir: Path, retry_failed: bool) -> bool:
     return True
 
 
-def _new_record(run: dict, **fields: Any) -> dict:
+def _new_record(run: dict, error: Optional[str] = None) -> dict:
     return rundir.new_record(**{key: run[key] for key in ("run_id", "variant", "seed", "split", "task")},
-                             status="failed", error=None, config=run["config"], settings=run["settings"],
+                             status="failed", error=error, config=run["config"], settings=run["settings"],
                              factors=run.get("factors", []), metrics={}, learnt={}, history=[], diagnostics={},
-                             paths={}, timings={}, **fields)
+                             paths={}, timings={})
 
 
 def execute_run(run: dict, run_dir: str | Path, retry_failed: bool = False) -> Optional[dict]:
