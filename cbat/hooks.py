@@ -292,7 +292,9 @@ class Trace:
 
     def _make_hook(self, name: str):
         def hook(module: HookPoint, args, kwargs, output):
-            if not self.sampled:
+            # the point's own flag (set from `sampled` each step), not the step counter: under torch.compile a
+            # read of the counter is a guard on its value and recompiles every step, a bool flips two graphs
+            if not module.active:
                 return None
             tensor = args[0]
             meta = kwargs.get("meta")

@@ -324,6 +324,25 @@ def test_compiled_training_equals_eager(monkeypatch, preset):
     np.testing.assert_allclose(merged["value_x"], merged["value_y"], rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow
+def test_compiled_training_captures_its_graphs_once_not_per_step(monkeypatch):
+    """The graphs of a compiled run do not grow with its steps: guards read per-layout and per-point flags, not
+    a step counter or a cache that misses under tracing (either recompiled every step up to dynamo's limit)."""
+    from torch._dynamo.utils import counters
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **k: real_compile(model, backend="aot_eager", **k))
+    ds, cfg = TinyDataset(n=32), cbat.preset("baseline", **SMALL)
+    graphs = []
+    for epochs in (1, 3):
+        torch._dynamo.reset()
+        counters.clear()
+        train(cfg, ds, Split(len(ds)), TrainSettings(epochs=epochs, batch_size=8, hook_every=3, progress=False,
+                                                     device="cpu", num_threads=1, compile=True), seed=0)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] == graphs[1] > 0
+
+
 def test_compile_setting_must_be_a_bool():
     with pytest.raises(ValueError, match="'compile'.*true or false"):
         TrainSettings(compile="yes")

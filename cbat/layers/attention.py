@@ -133,23 +133,29 @@ class AttentionCore(nn.Module):
 
         Positions come from the cached helpers below, so the same tensors recur every step; holding them in
         the key keeps their ids unique. This also keeps the host read of "does every row have a key" to
-        once per layout.
+        once per layout. Under ``torch.compile`` nothing is cached: dynamo traces the position helpers into
+        fresh tensors, so every step would miss, grow the list and recompile on its length; the traced graph
+        holds the layout instead.
         """
         key = (q_pos, k_pos, q_anchor, k_anchor)
-        for cached_key, layout in self._layouts:
+        compiling = torch.compiler.is_compiling()
+        for cached_key, layout in () if compiling else self._layouts:
             if all(a is b for a, b in zip(cached_key, key)):
                 return layout
         allowed = allowed_mask(q_pos, k_pos, q_anchor, k_anchor, self.window, self.mask_kind)
         n_keys = torch.full((len(q_pos),), float(len(k_pos)), device=q_pos.device) if allowed is None \
             else allowed.sum(-1).float()
         row_has_key = (n_keys > 0).float()
-        layout = {"allowed": allowed, "every_row_has_key": bool(row_has_key.all()), "row_has_key": row_has_key,
+        # compiled: no host read (a graph break); a masked layout then takes the path that zeroes keyless rows
+        every_row_has_key = allowed is None or (not compiling and bool(row_has_key.all()))
+        layout = {"allowed": allowed, "every_row_has_key": every_row_has_key, "row_has_key": row_has_key,
                   # mean normalised entropy: per-row 1 / log(number of allowed keys), 0 on rows with none
                   "row_scale": row_has_key / n_keys.clamp_min(2.0).log(),
                   "additive_mask": torch.zeros((), device=q_pos.device) if allowed is None else
                   torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, _MASKED),
                   "meta": {}}
-        self._layouts = [(key, layout)] + self._layouts[:7]
+        if not compiling:
+            self._layouts = [(key, layout)] + self._layouts[:7]
         return layout
 
     def _record(self, weights, layout, q_pos, k_pos, q_anchor, k_anchor) -> None:
