@@ -507,23 +507,14 @@ def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_se
 
 def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str = KERNEL,
                   timeout_s: Optional[float] = CELL_TIMEOUT_S,
-                  on_result: Optional[Callable[[NotebookResult], None]] = None,
-                  workers: int = 1) -> list[NotebookResult]:
-    """Execute the jobs, ``workers`` at a time (a failure never stops another one); results in job order.
-
-    Each notebook runs in its own kernel process and writes only its own files, so they run side by side; much
-    of a notebook's time is single-threaded (kernel start, pandas, plotting), which a second one fills.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    def run_one(job: NotebookJob) -> NotebookResult:
-        result = execute_notebook(job, out_dir, kernel=kernel, timeout_s=timeout_s)
+                  on_result: Optional[Callable[[NotebookResult], None]] = None) -> list[NotebookResult]:
+    """Execute each job in turn (a failure never stops the next one)."""
+    results = []
+    for job in jobs:
+        results.append(execute_notebook(job, out_dir, kernel=kernel, timeout_s=timeout_s))
         if on_result is not None:
-            on_result(result)
-        return result
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        return list(pool.map(run_one, jobs))
+            on_result(results[-1])
+    return results
 
 
 def render_all(results: Sequence[NotebookResult], out_dir: str | Path, show_code: bool = False) -> None:
@@ -556,8 +547,7 @@ class ReportParams:
     device : "auto", "cpu", "cuda" or "cuda:<i>", for the sweep and the notebooks.
     quick : the small CPU default (the quick sweep, small notebook sizes).
     sweep_dir : reuse this sweep directory (default ``<out>/sweep``; finished runs are never redone).
-    workers : local sweep worker processes and notebooks run side by side (None: 2, or 1 on a one-core
-        machine).
+    workers : local sweep worker processes (None: 2, or 1 on a one-core machine).
     sweep : further ``cbat.sweep.SweepSpec`` fields, e.g. ``{"data": {...}, "settings": {"epochs": 2}}``.
     notebook_timeout_s : limit per notebook cell execution in seconds (None: no limit; a notebook past it
         is marked failed and the report goes on).
@@ -744,9 +734,7 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
         error = "  " + result.error if result.error else ""
         log(f"[report]   {result.name}: {result.status} ({result.seconds:.1f} s){error}")
 
-    workers = params.workers or min(2, os.cpu_count() or 1)
-    results = timed("execute", lambda: run_notebooks(jobs, out, kernel, params.notebook_timeout_s, report_one,
-                                                     workers))
+    results = timed("execute", lambda: run_notebooks(jobs, out, kernel, params.notebook_timeout_s, report_one))
     timed("render", lambda: render_all(results, out, params.show_code))
     stage_seconds["total"] = sum(stage_seconds.values())
     index = write_index(out, results, stage_seconds, params.to_dict())
