@@ -24,9 +24,9 @@ RUN_IDS = [f"baseline__s{seed}__chrom" for seed in (0, 1, 2)]
 TIMEOUT_S = 240
 
 
-def _sweep(spec: Path, out: Path, events: Path, workers: int = 1) -> subprocess.Popen:
+def _sweep(spec: Path, out: Path, events: Path, workers: int = 1, *flags: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "cbat.cli", "sweep", "--spec", str(spec), "--out", str(out), "--no-progress",
-           "--workers", str(workers)]
+           "--workers", str(workers), *flags]
     env = {**os.environ, rundir.EVENTS_ENV: str(events)}
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -139,9 +139,7 @@ def test_killed_worker_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
     assert records[s1]["status"] == "ok"
 
     (events / f"{s0}.epoch1.hold").unlink()
-    cmd = [sys.executable, "-m", "cbat.cli", "sweep", "--spec", str(spec), "--out", str(out), "--no-progress",
-           "--retry-failed"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, done.stderr
+    done = _sweep(spec, out, events, 1, "--retry-failed")
+    assert done.wait(timeout=TIMEOUT_S) == 0, done.stderr.read()
     table = _check_consistent(out)
     assert list(table.run_id) == [s0, s1]
