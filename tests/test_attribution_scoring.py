@@ -12,6 +12,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import cbat.data
+from cbat import rundir
 from cbat.cli import main
 from diagnostics import attribution as A
 from diagnostics import motifs as M
@@ -127,6 +128,18 @@ def test_cli_attribute_on_a_sweep_run(trained, tmp_path, capsys):
     assert "recovery:" in err and len(per_side) == 4  # 2 loops x 2 sides
     trust = pd.read_parquet(tmp_path / "out" / "trust.parquet")
     assert len(trust) == 4 and {"steps", "delta", "ig_ism_r", "ism_flag", "top_motif"} <= set(trust.columns)
+
+    # a sweep folder: the run is chosen as the report chooses it, and the choice is printed
+    pooled = {"aupr": 0.9, "auroc": 0.9}
+    rundir.write_record(run_dir / "record.json", rundir.new_record(
+        run_id=run_dir.name, variant="baseline", seed=0, split="chrom", task=DATA["task"], status="ok", error=None,
+        config=model.cfg.to_dict(), metrics={"test": {"pooled": pooled}, "val": {"pooled": pooled}},
+        learnt={"learnt": True, "reason": ""}))
+    assert main(["attribute", "--run", str(tmp_path / "sweep"), "--top", "1", "--n-shuffles", "1", "--n-steps", "4",
+                 "--ism", "0", "--motifs", "truth", "--device", "cpu", "--out", str(tmp_path / "chosen"),
+                 "--no-progress"]) == 0
+    assert "explaining baseline__s0__chrom of the sweep: validation AUPR 0.900" in capsys.readouterr().err
+    assert len(pd.read_parquet(tmp_path / "chosen" / "loops.parquet")) == 1
 
 
 def test_cli_attribute_names_bad_input(tmp_path, capsys):

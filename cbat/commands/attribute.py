@@ -10,7 +10,8 @@ HELP = "attribute a run's top predicted loops (IG, shuffled references) and matc
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, type=Path,
-                        help="a run folder (model.pt, record.json, predictions.parquet) or a model.pt checkpoint")
+                        help="a run folder (model.pt, record.json, predictions.parquet), a model.pt checkpoint, or "
+                             "a sweep folder (the run is chosen as the report chooses it: diagnostics.choose_run)")
     parser.add_argument("--data", default=None,
                         help="synthetic task name, data file or JSON data spec (default: the run's own data; "
                              "required with a bare checkpoint)")
@@ -58,16 +59,22 @@ def _motif_db(args: argparse.Namespace, dataset):
 
 
 def run(args: argparse.Namespace) -> int:
+    from cbat import rundir
     from cbat.cli import UserError
     from cbat.commands.train import data_spec
-    from diagnostics.attribution import explain_loops, load_run, select_loops
+    from diagnostics.attribution import choose_run, explain_loops, load_run, select_loops
     from diagnostics.attribution_figures import write_loop_report
 
     if args.top < 1 or args.n_shuffles < 1 or args.n_steps < 1 or args.internal_batch_size < 1:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
     if args.max_steps < args.n_steps:
         raise UserError(f"--max-steps ({args.max_steps}) must be at least --n-steps ({args.n_steps})")
-    model, dataset, predictions = load_run(args.run, args.device,
+    run_path = args.run
+    if rundir.read_spec(run_path) is not None and rundir.runs_dir(run_path).is_dir():  # a sweep folder
+        run_id, why = choose_run(run_path)
+        print(f"cbat attribute: explaining {run_id} of the sweep: {why}", file=sys.stderr)
+        run_path = rundir.run_dir(run_path, run_id)
+    model, dataset, predictions = load_run(run_path, args.device,
                                            data_spec(args) if args.data is not None else None)
     loops = select_loops(predictions, top=args.top, per_cell_line=not args.pooled, threshold=args.threshold)
     if loops.empty:
