@@ -8,7 +8,6 @@ those steps, the cosine between each auxiliary loss's gradient and the BCE gradi
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import random
@@ -71,7 +70,8 @@ class TrainSettings:
     eval_batch_size : batch size for validation and test predictions.
     progress : show tqdm progress bars on stderr.
     compile : run training forwards through ``torch.compile`` (off by default: on CPU compiling takes
-        minutes and did not win everywhere, see the README; results equal eager within float tolerance).
+        minutes and did not win everywhere, see the README; each step equals eager within float tolerance;
+        recorded steps run eagerly).
     """
 
     epochs: int = 8
@@ -402,11 +402,7 @@ class _Run:
         start_step = progress.step
         order = self.train_idx[torch.randperm(len(self.train_idx), generator=self.generator).numpy()]
         params = [p for p in model.parameters() if p.requires_grad]
-        # Sampled steps take extra gradients of the same graph (retain_graph), which buffers that a compiled
-        # backward donates (frees early) would break.
-        compile_config = (torch._functorch.config.patch(donated_buffer=False) if settings.compile
-                          else contextlib.nullcontext())
-        with record(model, mode="summary", every=settings.hook_every, sample=HOOK_SAMPLE) as trace, compile_config:
+        with record(model, mode="summary", every=settings.hook_every, sample=HOOK_SAMPLE) as trace:
             for start in range(0, len(order), settings.batch_size):
                 if settings.max_steps is not None and progress.step >= settings.max_steps:
                     break
@@ -414,8 +410,12 @@ class _Run:
                 enhancer, promoter = self.batches.onehot(batch)
                 labels = self.device_labels[torch.as_tensor(batch, device=self.device)]
                 aux = {} if "sparsity" in self.loss_fn.active_aux else None  # entropy only when a loss uses it
+                # Sampled steps run eagerly: the recorder's hooks (host reads, data-dependent layouts) would split
+                # a compiled graph into pieces per call site, whose guards exhaust dynamo's recompile limit; eager,
+                # they also take the loss gradients of _log_losses (retain_graph) from a plain autograd graph.
+                forward = model if trace.sampled else self.forward
                 with _autocast(self.device):
-                    logits = self.forward(enhancer, promoter, aux=aux)
+                    logits = forward(enhancer, promoter, aux=aux)
                 parts = self.loss_fn(logits, labels, aux)
                 if not torch.isfinite(parts["total"]):
                     bad = [n for n, v in parts.items() if n != "total" and not torch.isfinite(v)]
