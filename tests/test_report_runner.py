@@ -60,8 +60,8 @@ def test_the_watchdog_stops_a_notebook_that_hangs_outside_any_cell_limit(tmp_pat
     source = notebook(tmp_path / "hang.ipynb", "import time\ntime.sleep(10**6)")
     request = {"source": str(source), "target": str(tmp_path / "hang_out.ipynb"), "kernel": "python3",
                "timeout_s": None, "cwd": str(tmp_path), "parameters": {}}
-    status, error = report._execute_in_child(request, wall_s=20)
-    assert status == "failed" and "ran past its 20 s limit" in error
+    status, error = report._execute_in_child(request, wall_s=8)
+    assert status == "failed" and "ran past its 8 s limit" in error
 
 
 def test_cell_limit_is_finite_by_default():
@@ -89,12 +89,6 @@ def test_find_sweep_trains_the_quick_sweep_with_a_message_when_the_path_is_missi
 
 
 # Tiny sizes per notebook; sweep paths are given relative to the repository root, as the defaults are.
-TINY = {"quickstart": {"n_pairs": 240, "enhancer_len": 500, "promoter_len": 600, "epochs": 1, "device": "cpu"},
-        "attention_explorer": {"n_samples": 2, "temperatures": [0.5, 2.0]},
-        "ablation_report": {"n_boot": 50},
-        "loop_attribution": {"n_loops": 1, "n_shuffles": 2, "n_steps": 8}}
-
-
 # Every notebook from notebooks/ (where JupyterLab opens it), and the cheapest one also from the root: the paths
 # resolve through the same library helper (cbat.report.project_path), so one root case pins it without doubling
 # the suite's notebook time.
@@ -107,7 +101,7 @@ CASES = [(source, "notebooks") for source in sorted(NOTEBOOK_DIR.glob("*.ipynb")
 def test_source_notebook_runs_from_notebooks_and_from_the_root(tmp_path_factory, tmp_path, source, cwd):
     sweep = tiny_sweep(tmp_path_factory)
     parameters = {"sweep_dir": os.path.relpath(sweep, PROJECT_ROOT), "device": "cpu",
-                  "output_dir": str(tmp_path), **TINY.get(source.stem, {})}
+                  "output_dir": str(tmp_path), **tiny_params().notebooks.get(source.stem, {})}
     if source.stem == "ablation_report":
         parameters["seeds"] = tiny_params().seeds
     job = NotebookJob(source.stem, source, parameters)

@@ -22,7 +22,7 @@ def tiny_params(sweep_dir: Path | None = None, notebook_dir: Path = NOTEBOOK_DIR
     notebooks = {"quickstart": {"n_pairs": 240, "enhancer_len": 500, "promoter_len": 600, "epochs": 1},
                  "attention_explorer": {"n_samples": 2, "temperatures": [0.5, 1.0, 4.0]},
                  "ablation_report": {"n_boot": 50},
-                 "loop_attribution": {"n_loops": 1, "n_shuffles": 2, "n_steps": 8}}
+                 "loop_attribution": {"n_loops": 1, "n_shuffles": 2, "n_steps": 8, "max_steps": 32, "n_ism": 1}}
     present = {p.stem for p in notebook_dir.glob("*.ipynb")}
     return ReportParams(
         variants=["baseline", "cbat_v1", "cbat_v2"], seeds=[0], device="cpu", workers=2,
