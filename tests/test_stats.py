@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from cbat import rundir
 from cbat.metrics import learnt
-from cbat.stats import average_precision, compare_to_baseline, paired_bootstrap, roc_auc, verdict
+from cbat.stats import METRICS, average_precision, compare_to_baseline, paired_bootstrap, roc_auc, verdict
 
 N_PAIRS, N_SEEDS = 200, 3
 
@@ -29,6 +29,16 @@ def test_fast_ranking_metrics_match_scikit_learn(scores):
     for probs in (sharp[0], rounded):
         assert average_precision(labels, probs) == pytest.approx(average_precision_score(labels, probs))
         assert roc_auc(labels, probs) == pytest.approx(roc_auc_score(labels, probs))
+
+
+def test_fast_threshold_metrics_match_scikit_learn(scores):
+    labels, sharp, blurred = scores
+    # a model, one predicting no positive and one predicting all (zero_division: 0), and probabilities at 0.5
+    for probs in (sharp[0], blurred[0], np.zeros(N_PAIRS), np.ones(N_PAIRS), np.full(N_PAIRS, 0.5)):
+        for name, reference in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+            expected = reference(labels, probs >= 0.5, zero_division=0)
+            assert METRICS[name](labels, probs) == pytest.approx(expected), (name, probs[:3])
+    assert METRICS["recall"](np.zeros(4, int), np.ones(4)) == 0.0  # no positive label
 
 
 def test_clear_gain_beats_and_clear_loss_trails(scores):
