@@ -88,7 +88,6 @@ def test_find_sweep_trains_the_quick_sweep_with_a_message_when_the_path_is_missi
     assert "reports/no_such_sweep: no sweep there" in said and "training what is missing" in said
 
 
-# Tiny sizes per notebook; sweep paths are given relative to the repository root, as the defaults are.
 # Every notebook from notebooks/ (where JupyterLab opens it), and the cheapest one also from the root: the paths
 # resolve through the same library helper (cbat.report.project_path), so one root case pins it without doubling
 # the suite's notebook time.
@@ -99,11 +98,12 @@ CASES = [(source, "notebooks") for source in sorted(NOTEBOOK_DIR.glob("*.ipynb")
 @pytest.mark.slow
 @pytest.mark.parametrize("source, cwd", CASES, ids=lambda v: v.stem if isinstance(v, os.PathLike) else v)
 def test_source_notebook_runs_from_notebooks_and_from_the_root(tmp_path_factory, tmp_path, source, cwd):
-    sweep = tiny_sweep(tmp_path_factory)
+    sweep, tiny = tiny_sweep(tmp_path_factory), tiny_params()
+    # the report tests' tiny sizes; the sweep path relative to the repository root, as the defaults are
     parameters = {"sweep_dir": os.path.relpath(sweep, PROJECT_ROOT), "device": "cpu",
-                  "output_dir": str(tmp_path), **tiny_params().notebooks.get(source.stem, {})}
+                  "output_dir": str(tmp_path), **tiny.notebooks.get(source.stem, {})}
     if source.stem == "ablation_report":
-        parameters["seeds"] = tiny_params().seeds
+        parameters["seeds"] = tiny.seeds
     job = NotebookJob(source.stem, source, parameters)
     result = execute_notebook(job, tmp_path, cwd=NOTEBOOK_DIR if cwd == "notebooks" else PROJECT_ROOT)
     assert result.status == "ok", f"{result.error} (cell {result.cell}: {result.cell_code})"

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_steps < args.n_steps:
         raise UserError(f"--max-steps ({args.max_steps}) must be at least --n-steps ({args.n_steps})")
     run_path = args.run
-    if rundir.read_spec(run_path) is not None and rundir.runs_dir(run_path).is_dir():  # a sweep folder
+    if rundir.sweep_file(run_path).is_file() and rundir.runs_dir(run_path).is_dir():  # a sweep folder
         run_id, why = choose_run(run_path)
         print(f"cbat attribute: explaining {run_id} of the sweep: {why}", file=sys.stderr)
         run_path = rundir.run_dir(run_path, run_id)
