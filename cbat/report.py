@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -217,7 +218,8 @@ def declared_parameters(source: str | Path) -> set[str]:
 
 
 def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL,
-                     timeout_s: Optional[float] = CELL_TIMEOUT_S, cwd: Optional[str | Path] = None) -> NotebookResult:
+                     timeout_s: Optional[float] = CELL_TIMEOUT_S, cwd: Optional[str | Path] = None,
+                     threads: Optional[int] = None) -> NotebookResult:
     """Execute ``job`` with papermill into ``out_dir/<name>.ipynb``; never raises for notebook errors.
 
     Only parameters the notebook declares are passed, so one pool of report parameters serves every
@@ -225,7 +227,8 @@ def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL
     raises, runs past ``timeout_s`` (None: no limit) or loses its kernel gives status "failed" with
     ``"<exception>: <message>"`` and the cell; the partly executed notebook is still written (it shows
     where it stopped). Papermill runs in a child process under a watchdog (every cell's limit plus a
-    minute), so even a hang outside a cell (kernel start or shutdown) cannot stall the caller.
+    minute), so even a hang outside a cell (kernel start or shutdown) cannot stall the caller. ``threads``
+    caps the kernel's CPU threads (OpenMP/MKL, which torch follows; None: the kernel's own default).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,7 +243,7 @@ def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL
     request = {"source": str(job.source), "target": str(target), "kernel": kernel, "timeout_s": timeout_s,
                "cwd": str(cwd or out_dir), "parameters": {k: v for k, v in job.parameters.items() if k in wanted}}
     wall_s = None if timeout_s is None else timeout_s * (n_cells + 1) + 60
-    status, error = _execute_in_child(request, wall_s)
+    status, error = _execute_in_child(request, wall_s, threads)
     seconds = time.perf_counter() - start
     nb = json.loads(target.read_text(encoding="utf-8")) if target.exists() else None
     cell, code = (None, "") if nb is None or status == "ok" else _stopped_cell(nb)
@@ -249,10 +252,14 @@ def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL
                           glued, cell, code)
 
 
-def _execute_in_child(request: dict[str, Any], wall_s: Optional[float]) -> tuple[str, str]:
+def _execute_in_child(request: dict[str, Any], wall_s: Optional[float],
+                      threads: Optional[int] = None) -> tuple[str, str]:
     """Run ``_child_main`` on ``request`` in a fresh process; (status, error). Past ``wall_s`` the child
-    gets SIGTERM (it shuts its kernel down), then SIGKILL after 15 s."""
+    gets SIGTERM (it shuts its kernel down), then SIGKILL after 15 s. The kernel inherits the child's
+    environment, so ``threads`` reaches it as OMP_NUM_THREADS/MKL_NUM_THREADS."""
     env = {**os.environ, STATIC_ENV: "1"}
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with tempfile.TemporaryDirectory() as tmp:
         answer = Path(tmp) / "answer.json"
         child = subprocess.Popen([sys.executable, "-c", "from cbat.report import _child_main; _child_main()",
@@ -507,13 +514,32 @@ def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_se
 
 def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str = KERNEL,
                   timeout_s: Optional[float] = CELL_TIMEOUT_S,
-                  on_result: Optional[Callable[[NotebookResult], None]] = None) -> list[NotebookResult]:
-    """Execute each job in turn (a failure never stops the next one)."""
-    results = []
-    for job in jobs:
-        results.append(execute_notebook(job, out_dir, kernel=kernel, timeout_s=timeout_s))
-        if on_result is not None:
-            on_result(results[-1])
+                  on_result: Optional[Callable[[NotebookResult], None]] = None,
+                  workers: int = 1) -> list[NotebookResult]:
+    """Execute every job, ``workers`` notebooks at a time (a failure never stops the others).
+
+    The notebooks only read the sweep and write their own files, so they may run side by side; with more
+    than one worker each kernel gets max(1, cores // workers) CPU threads, as the sweep's workers do, so
+    the kernels share the cores instead of oversubscribing them.
+
+    Returns
+    -------
+    list of NotebookResult, in job order; ``on_result`` sees each as it finishes.
+    """
+    from cbat.sweep import threads_per_worker
+
+    jobs = list(jobs)
+    workers = max(1, min(workers, len(jobs)))
+    threads = None if workers == 1 else threads_per_worker(workers)
+    results: list[Optional[NotebookResult]] = [None] * len(jobs)
+    # Threads suffice: each notebook runs in its own child process and kernel, the threads only wait on them.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notebook") as pool:
+        futures = {pool.submit(execute_notebook, job, out_dir, kernel, timeout_s, None, threads): i
+                   for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            if on_result is not None:
+                on_result(results[futures[future]])
     return results
 
 
@@ -547,7 +573,8 @@ class ReportParams:
     device : "auto", "cpu", "cuda" or "cuda:<i>", for the sweep and the notebooks.
     quick : the small CPU default (the quick sweep, small notebook sizes).
     sweep_dir : reuse this sweep directory (default ``<out>/sweep``; finished runs are never redone).
-    workers : local sweep worker processes (None: 2, or 1 on a one-core machine).
+    workers : local sweep worker processes, and notebooks executed side by side (None: 2, or 1 on a
+        one-core machine).
     sweep : further ``cbat.sweep.SweepSpec`` fields, e.g. ``{"data": {...}, "settings": {"epochs": 2}}``.
     notebook_timeout_s : limit per notebook cell execution in seconds (None: no limit; a notebook past it
         is marked failed and the report goes on).
@@ -595,6 +622,10 @@ class ReportParams:
 
         return dataclasses.asdict(self)
 
+    def resolved_workers(self) -> int:
+        """``workers``, or 2 (1 on a one-core machine) when unset."""
+        return self.workers or min(2, os.cpu_count() or 1)
+
 
 def sweep_spec(params: ReportParams):
     """The ``SweepSpec`` of a report: the quick sweep (``--quick``) or the full default, with the task,
@@ -626,8 +657,7 @@ def run_sweep(params: ReportParams, sweep_dir: str | Path):
     Returns the results table (``cbat.sweep.run_sweep``)."""
     from cbat import sweep as sweeps
 
-    workers = params.workers or min(2, os.cpu_count() or 1)
-    return sweeps.run_sweep(sweep_spec(params), sweep_dir, workers=workers)
+    return sweeps.run_sweep(sweep_spec(params), sweep_dir, workers=params.resolved_workers())
 
 
 def ensure_sweep(sweep_dir: Optional[str | Path], output_dir: str | Path, **params: Any) -> Path:
@@ -734,7 +764,8 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
         error = "  " + result.error if result.error else ""
         log(f"[report]   {result.name}: {result.status} ({result.seconds:.1f} s){error}")
 
-    results = timed("execute", lambda: run_notebooks(jobs, out, kernel, params.notebook_timeout_s, report_one))
+    results = timed("execute", lambda: run_notebooks(jobs, out, kernel, params.notebook_timeout_s, report_one,
+                                                     workers=params.resolved_workers()))
     timed("render", lambda: render_all(results, out, params.show_code))
     stage_seconds["total"] = sum(stage_seconds.values())
     index = write_index(out, results, stage_seconds, params.to_dict())

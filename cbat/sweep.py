@@ -447,8 +447,13 @@ def _prepare(spec: SweepSpec, sweep_dir: Path) -> None:
         rundir.write_json(path, content)
 
 
+def threads_per_worker(workers: int) -> int:
+    """CPU threads each of ``workers`` side-by-side processes gets: an equal share of the cores, at least 1."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def _threads(settings: dict, workers: int) -> int:
-    return settings.get("num_threads") or max(1, (os.cpu_count() or 1) // workers)
+    return settings.get("num_threads") or threads_per_worker(workers)
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: str = "local",

@@ -13,6 +13,7 @@ import pytest
 from cbat import report
 from cbat.report import (NOTEBOOK_DIR, PLOTLY_JS, PROJECT_ROOT, NotebookJob, execute_notebook, render_all,
                          run_notebooks, write_index)
+from cbat.sweep import threads_per_worker
 from test_report_support import tiny_params, tiny_sweep
 
 CELL_LIMIT_S = 10.0
@@ -36,7 +37,9 @@ def test_a_never_returning_cell_and_a_dead_kernel_fail_their_notebook_only(tmp_p
             NotebookJob("kernel_dies", notebook(sources / "c.ipynb", "import os\nos._exit(3)")),
             NotebookJob("last_ok", notebook(sources / "d.ipynb", "print(x)"))]
     out = tmp_path / "out"
-    results = {r.name: r for r in run_notebooks(jobs, out, timeout_s=CELL_LIMIT_S)}
+    ordered = run_notebooks(jobs, out, timeout_s=CELL_LIMIT_S, workers=2)
+    assert [r.name for r in ordered] == [job.name for job in jobs]  # job order, whatever finished first
+    results = {r.name: r for r in ordered}
     hung, dead = results["never_returns"], results["kernel_dies"]
     assert hung.status == "failed" and hung.error.startswith("Timeout: a cell ran past the 10 s cell limit")
     assert (hung.cell, hung.cell_code) == (3, "while True:")
@@ -53,6 +56,24 @@ def test_a_never_returning_cell_and_a_dead_kernel_fail_their_notebook_only(tmp_p
     assert 'class="cbat-banner"' in banner and "failed in cell 3" in banner and "10 s cell limit" in banner
     assert 'class="cbat-banner"' not in results["last_ok"].html.read_text()
     assert json.loads((out / "report.json").read_text())["notebooks"][1]["cell"] == 3
+
+
+def test_notebooks_run_side_by_side_and_share_the_cores(tmp_path):
+    """Each notebook announces itself with a file and waits for the other's: only side by side can both
+    finish (run one after the other, the first waits out its limit and fails). Each kernel gets its share of
+    the cores as OpenMP threads."""
+    threads = threads_per_worker(2)
+    wait = ("import os, time\nfrom pathlib import Path\n"
+            f"assert os.environ['OMP_NUM_THREADS'] == '{threads}'\n"
+            f"Path({str(tmp_path)!r}, me).touch()\n"
+            f"deadline = time.monotonic() + 120\n"
+            f"while not Path({str(tmp_path)!r}, other).exists():\n"
+            "    assert time.monotonic() < deadline, 'the other notebook never started'\n"
+            "    time.sleep(0.05)")
+    jobs = [NotebookJob(name, notebook(tmp_path / f"{name}.ipynb", f"me, other = {name!r}, {other!r}", wait))
+            for name, other in (("left", "right"), ("right", "left"))]
+    results = run_notebooks(jobs, tmp_path / "out", timeout_s=180, workers=2)
+    assert [(r.name, r.status, r.error) for r in results] == [("left", "ok", ""), ("right", "ok", "")]
 
 
 def test_the_watchdog_stops_a_notebook_that_hangs_outside_any_cell_limit(tmp_path):

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:<i> (default auto)")
     parser.add_argument("--sweep", dest="sweep_dir", help="sweep folder to reuse or fill (default <out>/sweep)")
-    parser.add_argument("--workers", type=int, help="sweep worker processes (default 2)")
+    parser.add_argument("--workers", type=int,
+                        help="sweep worker processes and notebooks run side by side (default 2)")
     parser.add_argument("--data", nargs="+", help="your data files or a folder (cbat.data.load) instead of the "
                                                   "synthetic task; see README 'Your own data'")
     parser.add_argument("--genome", type=Path, help="genome FASTA for coordinate files (your hg19/hg38)")
