@@ -174,12 +174,14 @@ def show_verdicts(assessment) -> None:
 # --- one notebook: execute, render ---------------------------------------------------------------------
 @dataclass
 class NotebookJob:
-    """One notebook run: ``source`` (a file in ``notebooks/``) executed with ``parameters`` as ``name``."""
+    """One notebook run: ``source`` (a file in ``notebooks/``) executed with ``parameters`` as ``name``, its
+    kernel working in ``cwd`` (None: the output folder)."""
 
     name: str
     source: Path
     parameters: dict[str, Any] = field(default_factory=dict)
     title: str = ""
+    cwd: Optional[Path] = None
 
 
 @dataclass
@@ -218,12 +220,11 @@ def declared_parameters(source: str | Path) -> set[str]:
 
 
 def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL,
-                     timeout_s: Optional[float] = CELL_TIMEOUT_S, cwd: Optional[str | Path] = None,
-                     threads: Optional[int] = None) -> NotebookResult:
+                     timeout_s: Optional[float] = CELL_TIMEOUT_S, threads: Optional[int] = None) -> NotebookResult:
     """Execute ``job`` with papermill into ``out_dir/<name>.ipynb``; never raises for notebook errors.
 
     Only parameters the notebook declares are passed, so one pool of report parameters serves every
-    notebook. The kernel runs in ``cwd`` (default ``out_dir``) with ``static_output()`` true. A cell that
+    notebook. The kernel runs in ``job.cwd`` (default ``out_dir``) with ``static_output()`` true. A cell that
     raises, runs past ``timeout_s`` (None: no limit) or loses its kernel gives status "failed" with
     ``"<exception>: <message>"`` and the cell; the partly executed notebook is still written (it shows
     where it stopped). Papermill runs in a child process under a watchdog (every cell's limit plus a
@@ -241,7 +242,7 @@ def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL
     except Exception as err:  # noqa: BLE001 - a broken file fails this notebook only
         return NotebookResult(job.name, title, "failed", f"{type(err).__name__}: {err}")
     request = {"source": str(job.source), "target": str(target), "kernel": kernel, "timeout_s": timeout_s,
-               "cwd": str(cwd or out_dir), "parameters": {k: v for k, v in job.parameters.items() if k in wanted}}
+               "cwd": str(job.cwd or out_dir), "parameters": {k: v for k, v in job.parameters.items() if k in wanted}}
     wall_s = None if timeout_s is None else timeout_s * (n_cells + 1) + 60
     status, error = _execute_in_child(request, wall_s, threads)
     seconds = time.perf_counter() - start
@@ -534,7 +535,7 @@ def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str 
     results: list[Optional[NotebookResult]] = [None] * len(jobs)
     # Threads suffice: each notebook runs in its own child process and kernel, the threads only wait on them.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notebook") as pool:
-        futures = {pool.submit(execute_notebook, job, out_dir, kernel, timeout_s, None, threads): i
+        futures = {pool.submit(execute_notebook, job, out_dir, kernel, timeout_s, threads): i
                    for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             results[futures[future]] = future.result()

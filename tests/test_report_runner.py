@@ -111,21 +111,30 @@ def test_find_sweep_trains_the_quick_sweep_with_a_message_when_the_path_is_missi
 
 # Every notebook from notebooks/ (where JupyterLab opens it), and the cheapest one also from the root: the paths
 # resolve through the same library helper (cbat.report.project_path), so one root case pins it without doubling
-# the suite's notebook time.
+# the suite's notebook time. They run side by side, as the report runs them, once per session.
 CASES = [(source, "notebooks") for source in sorted(NOTEBOOK_DIR.glob("*.ipynb"))] + \
         [(NOTEBOOK_DIR / "gate_explorer.ipynb", "root")]
 
 
+@pytest.fixture(scope="module")
+def source_runs(tmp_path_factory):
+    sweep, tiny = tiny_sweep(tmp_path_factory), tiny_params()
+    out = tmp_path_factory.mktemp("source_runs")
+    jobs = []
+    for source, cwd in CASES:
+        name = f"{source.stem}-{cwd}"
+        # the report tests' tiny sizes; the sweep path relative to the repository root, as the defaults are
+        parameters = {"sweep_dir": os.path.relpath(sweep, PROJECT_ROOT), "device": "cpu",
+                      "output_dir": str(out / name), **tiny.notebooks.get(source.stem, {})}
+        if source.stem == "ablation_report":
+            parameters["seeds"] = tiny.seeds
+        jobs.append(NotebookJob(name, source, parameters, cwd=NOTEBOOK_DIR if cwd == "notebooks" else PROJECT_ROOT))
+    return {result.name: result for result in run_notebooks(jobs, out, workers=2)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("source, cwd", CASES, ids=lambda v: v.stem if isinstance(v, os.PathLike) else v)
-def test_source_notebook_runs_from_notebooks_and_from_the_root(tmp_path_factory, tmp_path, source, cwd):
-    sweep, tiny = tiny_sweep(tmp_path_factory), tiny_params()
-    # the report tests' tiny sizes; the sweep path relative to the repository root, as the defaults are
-    parameters = {"sweep_dir": os.path.relpath(sweep, PROJECT_ROOT), "device": "cpu",
-                  "output_dir": str(tmp_path), **tiny.notebooks.get(source.stem, {})}
-    if source.stem == "ablation_report":
-        parameters["seeds"] = tiny.seeds
-    job = NotebookJob(source.stem, source, parameters)
-    result = execute_notebook(job, tmp_path, cwd=NOTEBOOK_DIR if cwd == "notebooks" else PROJECT_ROOT)
+def test_source_notebook_runs_from_notebooks_and_from_the_root(source_runs, source, cwd):
+    result = source_runs[f"{source.stem}-{cwd}"]
     assert result.status == "ok", f"{result.error} (cell {result.cell}: {result.cell_code})"
     assert not (NOTEBOOK_DIR / "sweep").exists() and not (NOTEBOOK_DIR / PLOTLY_JS).exists()
