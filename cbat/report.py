@@ -175,13 +175,15 @@ def show_verdicts(assessment) -> None:
 @dataclass
 class NotebookJob:
     """One notebook run: ``source`` (a file in ``notebooks/``) executed with ``parameters`` as ``name``, its
-    kernel working in ``cwd`` (None: the output folder)."""
+    kernel working in ``cwd`` (None: the output folder). ``cost`` ranks the expected run time: side by side,
+    the costliest jobs start first so the short ones fill in beside them."""
 
     name: str
     source: Path
     parameters: dict[str, Any] = field(default_factory=dict)
     title: str = ""
     cwd: Optional[Path] = None
+    cost: float = 1.0
 
 
 @dataclass
@@ -535,8 +537,8 @@ def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str 
     results: list[Optional[NotebookResult]] = [None] * len(jobs)
     # Threads suffice: each notebook runs in its own child process and kernel, the threads only wait on them.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notebook") as pool:
-        futures = {pool.submit(execute_notebook, job, out_dir, kernel, timeout_s, threads): i
-                   for i, job in enumerate(jobs)}
+        started = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)  # stable: equal costs keep job order
+        futures = {pool.submit(execute_notebook, jobs[i], out_dir, kernel, timeout_s, threads): i for i in started}
         for future in as_completed(futures):
             results[futures[future]] = future.result()
             if on_result is not None:
@@ -677,6 +679,9 @@ QUICK_NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
     "ablation_report": {"n_boot": 300},
     "loop_attribution": {"n_loops": 4},
 }
+# Relative run times of the notebooks that train or attribute (quick report, one thread each: quickstart and
+# loop_attribution about 50-67 s, ablation_report 35 s, each explorer page 14-18 s); the others count 1.
+NOTEBOOK_COST = {"quickstart": 4.0, "loop_attribution": 4.0, "ablation_report": 2.0}
 # Known notebooks in report order; any other notebook in the folder runs once after them.
 NOTEBOOK_ORDER = ("quickstart", "ablation_report", "gate_explorer", "attention_explorer", "loop_attribution")
 TITLES = {"quickstart": "Quickstart: train two presets and compare them",
@@ -719,7 +724,8 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
                 jobs.append(NotebookJob(f"{source.stem}__{run['variant']}", source,
                                         {**parameters, "run_id": run["run_id"]}, f"{title}: {run['variant']}"))
         else:
-            jobs.append(NotebookJob(source.stem, source, parameters, title))
+            jobs.append(NotebookJob(source.stem, source, parameters, title,
+                                    cost=NOTEBOOK_COST.get(source.stem, 1.0)))
     return jobs
 
 

@@ -58,22 +58,27 @@ def test_a_never_returning_cell_and_a_dead_kernel_fail_their_notebook_only(tmp_p
     assert json.loads((out / "report.json").read_text())["notebooks"][1]["cell"] == 3
 
 
-def test_notebooks_run_side_by_side_and_share_the_cores(tmp_path):
-    """Each notebook announces itself with a file and waits for the other's: only side by side can both
-    finish (run one after the other, the first waits out its limit and fails). Each kernel gets its share of
-    the cores as OpenMP threads."""
-    threads = threads_per_worker(2)
+def test_notebooks_run_side_by_side_costliest_first_and_share_the_cores(tmp_path):
+    """"left" and "right" each announce themselves with a file and wait for the other's: only side by side can
+    both finish. "short" comes between them in job order but costs least, so it must start after both (it
+    checks their files): started in job order instead, it fails, and so does "left" waiting for "right". Each
+    kernel gets its share of the cores as OpenMP threads; results come back in job order."""
+    folder = str(tmp_path)
     wait = ("import os, time\nfrom pathlib import Path\n"
-            f"assert os.environ['OMP_NUM_THREADS'] == '{threads}'\n"
-            f"Path({str(tmp_path)!r}, me).touch()\n"
-            f"deadline = time.monotonic() + 120\n"
-            f"while not Path({str(tmp_path)!r}, other).exists():\n"
+            f"assert os.environ['OMP_NUM_THREADS'] == '{threads_per_worker(2)}'\n"
+            f"Path({folder!r}, me).touch()\n"
+            "deadline = time.monotonic() + 120\n"
+            f"while not Path({folder!r}, other).exists():\n"
             "    assert time.monotonic() < deadline, 'the other notebook never started'\n"
             "    time.sleep(0.05)")
-    jobs = [NotebookJob(name, notebook(tmp_path / f"{name}.ipynb", f"me, other = {name!r}, {other!r}", wait))
-            for name, other in (("left", "right"), ("right", "left"))]
+    after_both = ("from pathlib import Path\n"
+                  f"assert Path({folder!r}, 'left').exists() and Path({folder!r}, 'right').exists()")
+    jobs = [NotebookJob("left", notebook(tmp_path / "left.ipynb", "me, other = 'left', 'right'", wait), cost=2),
+            NotebookJob("short", notebook(tmp_path / "short.ipynb", after_both)),
+            NotebookJob("right", notebook(tmp_path / "right.ipynb", "me, other = 'right', 'left'", wait), cost=3)]
     results = run_notebooks(jobs, tmp_path / "out", timeout_s=180, workers=2)
-    assert [(r.name, r.status, r.error) for r in results] == [("left", "ok", ""), ("right", "ok", "")]
+    assert [(r.name, r.status, r.error) for r in results] == [("left", "ok", ""), ("short", "ok", ""),
+                                                              ("right", "ok", "")]
 
 
 def test_the_watchdog_stops_a_notebook_that_hangs_outside_any_cell_limit(tmp_path):
