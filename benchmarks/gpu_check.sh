@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# GPU check for a session lent the device machine (issue 16). About 7 minutes on one H100/H200.
+# GPU check for a session lent the device machine (issue 16). About 6 minutes on one H100/H200.
 # The machine has PyTorch but no network; carry the missing pure-Python wheels first, here:
 #   echo /.whl/ >> .git/info/exclude
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl entmax==1.3   # the only package the benchmark needs that the image lacks
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl entmax==1.3 \
+#       captum==0.9.0 plotly==7.1.0 pyDOE3==1.6.2   # what the benchmarks import that the image lacks
 # then run through the device tool with carry [".whl"]:
 #   bash benchmarks/gpu_check.sh
 # It writes gpu_check.txt and bench_*.jsonl into $OUT (or ./gpu_check_out without the device tool). Each step
@@ -30,5 +31,13 @@ fi
   # The other presets, fewer rounds.
   timeout 150 python3 benchmarks/bench_model.py --device cuda --bf16 --lengths paper --presets no_cross cbat_v1 \
     cbat_v3 --rounds 3 --steps 3 --timeout 45 --out "$out/bench_others.jsonl"
+  echo "exit $?"
+  # Batch 512 for the two presets: how far the rate and the hooks' cost move with a fuller GPU.
+  timeout 120 python3 benchmarks/bench_model.py --device cuda --bf16 --lengths paper --presets baseline cbat_v2 \
+    --batch 32 512 --rounds 3 --steps 3 --timeout 55 --out "$out/bench_batch512.jsonl"
+  echo "exit $?"
+  # Integrated Gradients seconds per loop (10 shuffled references, converged steps) at both lengths.
+  timeout 150 python3 benchmarks/bench_attribution.py --part cost --device cuda --loops 4 \
+    --batch cpu_default:400,paper:200
   echo "exit $?"
 } 2>&1 | tee "$out/gpu_check.txt"
