@@ -23,6 +23,7 @@ whole min-max range lies on one side of 1 ("~1" otherwise).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -298,30 +299,28 @@ def main() -> None:
     rows, failed = [], []
     # Each row reaches --out as soon as it is measured, and a preset that fails or runs past --timeout is
     # reported and skipped: on a lent GPU with minutes to spend, one failure must not lose the other rows.
-    out = open(args.out, "w") if args.out else None
-    for length in args.lengths:
-        for preset in args.presets:
-            cmd = [sys.executable, __file__, "--one", f"{preset}:{length}:{batches[length]}", "--device", args.device,
-                   "--rounds", str(args.rounds), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-            cmd += (["--bf16"] if args.bf16 else []) + (["--compile"] if args.compile else [])
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-            except subprocess.TimeoutExpired:
-                failed.append(f"{preset} at {length}: past the {args.timeout:.0f} s limit")
-                print(f"bench_model: {failed[-1]}", file=sys.stderr, flush=True)
-                continue
-            if done.returncode != 0:
-                failed.append(f"{preset} at {length} failed:\n{done.stderr[-3000:]}")
-                print(f"bench_model: {failed[-1]}", file=sys.stderr, flush=True)
-                continue
-            rows.append(json.loads(done.stdout.splitlines()[-1]))
-            print(f"{length:6s} {preset:9s} {rows[-1]['ms_per_step']['median']:9.1f} ms/step", file=sys.stderr,
-                  flush=True)
-            if out is not None:
-                out.write(json.dumps(rows[-1]) + "\n")
-                out.flush()
-    if out is not None:
-        out.close()
+    with open(args.out, "w") if args.out else contextlib.nullcontext() as out:
+        for length in args.lengths:
+            for preset in args.presets:
+                cmd = [sys.executable, __file__, "--one", f"{preset}:{length}:{batches[length]}", "--device",
+                       args.device, "--rounds", str(args.rounds), "--steps", str(args.steps), "--warmup",
+                       str(args.warmup)]
+                cmd += (["--bf16"] if args.bf16 else []) + (["--compile"] if args.compile else [])
+                try:
+                    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+                    problem = f"failed:\n{done.stderr[-3000:]}" if done.returncode != 0 else None
+                except subprocess.TimeoutExpired:
+                    problem = f"ran past the {args.timeout:.0f} s limit"
+                if problem is not None:
+                    failed.append(f"{preset} at {length} {problem}")
+                    print(f"bench_model: {failed[-1]}", file=sys.stderr, flush=True)
+                    continue
+                rows.append(json.loads(done.stdout.splitlines()[-1]))
+                print(f"{length:6s} {preset:9s} {rows[-1]['ms_per_step']['median']:9.1f} ms/step", file=sys.stderr,
+                      flush=True)
+                if out is not None:
+                    out.write(json.dumps(rows[-1]) + "\n")
+                    out.flush()
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, bf16={args.bf16}, "
           f"{args.rounds} rounds x {args.steps} steps (warm-up {args.warmup}); median [min-max] over rounds")
