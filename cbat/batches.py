@@ -25,5 +25,9 @@ class DeviceBatches:
         return tensor
 
     def onehot(self, index) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(np.atleast_1d(np.asarray(index)), device=self.device)
+        """``index``: row numbers, array-like or a tensor; one already on the device costs no host copy (a
+        host-to-device copy from pageable memory waits for the GPU to finish its queue)."""
+        if not torch.is_tensor(index):
+            index = torch.as_tensor(np.atleast_1d(np.asarray(index)))
+        index = index.to(self.device)
         return tuple(self.table[codes[index].long()].transpose(1, 2) for codes in (self.enhancer, self.promoter))

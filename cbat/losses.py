@@ -48,13 +48,18 @@ class AdaptiveIMMAXLoss(nn.Module):
         return (1.0, ratio) if positives <= negatives else (ratio, 1.0)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # Tensor arithmetic only (margins() in float64 on the device): no host read, so a GPU never waits
+        # for the loss; on CPU it gives the same bits as the float version.
+        labels = labels.float()
         if self.training:
-            positives = float(labels.sum())
-            self.counts += torch.tensor([labels.numel() - positives, positives], dtype=torch.float64,
-                                        device=self.counts.device)
-        rho_neg, rho_pos = self.margins()
-        signs = 2.0 * labels.float() - 1.0
-        rho = torch.where(labels > 0.5, torch.full_like(signs, rho_pos), torch.full_like(signs, rho_neg))
+            positives = labels.sum(dtype=torch.float64)
+            self.counts += torch.stack([labels.numel() - positives, positives])
+        negatives, positives = self.counts.unbind()
+        ratio = (torch.maximum(negatives, positives) / torch.minimum(negatives, positives)) ** self.exponent
+        rho_pos = torch.where(positives <= negatives, ratio, 1.0)
+        rho_neg = torch.where(positives <= negatives, 1.0, ratio)
+        signs = 2.0 * labels - 1.0
+        rho = torch.where(labels > 0.5, rho_pos, rho_neg).to(signs.dtype)
         return F.softplus(-signs * logits.float() / rho).mean()
 
 

@@ -397,18 +397,19 @@ class _Run:
     def train_epoch(self) -> dict[str, float]:
         settings, progress, model = self.settings, self.progress, self.model
         model.train()
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # float64 on the device: read once per epoch, not per step
         batches = 0
         start_step = progress.step
         order = self.train_idx[torch.randperm(len(self.train_idx), generator=self.generator).numpy()]
+        device_order = torch.as_tensor(order, device=self.device)  # one upload per epoch, not one per step
         params = [p for p in model.parameters() if p.requires_grad]
+        epoch = progress.epoch + 1  # numbered from 1 in faults, as in the history
         with record(model, mode="summary", every=settings.hook_every, sample=HOOK_SAMPLE) as trace:
             for start in range(0, len(order), settings.batch_size):
                 if settings.max_steps is not None and progress.step >= settings.max_steps:
                     break
-                batch = order[start:start + settings.batch_size]
-                enhancer, promoter = self.batches.onehot(batch)
-                labels = self.device_labels[torch.as_tensor(batch, device=self.device)]
+                enhancer, promoter = self.batches.onehot(device_order[start:start + settings.batch_size])
+                labels = self.device_labels[device_order[start:start + settings.batch_size]]
                 aux = {} if "sparsity" in self.loss_fn.active_aux else None  # entropy only when a loss uses it
                 # Sampled steps run eagerly: the recorder's hooks (host reads, data-dependent layouts) would split
                 # a compiled graph into pieces per call site, whose guards exhaust dynamo's recompile limit; eager,
@@ -419,8 +420,8 @@ class _Run:
                 parts = self.loss_fn(logits, labels, aux)
                 if not torch.isfinite(parts["total"]):
                     bad = [n for n, v in parts.items() if n != "total" and not torch.isfinite(v)]
-                    raise _fault("loss", progress.step, progress.epoch,
-                                 _first_nonfinite_module(model, enhancer, promoter), f"; components {bad}")
+                    raise _fault("loss", progress.step, epoch, _first_nonfinite_module(model, enhancer, promoter),
+                                 f"; components {bad}")
                 if trace.sampled:
                     _log_losses(trace, parts, self.loss_fn, model)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -430,17 +431,17 @@ class _Run:
                 if not torch.isfinite(norm):
                     culprit = next((n for n, p in model.named_parameters()
                                     if p.grad is not None and not torch.isfinite(p.grad).all()), None)
-                    raise _fault("gradient", progress.step, progress.epoch, culprit)
+                    raise _fault("gradient", progress.step, epoch, culprit)
                 self.optimizer.step()
                 trace.next_step()
                 progress.step += 1
                 batches += 1
                 for name, value in parts.items():
-                    sums[name] = sums.get(name, 0.0) + value.item()
+                    sums[name] = sums[name] + value.detach().double() if name in sums else value.detach().double()
         frame = trace.summary()
         frame["step"] += start_step
         progress.trace_frames.append(frame)
-        return {f"loss.{name}": total / max(batches, 1) for name, total in sums.items()}
+        return {f"loss.{name}": float(total) / max(batches, 1) for name, total in sums.items()}
 
     def _set_lr(self, step: int) -> None:
         settings = self.settings

@@ -175,7 +175,7 @@ def test_nan_stops_the_run_naming_step_and_block(data, monkeypatch):
         return model
 
     monkeypatch.setattr(train_module, "build_model", poisoned)
-    with pytest.raises(NumericalFault, match=r"non-finite loss at step 0 .*blocks\.0"):
+    with pytest.raises(NumericalFault, match=r"non-finite loss at step 0 \(epoch 1\), .*blocks\.0"):
         train(cbat.preset("baseline", **SMALL), *data, FAST, seed=0)
 
 
