@@ -19,6 +19,7 @@ whole min-max range lies on one side of 1 ("~1" otherwise).
     python benchmarks/bench_model.py                          # CPU: 600/400 (batch 32), 3000/2000 (batch 8)
     python benchmarks/bench_model.py --quick                  # baseline and cbat_v2, few rounds
     python benchmarks/bench_model.py --device cuda --bf16 --lengths paper --out table.csv
+    python benchmarks/bench_model.py --device cuda --bf16 --presets baseline cbat_v2 --profile   # host- or GPU-bound
 """
 from __future__ import annotations
 
@@ -78,13 +79,14 @@ def _sync(device: str) -> None:
 class _Mode:
     """One model (same seed for every mode), its optimiser and, for "summary", an open recording."""
 
-    def __init__(self, name: str, preset: str, inputs, device: str, bf16: bool) -> None:
+    def __init__(self, name: str, preset: str, inputs, device: str, bf16: bool, compile_mode: str = "default") -> None:
         self.name, self.inputs, self.device, self.bf16 = name, inputs, device, bf16
         cfg = cbat.preset(preset)
         self.model = cbat.build_model(cfg, seed=0).to(device).train()
         if name == "bare":
             strip_hook_points(self.model)
-        self.forward = torch.compile(self.model) if name == "compiled" else self.model
+        self.forward = torch.compile(self.model, mode=compile_mode) if name == "compiled" else self.model
+        self.graphs = name == "compiled" and compile_mode == "reduce-overhead"
         self.loss = CBATLoss(cfg, positive_rate=0.5).to(device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         # "summary" records as the trainer does: every step here, with the trainer's attention sample
@@ -95,6 +97,8 @@ class _Mode:
     def step(self) -> None:
         e, p, y = self.inputs
         aux = {} if "sparsity" in self.loss.active_aux else None  # as the trainer asks
+        if self.graphs:  # CUDA graphs: a new iteration may overwrite the previous one's graph outputs
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.forward(e, p, aux=aux)
         total = self.loss(logits, y, aux)["total"]
@@ -143,7 +147,7 @@ def _spread(values: list[float]) -> dict:
 
 
 def bench_one(preset: str, length: str, batch: int, rounds: int, steps: int, warmup: int, device: str,
-              bf16: bool, compile_: bool) -> dict:
+              bf16: bool, compile_: bool, compile_mode: str = "default") -> dict:
     e_len, p_len = LENGTHS[length]
     inputs = _batch(batch, e_len, p_len, device)
     row = {"preset": preset, "length": length, "batch": batch, "device": device, "bf16": bf16,
@@ -154,7 +158,7 @@ def bench_one(preset: str, length: str, batch: int, rounds: int, steps: int, war
         torch.cuda.reset_peak_memory_stats()
     modes = {}
     for name in names:  # build and warm up (kernel selection, allocator, compilation) outside the timing
-        modes[name] = _Mode(name, preset, inputs, device, bf16)
+        modes[name] = _Mode(name, preset, inputs, device, bf16, compile_mode)
         start = time.perf_counter()
         for _ in range(warmup):
             modes[name].step()
@@ -220,7 +224,7 @@ def time_epoch(preset: str, n_pairs: int, batch: int, device: str, bf16: bool) -
     loss_fn = CBATLoss(cfg, positive_rate=0.5).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches = DeviceBatches(codes, device)
-    order = torch.randperm(n_pairs)
+    order = torch.randperm(n_pairs).to(device)  # on the device, as the trainer keeps it: no host copy per step
 
     def step(index):
         e, p = batches.onehot(index)
@@ -239,6 +243,35 @@ def time_epoch(preset: str, n_pairs: int, batch: int, device: str, bf16: bool) -
     _sync(device)
     seconds = time.perf_counter() - start
     return {"preset": preset, "n_pairs": n_pairs, "batch": batch, "epoch_s": seconds, "pairs_per_s": n_pairs / seconds}
+
+
+LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")
+
+
+def profile_step(preset: str, batch: int, device: str, bf16: bool, steps: int = 3) -> dict:
+    """Where a paper-length training step's time goes on a GPU: wall time against the time its kernels keep
+    the GPU busy (``torch.profiler``), and the kernel launches per step. Busy well below wall: the step waits
+    on the host launching kernels, which CUDA graphs or a larger batch remove; busy near wall: arithmetic."""
+    from torch.profiler import ProfilerActivity, profile
+    mode = _Mode("off", preset, _batch(batch, *LENGTHS["paper"], device), device, bf16)
+    for _ in range(steps):
+        mode.step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        mode.step()
+    _sync(device)
+    wall = (time.perf_counter() - start) / steps
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            mode.step()
+        _sync(device)
+    events = prof.key_averages()
+    busy = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA") / steps / 1e3
+    launches = sum(e.count for e in events if e.key in LAUNCHES) / steps
+    mode.close()
+    return {"preset": preset, "batch": batch, "wall_ms": 1000 * wall, "gpu_busy_ms": busy,
+            "launches_per_step": launches}
 
 
 def _cell(spread: dict, fmt: str) -> str:
@@ -277,11 +310,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps per mode per round (default 2)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per mode first (default 2)")
     parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd model (minutes on CPU)")
+    parser.add_argument("--compile-mode", default="default", choices=["default", "reduce-overhead", "max-autotune"],
+                        help="torch.compile mode of --compile (reduce-overhead: CUDA graphs)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run: baseline and cbat_v2, 3 rounds of 1 step (unless given)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per preset and length")
     parser.add_argument("--epoch-pairs", type=int, default=0,
                         help="also time one epoch of the baseline and cbat_v2 over this many paper-length pairs")
+    parser.add_argument("--profile", action="store_true",
+                        help="CUDA: per preset at paper length, wall ms/step against GPU-busy ms/step and kernel "
+                             "launches per step, instead of the table")
     parser.add_argument("--out", help="also write the rows as JSON lines")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: "<preset>:<length>:<batch>" in a subprocess
     args = parser.parse_args()
@@ -293,9 +331,13 @@ def main() -> None:
     if args.one:
         preset, length, batch = args.one.split(":")
         print(json.dumps(bench_one(preset, length, int(batch), args.rounds, args.steps, args.warmup, args.device,
-                                   args.bf16, args.compile)))
+                                   args.bf16, args.compile, args.compile_mode)))
         return
     batches = dict(zip(LENGTHS, args.batch or ((32, 8) if args.device == "cpu" else (256, 128))))
+    if args.profile:
+        for preset in args.presets:
+            print(json.dumps(profile_step(preset, batches["paper"], args.device, args.bf16)), flush=True)
+        return
     rows, failed = [], []
     # Each row reaches --out as soon as it is measured, and a preset that fails or runs past --timeout is
     # reported and skipped: on a lent GPU with minutes to spend, one failure must not lose the other rows.
@@ -305,7 +347,8 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--one", f"{preset}:{length}:{batches[length]}", "--device",
                        args.device, "--rounds", str(args.rounds), "--steps", str(args.steps), "--warmup",
                        str(args.warmup)]
-                cmd += (["--bf16"] if args.bf16 else []) + (["--compile"] if args.compile else [])
+                cmd += (["--bf16"] if args.bf16 else []) + (["--compile", "--compile-mode", args.compile_mode]
+                                                             if args.compile else [])
                 try:
                     done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
                     problem = f"failed:\n{done.stderr[-3000:]}" if done.returncode != 0 else None

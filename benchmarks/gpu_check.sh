@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check for a session lent the device machine (issue 16). About 6 minutes on one H100/H200.
+# GPU check for a session lent the device machine (issue 16). About 11 minutes on one H100/H200.
 # The machine has PyTorch but no network; carry the missing pure-Python wheels first, here:
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl entmax==1.3 \
@@ -27,6 +27,22 @@ fi
   # a TargetFinder-sized cell line (44,000 pairs).
   timeout 280 python3 benchmarks/bench_model.py --device cuda --bf16 --lengths paper --presets baseline cbat_v2 \
     --rounds 5 --steps 5 --timeout 100 --out "$out/bench_paper.jsonl" --epoch-pairs 44000
+  echo "exit $?"
+  # The trainer itself (cbat.train: batches, NaN/inf checks, recorded hook steps), one epoch of 12,800 pairs.
+  timeout 150 python3 benchmarks/bench_trainer.py --device cuda --presets baseline cbat_v2 --batch 128 512 \
+    --rounds 2 --out "$out/bench_trainer.jsonl"
+  echo "exit $?"
+  # Host- or GPU-bound: wall time against the time kernels keep the GPU busy, and kernel launches per step.
+  for batch in 128 512; do
+    timeout 90 python3 benchmarks/bench_model.py --device cuda --bf16 --presets baseline cbat_v2 --profile \
+      --batch 32 "$batch"
+  done
+  echo "exit $?"
+  # CUDA graphs (torch.compile mode reduce-overhead): at batch 128 both presets wait on the host's kernel
+  # launches (the profile: GPU busy 3.6 of 11 ms a baseline step, 23 of 55-75 ms a cbat_v2 step).
+  timeout 240 python3 benchmarks/bench_model.py --device cuda --bf16 --lengths paper --presets baseline cbat_v2 \
+    --rounds 3 --steps 5 --warmup 3 --compile --compile-mode reduce-overhead --timeout 115 \
+    --out "$out/bench_graphs.jsonl"
   echo "exit $?"
   # The other presets, fewer rounds.
   timeout 150 python3 benchmarks/bench_model.py --device cuda --bf16 --lengths paper --presets no_cross cbat_v1 \
