@@ -164,6 +164,23 @@ def test_fused_kernel_with_folded_modulation_equals_the_explicit_bias(args):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_weights_from_log_weights_equal_exp_and_its_gradient():
+    from cbat.layers.attention import _WeightsFromLog, _weights
+    scores = torch.randn(2, 3, 40, 50, dtype=torch.float64).mul(30).float()
+    scores[..., 30:] = -1e9  # masked keys, as the additive mask leaves them
+    log_weights = scores.log_softmax(-1)
+    assert (log_weights[..., :30] < -88).any() and (log_weights[..., :30] > -87).any()  # both ranges occur
+    fast_in, exact_in = log_weights.clone().requires_grad_(), log_weights.clone().requires_grad_()
+    fast, exact = _weights(fast_in), exact_in.exp()
+    normal = log_weights >= _WeightsFromLog.FLOOR
+    assert torch.equal(fast[normal], exact[normal]) and (fast[~normal] == 0).all()
+    assert exact[~normal].max() < torch.finfo(torch.float32).tiny  # what becomes 0 was 0 or subnormal
+    upstream = torch.randn_like(log_weights)
+    fast.backward(upstream)
+    exact.backward(upstream)
+    torch.testing.assert_close(fast_in.grad, exact_in.grad, rtol=0, atol=1e-30)
+
+
 @pytest.mark.parametrize("args", [_joint_args(), _cross_args()], ids=["joint_with_anchors", "cross_empty_rows"])
 def test_log_softmax_weights_and_entropy_equal_normalise_and_the_exact_entropy(args):
     core = _v2_core()

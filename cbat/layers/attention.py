@@ -81,15 +81,15 @@ class AttentionCore(nn.Module):
                     pairs, stride = self.pattern.sample
                     mask = layout["additive_mask"]
                     with torch.no_grad():
-                        weights = _log_weights(q[:pairs, :, ::stride], k[:pairs], scale,
-                                               mask[::stride] if mask.dim() else mask).exp()
+                        weights = _weights(_log_weights(q[:pairs, :, ::stride], k[:pairs], scale,
+                                                        mask[::stride] if mask.dim() else mask))
                     self.pattern(weights.to(v.dtype), meta=self._meta(layout, q_pos, k_pos, q_anchor, k_anchor,
                                                                        stride))
             else:
                 # The weights are needed (hooks, sparsity loss): one log-softmax gives them and their entropy.
                 # The mask is added inside the score matmul; rows with no allowed key are zeroed after it.
                 log_weights = _log_weights(q, k, scale, layout["additive_mask"])
-                weights = log_weights.exp()
+                weights = _weights(log_weights)
                 if entropy is not None:
                     entropy.append((-(weights * log_weights).sum(-1) * layout["row_scale"]).mean())
                 weights = weights.to(v.dtype)
@@ -173,6 +173,30 @@ class AttentionCore(nn.Module):
                 q_pos_bp=q_pos[::stride].float() * bp, k_pos_bp=k_pos.float() * bp, q_is_anchor=q_anchor[::stride],
                 k_is_anchor=k_anchor, window_bp=None if self.window is None else self.window * bp, topk=self.topk)
         return layout["meta"][stride]
+
+
+class _WeightsFromLog(torch.autograd.Function):
+    """``log_weights.exp()`` without torch's slow CPU path: exp of a float32 below -87.3 (a result of 0 or a subnormal)
+    costs 10-35x the normal per element, and every masked score (about -1e9) lies there, so the explicit attention
+    path spent more time in exp than in its matmuls. Those weights are set to exactly 0 instead of a subnormal below
+    1.2e-38, which no float32 sum they enter can register; the gradient is exp's own (grad * weights)."""
+
+    FLOOR = -87.33654  # the least float32 whose exp is not subnormal
+
+    @staticmethod
+    def forward(ctx, log_weights: torch.Tensor) -> torch.Tensor:
+        weights = log_weights.clamp_min(_WeightsFromLog.FLOOR).exp_().masked_fill_(
+            log_weights < _WeightsFromLog.FLOOR, 0.0)
+        ctx.save_for_backward(weights)
+        return weights
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (weights,) = ctx.saved_tensors
+        return grad * weights
+
+
+_weights = _WeightsFromLog.apply
 
 
 def _log_weights(q: torch.Tensor, k: torch.Tensor, scale: float, additive_mask: torch.Tensor) -> torch.Tensor:
