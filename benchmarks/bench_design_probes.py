@@ -2,10 +2,12 @@
 positives and the sparsity's on diffuse ones, and claim nothing on permuted labels?
 
     .venv/bin/python benchmarks/bench_design_probes.py --out /tmp/design-probes --workers 2 [--permuted]
+    .venv/bin/python benchmarks/bench_design_probes.py --out /tmp/design-long-range --task long_range
 
 Trains ``cbat sweep --design fractional --resolution 4`` (32 rows over the 12 factors of
-``cbat.ablations.FACTORS``, one seed each) on the report's ``mixture`` benchmark with the quick training settings
-(``cbat.sweep.QUICK_DATA``, ``QUICK_SETTINGS``) at ``--d-model``, then prints every main effect per planted cause
+``cbat.ablations.FACTORS``, one seed each) on the report's ``mixture`` benchmark (or the single-cause probe
+``--task``) with the quick training settings (``cbat.sweep.QUICK_DATA``, ``QUICK_SETTINGS``) at ``--d-model``, then
+prints every main effect per planted cause
 (``diagnostics.effects``) with Holm-adjusted p values over the 12 main effects of each cause, and the rows for
 window x long_range and sparsity x diffuse. ``--permuted`` permutes the labels (the null control): no effect
 should survive the adjustment.
@@ -31,9 +33,11 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=4, choices=(3, 4))
     parser.add_argument("--permuted", action="store_true", help="permute the labels (null control)")
+    parser.add_argument("--task", default=QUICK_DATA["task"], choices=["mixture", "long_range", "diffuse"],
+                        help="the data: the report's mixture (default) or one planted cause's probe")
     parser.add_argument("--n-boot", type=int, default=300)
     args = parser.parse_args()
-    data = {**QUICK_DATA, **({"permute_labels": 7} if args.permuted else {})}
+    data = {**QUICK_DATA, "task": args.task, **({"permute_labels": 7} if args.permuted else {})}
     spec = SweepSpec(variants=[], seeds=[0], data=data, settings={**QUICK_SETTINGS, "progress": False},
                      design={"kind": "fractional", "resolution": args.resolution,
                              "overrides": {"d_model": args.d_model}})
