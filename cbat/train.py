@@ -408,8 +408,9 @@ class _Run:
             for start in range(0, len(order), settings.batch_size):
                 if settings.max_steps is not None and progress.step >= settings.max_steps:
                     break
-                enhancer, promoter = self.batches.onehot(device_order[start:start + settings.batch_size])
-                labels = self.device_labels[device_order[start:start + settings.batch_size]]
+                batch = device_order[start:start + settings.batch_size]
+                enhancer, promoter = self.batches.onehot(batch)
+                labels = self.device_labels[batch]
                 aux = {} if "sparsity" in self.loss_fn.active_aux else None  # entropy only when a loss uses it
                 # Sampled steps run eagerly: the recorder's hooks (host reads, data-dependent layouts) would split
                 # a compiled graph into pieces per call site, whose guards exhaust dynamo's recompile limit; eager,
