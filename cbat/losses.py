@@ -41,23 +41,23 @@ class AdaptiveIMMAXLoss(nn.Module):
         # Running [negatives, positives]; the prior avoids a zero count before the first positive.
         self.register_buffer("counts", torch.tensor(prior_counts, dtype=torch.float64), persistent=True)
 
+    def _margin_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # float64 tensors on the counts' device: the loss reads them with no host read, so a GPU never waits
+        negatives, positives = self.counts.unbind()
+        ratio = (torch.maximum(negatives, positives) / torch.minimum(negatives, positives)) ** self.exponent
+        minority_positive = positives <= negatives
+        return torch.where(minority_positive, 1.0, ratio), torch.where(minority_positive, ratio, 1.0)
+
     def margins(self) -> tuple[float, float]:
         """Current (rho_neg, rho_pos)."""
-        negatives, positives = self.counts.tolist()
-        ratio = (max(negatives, positives) / min(negatives, positives)) ** self.exponent
-        return (1.0, ratio) if positives <= negatives else (ratio, 1.0)
+        return tuple(float(m) for m in self._margin_tensors())
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # Tensor arithmetic only (margins() in float64 on the device): no host read, so a GPU never waits
-        # for the loss; on CPU it gives the same bits as the float version.
         labels = labels.float()
         if self.training:
             positives = labels.sum(dtype=torch.float64)
             self.counts += torch.stack([labels.numel() - positives, positives])
-        negatives, positives = self.counts.unbind()
-        ratio = (torch.maximum(negatives, positives) / torch.minimum(negatives, positives)) ** self.exponent
-        rho_pos = torch.where(positives <= negatives, ratio, 1.0)
-        rho_neg = torch.where(positives <= negatives, 1.0, ratio)
+        rho_neg, rho_pos = self._margin_tensors()
         signs = 2.0 * labels - 1.0
         rho = torch.where(labels > 0.5, rho_pos, rho_neg).to(signs.dtype)
         return F.softplus(-signs * logits.float() / rho).mean()

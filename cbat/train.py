@@ -438,7 +438,7 @@ class _Run:
                 progress.step += 1
                 batches += 1
                 for name, value in parts.items():
-                    sums[name] = sums[name] + value.detach().double() if name in sums else value.detach().double()
+                    sums[name] = sums.get(name, 0.0) + value.detach().double()
         frame = trace.summary()
         frame["step"] += start_step
         progress.trace_frames.append(frame)
