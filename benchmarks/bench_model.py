@@ -31,9 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -42,6 +40,8 @@ from cbat.batches import DeviceBatches
 from cbat.hooks import HookPoint
 from cbat.losses import CBATLoss
 from cbat.train import HOOK_SAMPLE
+
+from bench_trainer import random_pairs  # a sibling script: benchmarks/ is on sys.path when run
 
 LENGTHS = {"small": (600, 400), "paper": (3000, 2000)}
 MATMUL_SIZE = 2048
@@ -214,16 +214,13 @@ def verdict(spread: dict) -> str:
 
 def time_epoch(preset: str, n_pairs: int, batch: int, device: str, bf16: bool) -> dict:
     """One training epoch over ``n_pairs`` random pairs at paper length, fed by ``DeviceBatches``."""
-    e_len, p_len = LENGTHS["paper"]
-    rng = np.random.default_rng(0)
-    codes = SimpleNamespace(enhancer=rng.integers(0, 4, (n_pairs, e_len), dtype=np.uint8),
-                            promoter=rng.integers(0, 4, (n_pairs, p_len), dtype=np.uint8))
-    labels = torch.as_tensor(rng.integers(0, 2, n_pairs), dtype=torch.float32, device=device)
+    pairs = random_pairs(n_pairs, *LENGTHS["paper"])
+    labels = torch.as_tensor(pairs.labels, dtype=torch.float32, device=device)
     cfg = cbat.preset(preset)
     model = cbat.build_model(cfg, seed=0).to(device).train()
     loss_fn = CBATLoss(cfg, positive_rate=0.5).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batches = DeviceBatches(codes, device)
+    batches = DeviceBatches(pairs, device)
     order = torch.randperm(n_pairs).to(device)  # on the device, as the trainer keeps it: no host copy per step
 
     def step(index):
