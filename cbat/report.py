@@ -449,7 +449,9 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
                    f"<td>{row['median_auroc']:.3f}</td></tr>" for row in glued["learnt_status"])
     parts = ["<h2>At a glance</h2>"]
     if "settings" in glued:
-        parts.append(f"<p>Trained: <code>{html.escape(json.dumps(glued['settings'], default=str))}</code></p>")
+        spec = html.escape(json.dumps(glued["settings"], default=str))
+        parts.append(f"<p>Trained: {html.escape(glued.get('settings_text', ''))}</p>"
+                     f"<details><summary>the sweep's settings as stored</summary><code>{spec}</code></details>")
     parts.append("<table><tr><th>variant</th><th>did it learn?</th><th>median test AUROC</th></tr>"
                  f"{rows}</table>")
     if glued.get("cause_table"):
@@ -464,6 +466,8 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
             for v, values in by_variant.items())
         parts.append("<p>Median test AUROC per planted cause (its positives against its matched negatives):</p>"
                      f"<table><tr><th>variant</th>{head}</tr>{body}</table>")
+        if NO_INTERACTION in by_variant:
+            parts.append(_no_interaction_note(by_variant[NO_INTERACTION]))
     if "planted_recovered" in glued:
         found, checked = glued["planted_recovered"]
         parts.append(f"<p><b>{found} of {checked} planted causes recovered</b> by the verdicts (expected vs found "
@@ -477,6 +481,21 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
                      + ", ".join(f"{html.escape(row['id'])} {html.escape(row['verdict'])}" for row in glued["verdicts"])
                      + ")</p>")
     return "".join(parts)
+
+
+NO_INTERACTION = "no_cross"  # the preset without any interaction between the two sequences
+
+
+def _no_interaction_note(per_cause: dict[str, float], chance_band: float = 0.65) -> str:
+    """What the no-interaction control's per-cause figures say: near chance on a cause means that cause needs
+    the interaction; its pooled AUROC can still exceed 0.5 through negatives one sequence gives away."""
+    cause, best = max(per_cause.items(), key=lambda item: item[1])
+    if best <= chance_band:
+        return (f"<p>{NO_INTERACTION} sees each sequence alone: it stays near chance on every planted cause (at "
+                f"most {best:.2f}, {html.escape(cause)}), so each cause needs the interaction. Its pooled test AUROC "
+                "comes from the easy negatives, whose enhancer alone gives them away.</p>")
+    return (f"<p>{NO_INTERACTION} sees each sequence alone, yet reaches {best:.2f} on {html.escape(cause)}: "
+            "those positives can be told from one sequence.</p>")
 
 
 def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_seconds: dict[str, float],

@@ -1,6 +1,6 @@
 """Which variants learnt, and which kind of positive each one misses: the report's first page.
 
-``run_settings`` says what was trained; ``learnt_status`` reads the "did it learn" guard of every run
+``run_settings`` says what was trained (``describe_settings`` in one sentence); ``learnt_status`` reads the "did it learn" guard of every run
 (``cbat.metrics.learnt``) per variant; ``cause_table`` lays out test AUROC per variant and planted cause (a
 cause's positives against its matched negatives, ``cbat.metrics.evaluate``), with the spread over seeds;
 ``cause_figure`` draws it.
@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from cbat.data.tasks import NO_CAUSE
 from cbat.sweep import cause_table as cause_rows
+from cbat.train import TrainSettings
 from diagnostics.figures import styled
 from diagnostics.io import Sweep, load_sweep
 
@@ -27,6 +28,27 @@ def run_settings(sweep: str | Sweep) -> dict:
     names = [v if isinstance(v, str) else v["name"] for v in spec.get("variants", [])]
     return {"data": spec.get("data"), "splits": spec.get("splits"), "seeds": spec.get("seeds"), "variants": names,
             "design": spec.get("design"), "settings": spec.get("settings")}
+
+
+def describe_settings(settings: dict) -> str:
+    """``run_settings`` as one sentence for the report's first page: data, split, variants and seeds, then the
+    training budget (settings the sweep left out read as ``TrainSettings``' defaults)."""
+    data = settings.get("data") or {}
+    if "task" in data:
+        what = f"{data['task']} benchmark, {data.get('n_pairs', '?'):,} pairs (data seed {data.get('seed', 0)})"
+    else:
+        what = f"data {data.get('path', '?')}"
+    if "permute_labels" in data:
+        what += ", labels permuted (a null control)"
+    seeds = ", ".join(str(s) for s in settings.get("seeds") or [])
+    design = settings.get("design")
+    runs = f"{len(settings.get('variants') or [])} variants x seeds {seeds}" + (
+        f" and a {design.get('kind', 'designed')} design" if design else "")
+    train = TrainSettings.from_dict(settings.get("settings") or {}, "sweep settings")
+    warmup = f" ({train.lr_warmup_steps}-step warm-up)" if train.lr_warmup_steps else ""
+    return (f"{what}, split {', '.join(settings.get('splits') or [])}; {runs}; up to {train.epochs} epochs, batch "
+            f"{train.batch_size}, AdamW lr {train.lr:g}{warmup}; early stopping after epoch {train.warmup_epochs} "
+            f"with patience {train.patience} (validation AUPR gain below {train.min_delta:g} counts as none)")
 
 
 def learnt_status(sweep: str | Sweep) -> pd.DataFrame:

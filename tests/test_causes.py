@@ -1,8 +1,11 @@
-"""The report's first page: which variants learnt, and which planted cause each variant misses."""
+"""The report's first page: what was trained, which variants learnt, and which planted cause each variant misses."""
 import numpy as np
 
 import cbat
-from diagnostics.causes import cause_figure, cause_table, learnt_status
+import pytest
+
+from cbat.report import NotebookResult, _at_a_glance
+from diagnostics.causes import cause_figure, cause_table, describe_settings, learnt_status
 from test_diagnostics_fakes import N_PAIRS, labels_and_signal, write_sweep
 
 # pairs 0-119 follow long_range, 120-199 diffuse; 200-239 are easy negatives (cause "none")
@@ -50,3 +53,34 @@ def test_no_causes_gives_an_empty_table_and_a_figure_that_says_so(tmp_path):
     path = write_sweep(tmp_path / "plain", {"baseline": base}, [0], _probs)
     assert cause_table(path).empty
     assert "No planted causes" in cause_figure(cause_table(path)).layout.title.text
+
+
+def test_describe_settings_reads_the_spec_and_fills_training_defaults():
+    quick = {"data": {"task": "mixture", "n_pairs": 2400, "seed": 0}, "splits": ["chrom"], "seeds": [0, 1, 2],
+             "variants": ["baseline", "no_cross"], "design": None,
+             "settings": {"epochs": 12, "lr": 3e-3, "lr_warmup_steps": 100, "warmup_epochs": 5, "patience": 4}}
+    text = describe_settings(quick)
+    assert text.startswith("mixture benchmark, 2,400 pairs (data seed 0), split chrom; 2 variants x seeds 0, 1, 2")
+    assert "up to 12 epochs, batch 32, AdamW lr 0.003 (100-step warm-up)" in text  # batch: TrainSettings' default
+    assert "early stopping after epoch 5 with patience 4" in text
+    user = describe_settings({"data": {"path": "pairs.csv", "permute_labels": 1}, "splits": ["cell_line:NHEK"],
+                              "seeds": [7], "variants": [], "design": {"kind": "fractional"}, "settings": {}})
+    assert user.startswith("data pairs.csv, labels permuted (a null control), split cell_line:NHEK")
+    assert "and a fractional design" in user and "warm-up" not in user
+    with pytest.raises(ValueError, match="sweep settings"):
+        describe_settings({**quick, "settings": {"epoch": 3}})
+
+
+def _glance(no_cross: dict[str, float]) -> str:
+    glued = {"learnt_status": [{"variant": "no_cross", "status": "learnt", "median_auroc": 0.62}],
+             "settings": {"seeds": [0]}, "settings_text": "mixture benchmark, 24 pairs",
+             "cause_table": [{"variant": "no_cross", "cause": c, "median_auroc": v} for c, v in no_cross.items()]}
+    return _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
+
+
+def test_first_page_says_what_the_no_interaction_control_shows_per_cause():
+    near_chance = _glance({"diffuse": 0.57, "long_range": 0.35})
+    assert "Trained: mixture benchmark, 24 pairs" in near_chance and "<details>" in near_chance
+    assert "at most 0.57, diffuse" in near_chance and "each cause needs the interaction" in near_chance
+    readable = _glance({"diffuse": 0.57, "long_range": 0.91})
+    assert "reaches 0.91 on long_range" in readable and "needs the interaction" not in readable

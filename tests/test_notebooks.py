@@ -3,6 +3,7 @@ it glues (``cbat.report.glue``) are checked against what the library and the swe
 from __future__ import annotations
 
 import ast
+import html
 import json
 
 import pytest
@@ -70,6 +71,7 @@ def test_ablation_report_leads_with_learnt_status_causes_and_expected_vs_found(r
     assert checked >= 1 and 0 <= found <= checked
     index = (tmp_path_factory.getbasetemp() / "cbat_report" / "index.html").read_text()
     assert "At a glance" in index and f"{found} of {checked} planted causes recovered" in index
+    assert glued["settings_text"].startswith("mixture benchmark") and html.escape(glued["settings_text"]) in index
     row = glued["cause_table"][0]  # the per-cause table heads the index too
     assert "per planted cause" in index and f"<td>{row['median_auroc']:.2f}</td>" in index
     assert all(f"{v['id']} {v['verdict']}" in index for v in glued["verdicts"])
