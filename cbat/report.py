@@ -471,7 +471,7 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
     if "planted_recovered" in glued:
         found, checked = glued["planted_recovered"]
         parts.append(f"<p><b>{found} of {checked} planted causes recovered</b> by the verdicts (expected vs found "
-                     "in the ablation report)</p>" if checked else
+                     f"in the ablation report){_recovery_list(glued.get('expected_vs_found', []))}</p>" if checked else
                      "<p>No planted truth in these data: expected vs found is skipped.</p>")
     if "verdicts" in glued:
         counts: dict[str, int] = {}
@@ -496,6 +496,15 @@ def _no_interaction_note(per_cause: dict[str, float], chance_band: float = 0.65)
                 "comes from the easy negatives, whose enhancer alone gives them away.</p>")
     return (f"<p>{NO_INTERACTION} sees each sequence alone, yet reaches {best:.2f} on {html.escape(cause)}: "
             "those positives can be told from one sequence.</p>")
+
+
+def _recovery_list(rows: Sequence[dict]) -> str:
+    """": recovered ...; not recovered ... (expected X, found Y)" from the expected-vs-found rows."""
+    hit = [f"{html.escape(r['check'])} ({html.escape(r['cause'])})" for r in rows if r["recovered"]]
+    miss = [f"{html.escape(r['check'])} ({html.escape(r['cause'])}: expected {html.escape(r['expected'])}, found "
+            f"{html.escape(r['found'])})" for r in rows if not r["recovered"]]
+    said = ([f"recovered {', '.join(hit)}"] if hit else []) + ([f"not recovered {', '.join(miss)}"] if miss else [])
+    return ": " + "; ".join(said) if said else ""
 
 
 def write_index(out_dir: str | Path, results: Sequence[NotebookResult], stage_seconds: dict[str, float],

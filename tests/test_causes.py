@@ -78,6 +78,15 @@ def _glance(no_cross: dict[str, float]) -> str:
     return _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
 
 
+def test_first_page_names_the_planted_causes_recovered_and_missed():
+    rows = [{"check": "H1", "cause": "long_range", "expected": "supported", "found": "supported", "recovered": True},
+            {"check": "H2", "cause": "diffuse", "expected": "supported", "found": "inconclusive", "recovered": False}]
+    glued = {"learnt_status": [], "planted_recovered": [1, 2], "expected_vs_found": rows}
+    page = _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
+    assert "1 of 2 planted causes recovered" in page
+    assert "recovered H1 (long_range); not recovered H2 (diffuse: expected supported, found inconclusive)" in page
+
+
 def test_first_page_says_what_the_no_interaction_control_shows_per_cause():
     near_chance = _glance({"diffuse": 0.57, "long_range": 0.35})
     assert "Trained: mixture benchmark, 24 pairs" in near_chance and "<details>" in near_chance
