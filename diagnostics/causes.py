@@ -57,9 +57,12 @@ def learnt_status(sweep: str | Sweep) -> pd.DataFrame:
     ``status`` is "learnt" (every run), "not learnt" (none) or "partly learnt (k of n)"; comparisons that rest
     on a run that did not learn are refused downstream, so this table says which rows of the report count.
     """
-    runs = load_sweep(sweep).runs
+    sweep = load_sweep(sweep)
     rows = []
-    for variant, group in runs.groupby("variant", sort=False):
+    for variant in sweep.variants():
+        group = sweep.runs[sweep.runs["variant"] == variant]
+        if group.empty:
+            continue
         learnt = int(group["learnt"].sum())
         status = ("learnt" if learnt == len(group) else "not learnt" if learnt == 0
                   else f"partly learnt ({learnt} of {len(group)})")
@@ -82,7 +85,7 @@ def cause_table(sweep: str | Sweep) -> pd.DataFrame:
         return pd.DataFrame(columns=CAUSE_COLUMNS)
     learnt = sweep.runs.set_index("run_id")["learnt"]
     rows = rows.assign(learnt=rows["run_id"].map(learnt).fillna(False).astype(bool))
-    order = {variant: i for i, variant in enumerate(sweep.runs["variant"].drop_duplicates())}
+    order = {variant: i for i, variant in enumerate(sweep.variants())}
     table = (rows.groupby(["variant", "cause"])
              .agg(median_auroc=("auroc", "median"), min_auroc=("auroc", "min"), max_auroc=("auroc", "max"),
                   median_aupr=("aupr", "median"), n_runs=("run_id", "size"), n_learnt=("learnt", "sum"),

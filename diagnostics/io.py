@@ -45,6 +45,11 @@ class Sweep:
                 rows = rows[rows[column] == value]
         return rows.sort_values(["variant", "task", "split", "seed"]).reset_index(drop=True)
 
+    def variants(self) -> list[str]:
+        """Variant names in the order the sweep declared them (``sweep.json``), then any other run's variant."""
+        declared = list(self.spec.get("variants", {}))
+        return declared + [v for v in self.runs["variant"].drop_duplicates() if v not in declared]
+
     def config(self, run_id: str) -> dict:
         return self.records[run_id]["config"]
 

@@ -1,9 +1,10 @@
 """The report's first page: what was trained, which variants learnt, and which planted cause each variant misses."""
-import numpy as np
+import json
 
-import cbat
+import numpy as np
 import pytest
 
+import cbat
 from cbat.report import NotebookResult, _at_a_glance
 from diagnostics.causes import cause_figure, cause_table, describe_settings, learnt_status
 from test_diagnostics_fakes import N_PAIRS, labels_and_signal, write_sweep
@@ -35,6 +36,15 @@ def test_learnt_status_names_variants_and_reasons(tmp_path):
     assert status.loc["baseline", "status"] == "learnt" and status.loc["baseline", "learnt"] == 3
     assert status.loc["noise", "status"] == "not learnt" and "includes 0.5" in status.loc["noise", "reasons"]
     assert status.loc["noise", "median_auroc"] < 0.6 < status.loc["baseline", "median_auroc"]
+
+
+def test_tables_list_variants_in_the_order_the_sweep_declared_them(tmp_path):
+    path = _sweep(tmp_path)
+    spec = json.loads((path / "sweep.json").read_text())
+    spec["variants"] = {"windowed": {}, "noise": {}, "baseline": {}}  # not the runs' (alphabetical) order
+    (path / "sweep.json").write_text(json.dumps(spec))
+    assert learnt_status(path)["variant"].tolist() == ["windowed", "noise", "baseline"]
+    assert cause_table(path)["variant"].drop_duplicates().tolist() == ["windowed", "noise", "baseline"]
 
 
 def test_cause_table_shows_which_positives_a_variant_misses(tmp_path):
