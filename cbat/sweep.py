@@ -52,10 +52,10 @@ QUICK_DATA = {"task": "mixture", "n_pairs": 2400, "seed": 0}
 QUICK_SEEDS = (0, 1, 2, 3)
 # lr 3e-3 with a linear warm-up over the first 100 steps (about two epochs): at a constant 3e-3 about one run in
 # four stalled at chance (4 of 36 in the last report; seed 3 of the baseline in a rerun), with the warm-up 8 of 9
-# baseline seeds took off at epoch 2-4 (seed 3 stalls, see docs/benchmark.md). Early stopping waits 5 epochs, then allows 4 without a
-# validation AUPR gain of 0.005 (smaller gains still update the kept weights; runs at 0.99 stop instead of
-# creeping on). Predictions in batches of 32: on one CPU thread the 255 validation pairs took 0.18 s against 0.38 s
-# at the default 256 (baseline; cbat_v2 0.76 vs 1.07 s), about a tenth of a quick baseline run.
+# baseline seeds took off at epoch 2-4 (seed 3 stalls, see docs/benchmark.md). Early stopping waits 5 epochs, then
+# allows 4 without a validation AUPR gain of 0.005 (smaller gains still update the kept weights; runs at 0.99 stop
+# instead of creeping on). Predictions in batches of 32: on one CPU thread the 255 validation pairs took 0.18 s
+# against 0.38 s at the default 256 (baseline; cbat_v2 0.76 vs 1.07 s), about a tenth of a quick baseline run.
 QUICK_SETTINGS = {"epochs": 12, "batch_size": 32, "lr": 3e-3, "lr_warmup_steps": 100, "patience": 4, "warmup_epochs": 5,
                   "min_delta": 0.005, "hook_every": 25, "eval_batch_size": 32}
 # The single-factor twins the verdicts need, all added to the cheap baseline, beside the no_cross control and

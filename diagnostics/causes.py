@@ -1,9 +1,9 @@
 """Which variants learnt, and which kind of positive each one misses: the report's first page.
 
-``run_settings`` says what was trained (``describe_settings`` in one sentence); ``learnt_status`` reads the "did it learn" guard of every run
-(``cbat.metrics.learnt``) per variant; ``cause_table`` lays out test AUROC per variant and planted cause (a
-cause's positives against its matched negatives, ``cbat.metrics.evaluate``), with the spread over seeds;
-``cause_figure`` draws it.
+``run_settings`` says what was trained (``describe_settings`` in one sentence); ``learnt_status`` reads the "did it
+learn" guard of every run (``cbat.metrics.learnt``) per variant; ``cause_table`` lays out test AUROC per variant and
+planted cause (a cause's positives against its matched negatives, ``cbat.metrics.evaluate``), with the spread over
+seeds; ``cause_figure`` draws it.
 """
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import cbat
-from cbat.report import NotebookResult, _at_a_glance
 from diagnostics.causes import cause_figure, cause_table, describe_settings, learnt_status
 from test_diagnostics_fakes import N_PAIRS, labels_and_signal, write_sweep
 
@@ -79,27 +78,3 @@ def test_describe_settings_reads_the_spec_and_fills_training_defaults():
     assert "and a fractional design" in user and "warm-up" not in user
     with pytest.raises(ValueError, match="sweep settings"):
         describe_settings({**quick, "settings": {"epoch": 3}})
-
-
-def _glance(no_cross: dict[str, float]) -> str:
-    glued = {"learnt_status": [{"variant": "no_cross", "status": "learnt", "median_auroc": 0.62}],
-             "settings": {"seeds": [0]}, "settings_text": "mixture benchmark, 24 pairs",
-             "cause_table": [{"variant": "no_cross", "cause": c, "median_auroc": v} for c, v in no_cross.items()]}
-    return _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
-
-
-def test_first_page_names_the_planted_causes_recovered_and_missed():
-    rows = [{"check": "H1", "cause": "long_range", "expected": "supported", "found": "supported", "recovered": True},
-            {"check": "H2", "cause": "diffuse", "expected": "supported", "found": "inconclusive", "recovered": False}]
-    glued = {"learnt_status": [], "planted_recovered": [1, 2], "expected_vs_found": rows}
-    page = _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
-    assert "1 of 2 planted causes recovered" in page
-    assert "recovered H1 (long_range); not recovered H2 (diffuse: expected supported, found inconclusive)" in page
-
-
-def test_first_page_says_what_the_no_interaction_control_shows_per_cause():
-    near_chance = _glance({"diffuse": 0.57, "long_range": 0.35})
-    assert "Trained: mixture benchmark, 24 pairs" in near_chance and "<details>" in near_chance
-    assert "at most 0.57, diffuse" in near_chance and "each cause needs the interaction" in near_chance
-    readable = _glance({"diffuse": 0.57, "long_range": 0.91})
-    assert "reaches 0.91 on long_range" in readable and "needs the interaction" not in readable

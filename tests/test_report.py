@@ -1,5 +1,5 @@
-"""The batch report: index with a status per notebook, a failing notebook isolated, offline HTML, stage
-times, reuse of finished sweep runs, parameters from YAML and the CLI's one-line errors."""
+"""The batch report: index with a status per notebook and an at-a-glance summary, a failing notebook isolated,
+offline HTML, stage times, reuse of finished sweep runs, parameters from YAML and the CLI's one-line errors."""
 from __future__ import annotations
 
 import html
@@ -9,8 +9,8 @@ import re
 import pytest
 
 from cbat.cli import main
-from cbat.report import (GLUE_MIME, PAGE_CSS, PLOTLY_JS, ReportParams, folder_bytes, read_glue, render_html,
-                         run_sweep, sweep_spec)
+from cbat.report import (GLUE_MIME, PAGE_CSS, PLOTLY_JS, NotebookResult, ReportParams, _at_a_glance, folder_bytes,
+                         read_glue, render_html, run_sweep, sweep_spec)
 from cbat.sweep import QUICK_VARIANTS
 from test_report_support import BROKEN_ERROR, shared_report, tiny_params, tiny_sweep
 
@@ -190,3 +190,27 @@ def test_notebooks_get_absolute_paths_when_the_report_folder_is_relative(tmp_pat
             if key in job.parameters:
                 assert Path(job.parameters[key]).is_absolute(), (job.name, key)
     assert any(Path(job.parameters.get("sweep_dir", "")) == sweep_dir.resolve() for job in jobs)
+
+
+def _glance(no_cross: dict[str, float]) -> str:
+    glued = {"learnt_status": [{"variant": "no_cross", "status": "learnt", "median_auroc": 0.62}],
+             "settings": {"seeds": [0]}, "settings_text": "mixture benchmark, 24 pairs",
+             "cause_table": [{"variant": "no_cross", "cause": c, "median_auroc": v} for c, v in no_cross.items()]}
+    return _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
+
+
+def test_first_page_names_the_planted_causes_recovered_and_missed():
+    rows = [{"check": "H1", "cause": "long_range", "expected": "supported", "found": "supported", "recovered": True},
+            {"check": "H2", "cause": "diffuse", "expected": "supported", "found": "inconclusive", "recovered": False}]
+    glued = {"learnt_status": [], "planted_recovered": [1, 2], "expected_vs_found": rows}
+    page = _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
+    assert "1 of 2 planted causes recovered" in page
+    assert "recovered H1 (long_range); not recovered H2 (diffuse: expected supported, found inconclusive)" in page
+
+
+def test_first_page_says_what_the_no_interaction_control_shows_per_cause():
+    near_chance = _glance({"diffuse": 0.57, "long_range": 0.35})
+    assert "Trained: mixture benchmark, 24 pairs" in near_chance and "<details>" in near_chance
+    assert "at most 0.57, diffuse" in near_chance and "each cause needs the interaction" in near_chance
+    readable = _glance({"diffuse": 0.57, "long_range": 0.91})
+    assert "reaches 0.91 on long_range" in readable and "needs the interaction" not in readable
