@@ -164,21 +164,24 @@ def test_fused_kernel_with_folded_modulation_equals_the_explicit_bias(args):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_weights_from_log_weights_equal_exp_and_its_gradient():
-    from cbat.layers.attention import _WeightsFromLog, _weights
+@pytest.mark.parametrize("used", ["both", "weights", "entropy"])
+def test_weights_and_entropy_node_equals_autograd_of_softmax_and_entropy(used):
+    from cbat.layers.attention import _weights_and_entropy
     scores = torch.randn(2, 3, 40, 50, dtype=torch.float64).mul(30).float()
     scores[..., 30:] = -1e9  # masked keys, as the additive mask leaves them
-    log_weights = scores.log_softmax(-1)
-    assert (log_weights[..., :30] < -88).any() and (log_weights[..., :30] > -87).any()  # both ranges occur
-    fast_in, exact_in = log_weights.clone().requires_grad_(), log_weights.clone().requires_grad_()
-    fast, exact = _weights(fast_in), exact_in.exp()
-    normal = log_weights >= _WeightsFromLog.FLOOR
-    assert torch.equal(fast[normal], exact[normal]) and (fast[~normal] == 0).all()
-    assert exact[~normal].max() < torch.finfo(torch.float32).tiny  # what becomes 0 was 0 or subnormal
-    upstream = torch.randn_like(log_weights)
-    fast.backward(upstream)
-    exact.backward(upstream)
-    torch.testing.assert_close(fast_in.grad, exact_in.grad, rtol=0, atol=1e-30)
+    scores[0, 0, 0] = -1e9  # a row with no allowed key
+    fast_in, exact_in = scores.clone().requires_grad_(), scores.double().requires_grad_()
+    fast_w, fast_h = _weights_and_entropy(fast_in)
+    exact_w = exact_in.softmax(-1)
+    exact_h = -(exact_w * exact_w.clamp_min(1e-300).log()).sum(-1)
+    torch.testing.assert_close(fast_w, exact_w.float())
+    torch.testing.assert_close(fast_h, exact_h.float(), rtol=1e-5, atol=1e-5)
+    assert (fast_w[1, :, :, 30:] == 0).all()  # masked keys get exactly no weight
+    grad_w, grad_h = torch.randn_like(exact_w), torch.randn_like(exact_h)
+    loss = lambda w, h: ((w * grad_w).sum() if used != "entropy" else 0) + ((h * grad_h).sum() if used != "weights" else 0)
+    loss(fast_w.double(), fast_h.double()).backward()
+    loss(exact_w, exact_h).backward()
+    torch.testing.assert_close(fast_in.grad.double(), exact_in.grad, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("args", [_joint_args(), _cross_args()], ids=["joint_with_anchors", "cross_empty_rows"])
