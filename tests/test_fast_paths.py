@@ -204,6 +204,19 @@ def test_log_softmax_weights_and_entropy_equal_normalise_and_the_exact_entropy(a
         assert (fast_pattern[:, :, -1] == 0).all()  # a query with no allowed key gets no weight
 
 
+def test_sampled_pattern_of_the_weights_path_is_the_slice_of_the_whole_one_with_keyless_rows_zeroed():
+    core, args = _v2_core(), _cross_args(lq=14)
+    module = torch.nn.ModuleDict({"attn": core})
+    patterns = []
+    for sample in (None, (1, 2)):  # the sparsity loss's entropy sends the softmax core down the weights path
+        with cbat.record(module, mode="capture", names=["attn.pattern"], max_samples=2, sample=sample) as trace:
+            _forward_backward(core, args, explicit=False, track=True)
+        patterns.append(trace.captured["attn.pattern"][0])
+    whole, sampled = patterns
+    torch.testing.assert_close(sampled, whole[:1, :, ::2])
+    assert (sampled[:, :, -1] == 0).all() and (sampled[:, :, 0] > 0).any()  # query 12 has no key, query 0 has
+
+
 def test_whole_cbat_v2_training_loss_and_gradients_equal_the_reference_paths():
     cfg = cbat.preset("cbat_v2", **SMALL)
     e, p, labels = _onehot(3, 300, seed=1), _onehot(3, 200, seed=2), torch.tensor([0.0, 1.0, 1.0])
