@@ -161,7 +161,7 @@ class AttentionCore(nn.Module):
     def _record(self, weights, layout, q_pos, k_pos, q_anchor, k_anchor, zero_keyless: bool = False) -> None:
         """Hand the weights to the hook point: all of them, or the sample the recorder asked for.
         ``zero_keyless``: rows with no allowed key get no weight, as in ``normalise``; done here on what is
-        handed over, not on the whole map (a pass over [B, H, Lq, Lk] that cost cbat_v2 a tenth of its step)."""
+        handed over (the trainer's sample), not on the whole [B, H, Lq, Lk] map, whose output is zeroed anyway."""
         sample = self.pattern.sample
         stride = sample[1] if sample else 1
         if sample is not None:
