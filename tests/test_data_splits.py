@@ -1,4 +1,6 @@
 """Splits (chromosome, cell line, random with a warning) and the propensity-only baseline."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,8 +9,8 @@ from cbat.data import EPIDataset, propensity_scores, split, synthetic
 
 
 @pytest.fixture(scope="module")
-def ds():
-    return synthetic("sparse_strong", 400, seed=2, use_cache=False)
+def ds():  # with scaffolding (the mixture's default), which every split must keep out of test
+    return synthetic("sparse_strong", 400, seed=2, use_cache=False, easy_negatives_tested=0.5)
 
 
 def test_chrom_split_keeps_test_sequences_out_of_training(ds):
@@ -21,7 +23,9 @@ def test_chrom_split_keeps_test_sequences_out_of_training(ds):
         train_seqs = {row.tobytes() for row in side[parts.train]}
         assert not any(row.tobytes() in train_seqs for row in side[parts.test])
     assert len(np.intersect1d(parts.train, parts.val)) == 0
-    assert len(parts.train) + len(parts.val) + len(parts.test) == len(ds)
+    # every pair is used once, but the scaffolding on test chromosomes (kept out of test, never trained on)
+    untested = ds.meta["scaffold"].to_numpy() & ds.meta["chrom"].isin(parts.test_groups).to_numpy()
+    assert len(parts.train) + len(parts.val) + len(parts.test) + untested.sum() == len(ds)
     assert 0.1 < len(parts.test) / len(ds) < 0.45
 
 
@@ -51,6 +55,28 @@ def test_random_split_warns(ds):
 def test_split_errors(ds, kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         split(ds, **kwargs)
+
+
+@pytest.mark.parametrize("by", ["chrom", "cell_line", "random"])
+def test_scaffold_pairs_stay_out_of_every_test_set_and_nowhere_else(ds, by):
+    scaffold = ds.meta["scaffold"].to_numpy()
+    assert scaffold.any()
+    unmarked = EPIDataset(ds.enhancer, ds.promoter, ds.labels, ds.meta.assign(scaffold=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the random split's leakage warning
+        parts, plain = split(ds, by=by, seed=3), split(unmarked, by=by, seed=3)
+    assert not scaffold[parts.test].any()
+    assert np.array_equal(parts.test, plain.test[~scaffold[plain.test]])
+    assert np.array_equal(parts.train, plain.train) and np.array_equal(parts.val, plain.val)
+    assert scaffold[parts.train].any()  # scaffolding is trained on
+
+
+def test_scaffold_read_back_from_a_file_as_text_still_counts_and_other_text_is_an_error(ds):
+    as_text = EPIDataset(ds.enhancer, ds.promoter, ds.labels, ds.meta.assign(scaffold=ds.meta["scaffold"].astype(str)))
+    assert np.array_equal(split(as_text, by="chrom").test, split(ds, by="chrom").test)
+    bad = EPIDataset(ds.enhancer, ds.promoter, ds.labels, ds.meta.assign(scaffold="maybe"))
+    with pytest.raises(ValueError, match="meta column 'scaffold' holds \\['maybe'\\]; expected True/False"):
+        split(bad, by="chrom")
 
 
 def test_propensity_scores_use_training_rates_only():

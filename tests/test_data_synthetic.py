@@ -8,7 +8,8 @@ from cbat.data import TASKS, oracle_scores, propensity_baseline, split, syntheti
 from cbat.data.encoding import onehot
 from cbat.data.loci import CHROM_SIZES_MB
 from cbat.data.motifs import ENHANCER_DECOYS, get_motif
-from cbat.data.tasks import BP_PER_TOKEN, CAUSES, EASY_NEGATIVE_SHARE, NO_CAUSE, make_task
+from cbat.data.tasks import (BP_PER_TOKEN, CAUSES, EASY_NEGATIVE_SHARE, EASY_NEGATIVES_TESTED, NO_CAUSE,
+                             make_task)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,9 @@ def torch_allclose_ones(x):
     (dict(enhancer_len=100), "too short"), (dict(cell_lines=["HeLa"]), "cell_lines"), (dict(n_pairs=1), "n_pairs"),
     (dict(task="long_range", enhancer_len=400), "expected >= 500/600"),
     (dict(task="mixture", promoter_len=500), "expected >= 500/600"),
-    (dict(task="diffuse", promoter_len=300), "expected >= 400 bp"), (dict(task="sparse_strong", copies=0), "copies")])
+    (dict(task="diffuse", promoter_len=300), "expected >= 400 bp"), (dict(task="sparse_strong", copies=0), "copies"),
+    (dict(easy_negatives_tested=1.5), "easy_negatives_tested is 1.5"),
+    (dict(task="grammar", easy_negatives_tested=0.5), "not to 'grammar'")])
 def test_bad_parameters(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         synthetic(**{"n_pairs": 10, **kwargs}, use_cache=False)
@@ -211,6 +214,24 @@ def test_mixture_negatives_share_their_causes_motif_content(mixture):
     assert (mixture.labels[easy] == 0).all()
     assert len(easy) / (mixture.labels == 0).sum() == pytest.approx(EASY_NEGATIVE_SHARE, abs=0.05)
     assert strong[strong["pair_index"].isin(easy) & (strong["motif_name"] == "CTCF")].empty
+
+
+@pytest.mark.parametrize("task", ["mixture", "long_range"])
+def test_scaffold_marks_the_untested_share_of_the_easy_negatives_and_changes_nothing_else(task):
+    default = synthetic(task, 600, seed=4, use_cache=False)
+    easy = default.meta["cause"].to_numpy() == NO_CAUSE
+    scaffold = default.meta["scaffold"].to_numpy()
+    assert scaffold.dtype == bool and not scaffold[~easy].any() and easy.sum() > 50
+    assert scaffold.sum() == easy.sum() - round(EASY_NEGATIVES_TESTED.get(task, 1) * easy.sum())
+    assert scaffold.any() == (task == "mixture")  # a probe tests every easy negative
+    for tested in (0.0, 0.25, 1.0):
+        other = synthetic(task, 600, seed=4, use_cache=False, easy_negatives_tested=tested)
+        assert other.meta["scaffold"].sum() == easy.sum() - round(tested * easy.sum()), tested
+        assert other.meta["scaffold"].to_numpy()[easy].any() == (tested < 1)
+        # the scaffold draw has its own random stream: sequences, labels and causes stay as they are
+        assert np.array_equal(other.enhancer, default.enhancer) and np.array_equal(other.labels, default.labels)
+        assert other.meta.drop(columns="scaffold").equals(default.meta.drop(columns="scaffold"))
+    assert not synthetic("grammar", 100, seed=4, use_cache=False).meta["scaffold"].any()
 
 
 def test_mixture_oracle_per_cause_and_single_sequences_fail(mixture):

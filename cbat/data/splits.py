@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,7 +25,8 @@ class Split:
 
 def split(ds: EPIDataset, by: str = "chrom", test=None, val_fraction: float = 0.1, seed: int = 0,
           test_fraction: float = 0.2) -> Split:
-    """Split pairs into train / validation / test.
+    """Split pairs into train / validation / test. Pairs marked ``meta["scaffold"]`` (the synthetic benchmark's
+    easy negatives that are kept for training only) are left out of the test set whatever the split.
 
     Parameters
     ----------
@@ -45,6 +46,28 @@ def split(ds: EPIDataset, by: str = "chrom", test=None, val_fraction: float = 0.
     """
     if by not in SPLITS:
         raise ValueError(f"split: by={by!r} is unknown; expected one of {list(SPLITS)}")
+    parts = _split(ds, by, test, val_fraction, seed, test_fraction)
+    scaffold = _scaffold(ds)
+    return replace(parts, test=parts.test[~scaffold[parts.test]]) if scaffold.any() else parts
+
+
+_FLAGS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+
+
+def _scaffold(ds: EPIDataset) -> np.ndarray:
+    """``meta["scaffold"]`` as booleans (all False without the column); a table read back from a file holds it
+    as text."""
+    if "scaffold" not in ds.meta:
+        return np.zeros(len(ds), dtype=bool)
+    text = ds.meta["scaffold"].astype(str).str.strip().str.lower()
+    bad = sorted(set(text) - set(_FLAGS))
+    if bad:
+        raise ValueError(f"split: meta column 'scaffold' holds {bad[:5]}; expected True/False (pairs kept out of "
+                         "the test set)")
+    return text.map(_FLAGS).to_numpy(dtype=bool)
+
+
+def _split(ds: EPIDataset, by: str, test, val_fraction: float, seed: int, test_fraction: float) -> Split:
     rng = np.random.default_rng(seed)
     everything = np.arange(len(ds))
     if by == "random":

@@ -13,20 +13,23 @@ from cbat.data.background import background, place, plant
 from cbat.data.dataset import EPIDataset
 from cbat.data.loci import assign_promoters, enhancer_centres, promoter_loci
 from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
-from cbat.data.tasks import CAUSES, DEFAULT_CAUSES, EASY_NEGATIVE_SHARE, TASKS, MixtureTask, make_task
+from cbat.data.tasks import (CAUSES, DEFAULT_CAUSES, EASY_NEGATIVE_SHARE, EASY_NEGATIVES_TESTED, NO_CAUSE,
+                             TASKS, MixtureTask, make_task)
 
-GENERATOR_VERSION = 8  # bump when the generated data change for the same parameters
+GENERATOR_VERSION = 9  # bump when the generated data change for the same parameters
 # long_range puts enhancer sites up to ~41 tokens into the pair's frame and keeps them >= 17 tokens from the
 # promoter's end: (enhancer, promoter) bp; a mixture needs them when long_range is one of its causes
 MIN_LONG_RANGE_LEN = (500, 600)
 # with one pair, small models need ~16 epochs at 1500-2000 pairs; with two copies about 10
 DEFAULT_COPIES = {"long_range": 2, "sparse_strong": 2, "mixture": 2}
+SCAFFOLD_STREAM = 1  # the scaffold draw's random stream beside the data's own seed
 
 
 def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhancer_len: int = 600,
               promoter_len: int = 600, positive_fraction: float = 0.5, cell_lines=None, cache_dir=None,
               use_cache: bool = True, copies: int | None = None,
-              cause_shares: dict[str, float] | None = None, easy_negatives: float | None = None) -> EPIDataset:
+              cause_shares: dict[str, float] | None = None, easy_negatives: float | None = None,
+              easy_negatives_tested: float | None = None) -> EPIDataset:
     """Generate (or read from cache) a synthetic enhancer-promoter benchmark.
 
     Parameters
@@ -60,9 +63,17 @@ def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhance
         no preset learnt it at the quick size, see ``docs/benchmark.md``).
     easy_negatives : float, optional
         Probes and mixture: share of negatives whose enhancer lacks the decisive motif (a strong decoy instead).
-        They give a model a first foothold (learn the motif, then its placement or partner) and give a
-        per-sequence model a ceiling of about ``0.5 + easy_negatives / 2`` AUROC. Default: 1/3 (with fewer, a
-        baseline at the quick size did not learn at all; ``docs/benchmark.md``).
+        They give a model a first foothold (learn the motif, then its placement or partner); a per-sequence
+        model can reject them. Default: 1/3 (with fewer, a baseline at the quick size did not learn at all;
+        ``docs/benchmark.md``).
+    easy_negatives_tested : float, optional
+        Probes and mixture: share of the easy negatives the test set keeps. The others are marked
+        ``meta["scaffold"]``: they stay in training and validation (the foothold), and every split leaves them out
+        of the test set, where a per-sequence model could score on them alone. A per-sequence model's test AUROC
+        ceiling is about 0.5 plus half the easy share of the test negatives: 0.60 with the mixture's default
+        (a fifth of the test negatives easy), 0.67 with every easy negative tested. Default: 0.5 for the
+        mixture, 1 for the probes (with one cause, a model blind to it shows that it learnt anything only on the
+        easy negatives, which the "did it learn" guard then needs to see).
 
     Returns
     -------
@@ -70,7 +81,8 @@ def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhance
         With ``truth`` listing every planted motif (role ``causal`` or ``decoy``) and ``meta`` holding the
         simulated loci (``chrom``, ``enhancer_start`` ...), the ``mechanism`` that made a positive positive,
         the ``cause`` whose rule the pair follows (a negative: the cause it is a matched negative of; the task
-        name outside a mixture) and the ``task``.
+        name outside a mixture; ``none`` for an easy negative), the ``task`` and ``scaffold`` (True for the easy
+        negatives kept out of every test set).
     """
     cell_lines = tuple(CELL_LINE_TFS) if cell_lines is None else tuple(cell_lines)
     _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell_lines)
@@ -93,8 +105,14 @@ def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhance
         params["easy_negatives"] = EASY_NEGATIVE_SHARE if easy_negatives is None else float(easy_negatives)
         if not 0 <= params["easy_negatives"] < 1:
             raise ValueError(f"synthetic: easy_negatives is {easy_negatives!r}; expected a share in [0, 1)")
-    elif easy_negatives is not None:
-        raise ValueError("synthetic: easy_negatives applies to the probes and the mixture, not to 'grammar'")
+        params["easy_negatives_tested"] = (EASY_NEGATIVES_TESTED.get(task, 1.0) if easy_negatives_tested is None
+                                           else float(easy_negatives_tested))
+        if not 0 <= params["easy_negatives_tested"] <= 1:
+            raise ValueError(f"synthetic: easy_negatives_tested is {easy_negatives_tested!r}; expected a share in "
+                             "[0, 1]")
+    elif easy_negatives is not None or easy_negatives_tested is not None:
+        raise ValueError("synthetic: easy_negatives and easy_negatives_tested apply to the probes and the mixture, "
+                         "not to 'grammar'")
     path = cache.cache_path(cache.cache_root(cache_dir), f"synthetic-{task}", params)
     if use_cache and path.exists():
         cached = cache.load(path)
@@ -137,7 +155,8 @@ def _cause_shares(shares) -> dict[str, float]:
 
 
 def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction, cell_lines, copies,
-              cause_shares=None, easy_negatives=EASY_NEGATIVE_SHARE) -> EPIDataset:
+              cause_shares=None, easy_negatives=EASY_NEGATIVE_SHARE,
+              easy_negatives_tested=1.0) -> EPIDataset:
     rng = np.random.default_rng(seed)
     planner = make_task(task, copies, cause_shares, easy_negatives)
     pair_cell = np.array(cell_lines)[rng.permutation(n_pairs) % len(cell_lines)]
@@ -163,6 +182,7 @@ def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction
     promoters = _build_side(rng, promoter_sites, promoter_len, "promoter")
     enhancers = _build_side(rng, [plan.sites for plan in plans], enhancer_len, "enhancer")
     meta = _meta(rng, task, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_len)
+    meta["scaffold"] = _scaffold(seed, meta["cause"].to_numpy() == NO_CAUSE, easy_negatives_tested)
     truth = _truth(plans, promoter_sites, promoter_of_pair, promoters[1], enhancers[1])
     return EPIDataset(enhancers[0], promoters[0][promoter_of_pair], labels, meta, truth)
 
@@ -196,6 +216,16 @@ def _meta(rng, task, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_
         "promoter_start": p_start, "promoter_end": p_start + promoter_len,
         "mechanism": [p.mechanism for p in plans], "cause": [p.cause or task for p in plans], "task": task,
     })
+
+
+def _scaffold(seed: int, easy: np.ndarray, tested: float) -> np.ndarray:
+    """Which easy negatives are scaffolding: all but ``round(tested * n_easy)`` of them, drawn from a stream of
+    their own so that the rest of the data stay as they are for every ``tested``."""
+    scaffold = np.zeros(easy.size, dtype=bool)
+    easy_at = np.flatnonzero(easy)
+    n_scaffold = easy_at.size - int(round(tested * easy_at.size))
+    scaffold[np.random.default_rng([seed, SCAFFOLD_STREAM]).permutation(easy_at)[:n_scaffold]] = True
+    return scaffold
 
 
 def _truth(plans, promoter_sites, promoter_of_pair, promoter_starts, enhancer_starts) -> pd.DataFrame:
