@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from cbat.cli import main
-from cbat.data import load, synthetic
+from cbat.data import load, split, synthetic
 
 
 def test_synth_writes_loadable_table_and_truth(tmp_path, monkeypatch, capsys):
@@ -16,6 +16,18 @@ def test_synth_writes_loadable_table_and_truth(tmp_path, monkeypatch, capsys):
     assert np.array_equal(loaded.enhancer, direct.enhancer) and np.array_equal(loaded.labels, direct.labels)
     truth = pd.read_parquet(tmp_path / "bench.truth.parquet")
     assert truth.equals(direct.truth)
+
+
+def test_synth_scaffold_survives_a_csv_and_stays_out_of_test(tmp_path, monkeypatch):
+    monkeypatch.setenv("CBAT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "bench.csv"
+    assert main(["synth", "--n-pairs", "300", "--easy-negatives-tested", "0.25", "--out", str(out)]) == 0
+    loaded = load(out)
+    scaffold = loaded.meta["scaffold"].astype(str) == "True"
+    easy = loaded.meta["cause"] == "none"
+    assert scaffold.sum() == easy.sum() - round(0.25 * easy.sum()) and not (scaffold & ~easy).any()
+    parts = split(loaded, by="chrom", seed=0)
+    assert not scaffold.to_numpy()[parts.test].any() and scaffold.to_numpy()[parts.train].any()
 
 
 def test_synth_rejects_bad_output_name(tmp_path, capsys):

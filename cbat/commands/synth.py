@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cell-lines", nargs="+", default=None, help="subset of GM12878 K562 Stomach NHEK")
     parser.add_argument("--copies", type=int, default=None, help="sparse_strong / long_range: repeats of "
                         "the decisive CTCF pair (default: 2)")
+    parser.add_argument("--easy-negatives-tested", type=float, default=None, metavar="SHARE",
+                        help="share of the easy negatives the test set keeps; the rest are written with scaffold "
+                        "True and every split leaves them out of test (default: 0.5 for mixture, 1 for the probes)")
     parser.add_argument("--out", required=True, help="output file: pairs table (.parquet, .csv or .tsv); the "
                         "ground truth goes next to it as <stem>.truth.<ext>")
 
@@ -51,7 +54,8 @@ def run(args) -> int:
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
     ds = cbat.data.synthetic(task=args.task, n_pairs=args.n_pairs, seed=args.seed, enhancer_len=args.enhancer_len,
                              promoter_len=args.promoter_len, positive_fraction=args.positive_fraction,
-                             cell_lines=args.cell_lines, copies=args.copies)
+                             cell_lines=args.cell_lines, copies=args.copies,
+                             easy_negatives_tested=args.easy_negatives_tested)
     truth_path = out.with_name(f"{out.stem}.truth{out.suffix}")
     _write(ds.to_table(), out)
     _write(ds.truth, truth_path)
