@@ -492,8 +492,9 @@ def _no_interaction_note(per_cause: dict[str, float], chance_band: float = 0.65)
     cause, best = max(per_cause.items(), key=lambda item: item[1])
     if best <= chance_band:
         return (f"<p>{NO_INTERACTION} sees each sequence alone: it stays near chance on every planted cause (at "
-                f"most {best:.2f}, {html.escape(cause)}), so each cause needs the interaction. Its pooled test AUROC "
-                "comes from the easy negatives, whose enhancer alone gives them away.</p>")
+                f"most {best:.2f}, {html.escape(cause)}), so each cause needs the interaction. What its pooled test "
+                "AUROC holds above 0.5 comes from the easy negatives in the test set, whose enhancer alone gives them "
+                "away.</p>")
     return (f"<p>{NO_INTERACTION} sees each sequence alone, yet reaches {best:.2f} on {html.escape(cause)}: "
             "those positives can be told from one sequence.</p>")
 
