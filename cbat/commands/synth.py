@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
                         "the decisive CTCF pair (default: 2)")
     parser.add_argument("--easy-negatives-tested", type=float, default=None, metavar="SHARE",
                         help="share of the easy negatives the test set keeps; the rest are written with scaffold "
-                        "True and every split leaves them out of test (default: 0.5 for mixture, 1 for the probes)")
+                        "True and every split leaves them out of test (default: 2/3 for mixture, 1 for the probes)")
     parser.add_argument("--out", required=True, help="output file: pairs table (.parquet, .csv or .tsv); the "
                         "ground truth goes next to it as <stem>.truth.<ext>")
 

@@ -70,8 +70,8 @@ def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhance
         Probes and mixture: share of the easy negatives the test set keeps. The others are marked
         ``meta["scaffold"]``: they stay in training and validation (the foothold), and every split leaves them out
         of the test set, where a per-sequence model could score on them alone. A per-sequence model's test AUROC
-        ceiling is about 0.5 plus half the easy share of the test negatives: 0.60 with the mixture's default
-        (a fifth of the test negatives easy), 0.67 with every easy negative tested. Default: 0.5 for the
+        ceiling is about 0.5 plus half the easy share of the test negatives: 0.625 with the mixture's default
+        (a quarter of the test negatives easy), 0.67 with every easy negative tested. Default: 2/3 for the
         mixture, 1 for the probes (with one cause, a model blind to it shows that it learnt anything only on the
         easy negatives, which the "did it learn" guard then needs to see).
 
