@@ -26,7 +26,7 @@ class Split:
 def split(ds: EPIDataset, by: str = "chrom", test=None, val_fraction: float = 0.1, seed: int = 0,
           test_fraction: float = 0.2) -> Split:
     """Split pairs into train / validation / test. Pairs marked ``meta["scaffold"]`` (the synthetic benchmark's
-    easy negatives that are kept for training only) are left out of the test set whatever the split.
+    easy negatives kept for training and validation) are left out of the test set whatever the split.
 
     Parameters
     ----------
