@@ -188,7 +188,7 @@ def test_weights_and_entropy_node_equals_autograd_of_softmax_and_entropy(used):
 
 
 @pytest.mark.parametrize("args", [_joint_args(), _cross_args()], ids=["joint_with_anchors", "cross_empty_rows"])
-def test_log_softmax_weights_and_entropy_equal_normalise_and_the_exact_entropy(args):
+def test_weights_path_and_its_entropy_equal_normalise_and_the_exact_entropy(args):
     core = _v2_core()
     names = ["attn.pattern"]
     module = torch.nn.ModuleDict({"attn": core})
