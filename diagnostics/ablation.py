@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from cbat import ablations, stats
+from cbat import ablations, metrics, stats
 from diagnostics.figures import styled
 from diagnostics.io import Sweep, load_sweep
 
@@ -73,15 +73,37 @@ class Effect:
         return text
 
 
-def unlearnt(sweep: Sweep, run_ids) -> tuple[str, ...]:
+def unlearnt(sweep: Sweep, run_ids, cause: Optional[str] = None) -> tuple[str, ...]:
     """"<run_id>: <reason>" for each run whose record says it did not learn (none when records lack the
-    ``learnt`` field, as older sweeps do)."""
+    ``learnt`` field, as older sweeps do).
+
+    With ``cause`` (an effect scored on one planted cause), the guard is read on the run's test pairs outside
+    that cause instead: a mechanism that costs a cause its positives would otherwise pull the pooled AUROC of
+    exactly the runs that show the cost towards 0.5, and the guard would leave out the evidence it guards.
+    Where the other pairs hold one class only (a single-cause probe), the record's pooled guard stays.
+    """
     out = []
     for run_id in run_ids:
-        guard = sweep.records[run_id].get("learnt")
+        guard = _guard_outside(sweep, run_id, cause) if cause else None
+        guard = guard or sweep.records[run_id].get("learnt")
         if isinstance(guard, dict) and guard.get("learnt") is False:
             out.append(f"{run_id}: {guard.get('reason') or 'not learnt'}")
     return tuple(out)
+
+
+def _guard_outside(sweep: Sweep, run_id: str, cause: str) -> Optional[dict]:
+    """``cbat.metrics.learnt`` on the run's test pairs outside ``cause``; None where they cannot tell."""
+    predictions = sweep.predictions(run_id)
+    if "cause" not in predictions:
+        return None
+    rest = predictions[predictions["cause"] != cause]
+    if rest["label"].nunique() < 2:
+        return None
+    threshold = sweep.records[run_id].get("settings", {}).get("threshold", metrics.DEFAULT_THRESHOLD)
+    guard = metrics.learnt(rest["label"].to_numpy(), rest["prob"].to_numpy(), threshold)
+    if not guard["learnt"]:
+        guard["reason"] = f"on the test pairs outside cause {cause}, {guard['reason']}"
+    return guard
 
 
 def _common_context(sweep: Sweep, treatment: str, reference: str, task: Optional[str],
@@ -122,10 +144,10 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
         return None
     task, split, _ = context
     run_ids = {who: sweep.ok(who, task, split)["run_id"].tolist() for who in (treatment, reference)}
-    learnt_ids = {who: [r for r in ids if not unlearnt(sweep, [r])] for who, ids in run_ids.items()}
+    learnt_ids = {who: [r for r in ids if not unlearnt(sweep, [r], cause)] for who, ids in run_ids.items()}
     # a side keeps its learnt runs; a side with none keeps all (and the effect says "not learnt")
     excluded = unlearnt(sweep, [r for who in run_ids if learnt_ids[who] for r in run_ids[who]
-                                if r not in learnt_ids[who]])
+                                if r not in learnt_ids[who]], cause)
     run_ids = {who: learnt_ids[who] or run_ids[who] for who in run_ids}
     frames = {who: [_of_cause(sweep.predictions(r), cause).set_index("pair_index") for r in ids]
               for who, ids in run_ids.items()}
@@ -140,7 +162,7 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     return Effect(treatment, reference, metric, task, split, result["mean_diff"], result["ci_low"],
                   result["ci_high"], result["variant_mean"], result["baseline_mean"], result["n_seeds"],
                   result["n_pairs"], ids, se=result["se"], df=result["df"], p_value=result["p_value"],
-                  unlearnt=unlearnt(sweep, ids), excluded=excluded, cause=cause or "")
+                  unlearnt=unlearnt(sweep, ids, cause), excluded=excluded, cause=cause or "")
 
 
 def _of_cause(predictions: pd.DataFrame, cause: Optional[str]) -> pd.DataFrame:

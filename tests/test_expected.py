@@ -6,6 +6,7 @@ import numpy as np
 
 import cbat
 from diagnostics import assess
+from diagnostics.ablation import effect
 from diagnostics.expected import expected_vs_found, recovered_count
 from test_causes import CAUSES
 from test_diagnostics_fakes import N_PAIRS, labels_and_signal, write_sweep
@@ -39,8 +40,11 @@ def test_a_planted_long_range_cause_is_recovered_and_agrees_with_the_verdict_tab
     assert not table.loc["H2", "recovered"] and "lacks" in table.loc["H2", "evidence"]
     assert table.loc["H1", "found"] == "supported" and table.loc["H1", "recovered"]
     assert table.loc["H1", "ci_high"] < 0 and "cause long_range" in table.loc["H1", "evidence"]
+    assert table.loc["H1", "metric"] == "auroc"
     h1 = assessment.table.set_index("id").loc["H1"]
     assert h1["verdict"] == "supported" and h1["cause"] == "long_range"
+    # decided on AUROC within the cause (its positive share sets AUPR's floor), the declared AUPR beside it
+    assert h1["metric"] == "auroc" and "ΔAUPR" in h1["evidence"]
     assert recovered_count(expected_vs_found(path, n_boot=100)) == (1, 3)
 
 
@@ -52,3 +56,43 @@ def test_an_absent_cause_is_not_claimed(tmp_path):
 
 def test_data_without_truth_give_an_empty_page(tmp_path):
     assert expected_vs_found(_sweep(tmp_path / "user", window_hurts=True, causes=None)).empty
+
+
+def _inverted_on_long_range(variant: str, seed: int) -> np.ndarray:
+    """The window twin ranks long-range pairs backwards (as a windowed run that reads their position the wrong
+    way does) and the other causes well, so its pooled AUROC sits near 0.5; "stalled" says 0.9 to every pair."""
+    _, signal = labels_and_signal()
+    rng = np.random.default_rng(seed)
+    score = signal + rng.normal(0, 0.3, N_PAIRS)
+    if variant == "baseline+window":
+        score[CAUSES == "long_range"] *= -1
+    if variant == "stalled":
+        score = 2.2 + rng.normal(0, 1e-3, N_PAIRS)
+    return 1 / (1 + np.exp(-score))
+
+
+def test_the_guard_of_an_effect_on_one_cause_reads_the_other_pairs(tmp_path):
+    base = cbat.preset("baseline")
+    variants = {"baseline": base, "baseline+window": dataclasses.replace(base, window_size=16), "stalled": base}
+    path = write_sweep(tmp_path / "s", variants, [0, 1, 2], _inverted_on_long_range, task="mixture", causes=CAUSES)
+    pooled = effect(path, "baseline+window", "baseline", "auroc", n_boot=50)
+    assert len(pooled.unlearnt) == 3  # near 0.5 pooled: the record's guard marks every window run
+    on_cause = effect(path, "baseline+window", "baseline", "auroc", cause="long_range", n_boot=50)
+    # the runs that show the cost most are kept: they learnt the other causes
+    assert not on_cause.unlearnt and not on_cause.excluded and on_cause.n_seeds == 3
+    assert on_cause.ci_high < -0.5
+    stalled = effect(path, "stalled", "baseline", "auroc", cause="long_range", n_boot=50)
+    assert len(stalled.unlearnt) == 3 and all("outside cause long_range" in u for u in stalled.unlearnt)
+
+
+def test_a_single_cause_sweep_keeps_the_pooled_guard(tmp_path):
+    base = cbat.preset("baseline")
+    variants = {"baseline": base, "baseline+window": dataclasses.replace(base, window_size=16)}
+    only = np.array(["long_range"] * N_PAIRS)
+
+    def probs(variant: str, seed: int) -> np.ndarray:  # the window twin at chance on every pair
+        return _inverted_on_long_range("stalled" if variant == "baseline+window" else variant, seed)
+    path = write_sweep(tmp_path / "s", variants, [0, 1, 2], probs, task="long_range", causes=only)
+    eff = effect(path, "baseline+window", "baseline", "auroc", cause="long_range", n_boot=50)
+    # no pairs outside the cause: each window run at chance is judged by its record, so nothing is compared
+    assert len(eff.unlearnt) == 3 and not any("outside cause" in u for u in eff.unlearnt)
