@@ -15,8 +15,8 @@ from diagnostics.io import Sweep, load_sweep
 from diagnostics.verdicts import HYPOTHESES, NOT_LEARNT, SUPPORTED, Verdict, judge, planted_causes
 
 NO_LOSS = "no loss claimed"  # a control: any verdict but "supported" (and a learnt model) recovers it
-COLUMNS = ["check", "hypothesis", "cause", "expected", "found", "recovered", "effect", "ci_low", "ci_high",
-           "p_adjusted", "evidence", "why"]
+COLUMNS = ["check", "hypothesis", "cause", "expected", "found", "recovered", "metric", "effect", "ci_low",
+           "ci_high", "p_adjusted", "evidence", "why"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def expected_vs_found(sweep: str | Sweep, verdicts: Optional[Sequence[Verdict]] 
         v = found[e.check]
         eff = v.effect
         rows.append([e.check, e.hypothesis, e.cause, e.expected, v.verdict, _recovered(e.expected, v),
-                     eff.mean_diff if eff else float("nan"), eff.ci_low if eff else float("nan"),
+                     eff.metric if eff else "", eff.mean_diff if eff else float("nan"), eff.ci_low if eff else float("nan"),
                      eff.ci_high if eff else float("nan"), v.p_adjusted, v.evidence, e.why])
     return pd.DataFrame(rows, columns=COLUMNS)
 
