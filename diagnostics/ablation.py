@@ -84,7 +84,8 @@ def unlearnt(sweep: Sweep, run_ids, cause: Optional[str] = None) -> tuple[str, .
     """
     out = []
     for run_id in run_ids:
-        guard = _guard_outside(sweep, run_id, cause) if cause else None
+        guard = sweep.cached((run_id, "learnt outside", cause), lambda: _guard_outside(sweep, run_id, cause)) \
+            if cause else None
         guard = guard or sweep.records[run_id].get("learnt")
         if isinstance(guard, dict) and guard.get("learnt") is False:
             out.append(f"{run_id}: {guard.get('reason') or 'not learnt'}")
@@ -92,7 +93,8 @@ def unlearnt(sweep: Sweep, run_ids, cause: Optional[str] = None) -> tuple[str, .
 
 
 def _guard_outside(sweep: Sweep, run_id: str, cause: str) -> Optional[dict]:
-    """``cbat.metrics.learnt`` on the run's test pairs outside ``cause``; None where they cannot tell."""
+    """``cbat.metrics.learnt`` on the run's test pairs outside ``cause`` (a bootstrap, so ``unlearnt`` caches
+    it per sweep); None where they cannot tell."""
     predictions = sweep.predictions(run_id)
     if "cause" not in predictions:
         return None
@@ -144,10 +146,10 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
         return None
     task, split, _ = context
     run_ids = {who: sweep.ok(who, task, split)["run_id"].tolist() for who in (treatment, reference)}
-    learnt_ids = {who: [r for r in ids if not unlearnt(sweep, [r], cause)] for who, ids in run_ids.items()}
+    reasons = {r: unlearnt(sweep, [r], cause) for ids in run_ids.values() for r in ids}
+    learnt_ids = {who: [r for r in ids if not reasons[r]] for who, ids in run_ids.items()}
     # a side keeps its learnt runs; a side with none keeps all (and the effect says "not learnt")
-    excluded = unlearnt(sweep, [r for who in run_ids if learnt_ids[who] for r in run_ids[who]
-                                if r not in learnt_ids[who]], cause)
+    excluded = tuple(reason for who in run_ids if learnt_ids[who] for r in run_ids[who] for reason in reasons[r])
     run_ids = {who: learnt_ids[who] or run_ids[who] for who in run_ids}
     frames = {who: [_of_cause(sweep.predictions(r), cause).set_index("pair_index") for r in ids]
               for who, ids in run_ids.items()}
@@ -162,7 +164,7 @@ def effect(sweep: Sweep | str, treatment: str, reference: str, metric: str = "au
     return Effect(treatment, reference, metric, task, split, result["mean_diff"], result["ci_low"],
                   result["ci_high"], result["variant_mean"], result["baseline_mean"], result["n_seeds"],
                   result["n_pairs"], ids, se=result["se"], df=result["df"], p_value=result["p_value"],
-                  unlearnt=unlearnt(sweep, ids, cause), excluded=excluded, cause=cause or "")
+                  unlearnt=tuple(reason for r in ids for reason in reasons[r]), excluded=excluded, cause=cause or "")
 
 
 def _of_cause(predictions: pd.DataFrame, cause: Optional[str]) -> pd.DataFrame:

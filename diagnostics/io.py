@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import pandas as pd
 
@@ -74,14 +74,19 @@ class Sweep:
                 return path
         return None
 
-    def _parquet(self, run_id: str, kind: str) -> pd.DataFrame:
-        key = (run_id, kind)
+    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per ``key`` for this sweep (files read, values derived from them)."""
         if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def _parquet(self, run_id: str, kind: str) -> pd.DataFrame:
+        def read() -> pd.DataFrame:
             path = self.file(run_id, kind)
             if path is None:
                 raise SweepError(f"{rundir.run_dir(self.path, run_id)}: no {kind} file")
-            self._cache[key] = rundir.read_parquet(path)
-        return self._cache[key]
+            return rundir.read_parquet(path)
+        return self.cached((run_id, kind), read)
 
     def trace(self, run_id: str) -> pd.DataFrame:
         """The run's summary trace: name, block, statistic, head, step, value."""
