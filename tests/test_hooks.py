@@ -8,6 +8,8 @@ import torch
 import cbat
 from cbat.hooks import AttentionMeta, HookPoint, attention_stats
 
+from test_mechanisms import with_output_projections
+
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "hook_names.json").read_text())
 
 
@@ -46,7 +48,7 @@ def test_statistics_of_a_hand_made_attention_map():
 
 
 def test_summary_rows_cover_every_name_and_follow_sampling():
-    model = cbat.build_model(cbat.preset("cbat_v1"), seed=0)
+    model = with_output_projections(cbat.build_model(cbat.preset("cbat_v1"), seed=0))
     e, p = _inputs()
     with cbat.record(model, mode="summary", every=2) as trace:
         for _ in range(4):

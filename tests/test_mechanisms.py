@@ -22,10 +22,20 @@ def inputs():
     return _onehot(2, E_LEN, gen), _onehot(2, P_LEN, gen)
 
 
+def with_output_projections(model, seed=0):
+    """``model`` with every attention output projection drawn at random, as after some training: they start
+    at zero, which would hide what flows back through the attention weights."""
+    gen = torch.Generator().manual_seed(seed)
+    for core in [m for m in model.modules() if isinstance(m, AttentionCore)]:
+        with torch.no_grad():
+            core.out_proj.weight.copy_(0.1 * torch.randn(core.out_proj.weight.shape, generator=gen))
+    return model
+
+
 def _core(sparsity, **changes):
     cfg = dataclasses.replace(cbat.preset("baseline"), sparsity=sparsity, rope=False, **changes)
     torch.manual_seed(0)
-    return AttentionCore(cfg, sparsity, positional=True)
+    return with_output_projections(AttentionCore(cfg, sparsity, positional=True))
 
 
 def _key_grad(core, n_keys=12):
@@ -38,6 +48,23 @@ def _key_grad(core, n_keys=12):
         core(xq, xkv, pos_q, pos_k, no_q, no_k).sum().backward()
     weights = trace.captured["pattern"][0][0].mean(0)[0]  # mean over heads, the one query
     return weights, xkv.grad[0].abs().sum(-1)
+
+
+@pytest.mark.parametrize("name", ["baseline", "cbat_v1", "cbat_v2"])
+def test_every_attention_update_starts_at_zero(name, inputs):
+    """A fresh model's attention branches add nothing: the promoter cannot move the enhancer-side logit
+    until training opens the output projections (the remedy for runs that stalled at chance)."""
+    model = cbat.build_model(cbat.preset(name), seed=3)
+    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
+    assert cores and all(not core.out_proj.weight.any() and not core.out_proj.bias.any() for core in cores)
+    x = torch.randn(2, 30, 64)
+    pos = torch.arange(30)
+    flags = torch.zeros(30, dtype=torch.bool)
+    assert not cores[0](x, x, pos, pos, flags, flags).any()
+    model.train()
+    e, p = inputs
+    model(e, p).sum().backward()
+    assert all(core.out_proj.weight.grad.abs().sum() > 0 for core in cores)  # the first step opens them
 
 
 def test_hard_topk_gives_unselected_keys_zero_weight_and_zero_gradient():

@@ -40,6 +40,12 @@ class AttentionCore(nn.Module):
         self.window = cfg.window_size if positional else None
         self.mask_kind, self.bp_per_token = cfg.mask_kind, cfg.stem_pool
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d, d) for _ in range(4))
+        # Every attention update starts at zero (zero-initialised output projection, as in SkipInit and
+        # ReZero). From a random projection, the near-uniform attention of a fresh model adds an almost
+        # constant vector to every token; in some seeds it grew until the head's LayerNorm drowned the
+        # sequence signal and the run sat at chance for all its epochs (baseline seed 3 of the quick report).
+        nn.init.zeros_(self.out_proj.weight)
+        nn.init.zeros_(self.out_proj.bias)
         self.rope = RotaryEmbedding(self.head_dim, cfg.rope_base) if positional and cfg.rope else None
         self.modulation = (PositionModulation(cfg.n_heads, cfg.pos_modulation_freqs)
                            if positional and cfg.pos_modulation else None)
