@@ -9,6 +9,8 @@ import torch
 import cbat
 from diagnostics import attribution as A
 
+from test_mechanisms import with_output_projections
+
 
 def dinucleotide_counts(codes: np.ndarray) -> np.ndarray:
     counts = np.zeros((15, 15), dtype=int)
@@ -18,7 +20,9 @@ def dinucleotide_counts(codes: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model():
-    return cbat.build_model(dataclasses.replace(cbat.preset("baseline"), d_model=16, n_heads=2), seed=0)
+    # attention outputs opened, as after training: a fresh model's logit does not read the promoter yet
+    return with_output_projections(
+        cbat.build_model(dataclasses.replace(cbat.preset("baseline"), d_model=16, n_heads=2), seed=0))
 
 
 @pytest.fixture(scope="module")

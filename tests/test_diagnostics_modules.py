@@ -15,6 +15,7 @@ from cbat.hooks import AttentionMeta
 from diagnostics import anchors, attention, calibration, gates, gradients, losses
 from test_diagnostics_fakes import gate_trace, loss_trace
 from test_diagnostics_fakes import trace_frame as frame
+from test_mechanisms import with_output_projections
 
 
 def one_hot(batch: int, length: int, seed: int) -> torch.Tensor:
@@ -122,9 +123,10 @@ def batch():
 
 def test_hard_topk_gives_exactly_zero_gradient_outside_the_topk_and_soft_does_not(batch):
     base = cbat.preset("baseline", d_model=16, n_heads=2)
-    hard = attention.unselected_gradient(cbat.build_model(dataclasses.replace(base, sparsity="hard_topk", topk=3),
-                                                          seed=0), *batch).set_index("selected")
-    soft = attention.unselected_gradient(cbat.build_model(base, seed=0), *batch, topk=3).set_index("selected")
+    hard_model = cbat.build_model(dataclasses.replace(base, sparsity="hard_topk", topk=3), seed=0)
+    hard = attention.unselected_gradient(with_output_projections(hard_model), *batch).set_index("selected")
+    soft_model = with_output_projections(cbat.build_model(base, seed=0))
+    soft = attention.unselected_gradient(soft_model, *batch, topk=3).set_index("selected")
     assert hard.loc[False, "max_grad"] == 0.0 and hard.loc[False, "frac_zero_grad"] == 1.0
     assert hard.loc[True, "mean_grad"] > 0 and hard.loc[False, "mean_weight"] == 0.0
     assert soft.loc[False, "mean_grad"] > 0 and soft.loc[False, "frac_zero_grad"] < 0.01
