@@ -84,17 +84,19 @@ def unlearnt(sweep: Sweep, run_ids, cause: Optional[str] = None) -> tuple[str, .
     """
     out = []
     for run_id in run_ids:
-        guard = sweep.cached((run_id, "learnt outside", cause), lambda: _guard_outside(sweep, run_id, cause)) \
-            if cause else None
-        guard = guard or sweep.records[run_id].get("learnt")
+        guard = (_guard_outside(sweep, run_id, cause) if cause else None) or sweep.records[run_id].get("learnt")
         if isinstance(guard, dict) and guard.get("learnt") is False:
             out.append(f"{run_id}: {guard.get('reason') or 'not learnt'}")
     return tuple(out)
 
 
 def _guard_outside(sweep: Sweep, run_id: str, cause: str) -> Optional[dict]:
-    """``cbat.metrics.learnt`` on the run's test pairs outside ``cause`` (a bootstrap, so ``unlearnt`` caches
-    it per sweep); None where they cannot tell."""
+    """``cbat.metrics.learnt`` on the run's test pairs outside ``cause``; None where they cannot tell. A
+    bootstrap, so it runs once per run and cause of a sweep."""
+    return sweep.cached((run_id, "learnt outside", cause), lambda: _compute_guard_outside(sweep, run_id, cause))
+
+
+def _compute_guard_outside(sweep: Sweep, run_id: str, cause: str) -> Optional[dict]:
     predictions = sweep.predictions(run_id)
     if "cause" not in predictions:
         return None
