@@ -706,7 +706,7 @@ def ensure_sweep(sweep_dir: Optional[str | Path], output_dir: str | Path, **para
 QUICK_NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
     "attention_explorer": {"n_samples": 4},
     "ablation_report": {"n_boot": 300},
-    "loop_attribution": {"n_loops": 4},
+    "loop_attribution": {"n_loops": 5},  # per planted cause: 15 loops on the 3-cause mixture
 }
 # Relative run times of the notebooks that train or attribute (quick report, one thread each: quickstart and
 # loop_attribution about 50-67 s, ablation_report 35 s, each explorer page 14-18 s); the others count 1.

@@ -25,6 +25,7 @@ from captum.attr import IntegratedGradients, Saliency
 from tqdm.auto import tqdm
 
 from cbat.data.encoding import ONEHOT_TABLE
+from cbat.data.tasks import NO_CAUSE
 
 DELTA_THRESHOLD = 0.05  # |IG convergence delta| in logit units above which a loop is flagged
 MAX_STEPS = 800  # cap of the adaptive doubling: 50 -> 100 -> 200 -> 400 -> 800
@@ -33,9 +34,9 @@ MIN_AGREEMENT = 0.3  # Pearson with ISM below which a method "disagrees"
 
 # --- loops ---------------------------------------------------------------------------------------
 
-def select_loops(predictions: pd.DataFrame, top: int = 10, per_cell_line: bool = True,
+def select_loops(predictions: pd.DataFrame, top: int = 10, by: str | None = "cell_line",
                  threshold: float | None = None) -> pd.DataFrame:
-    """Pick predicted loops: the highest-probability pairs, per cell line or pooled.
+    """Pick predicted loops: the highest-probability pairs, per cell line, per planted cause, or pooled.
 
     Parameters
     ----------
@@ -43,16 +44,18 @@ def select_loops(predictions: pd.DataFrame, top: int = 10, per_cell_line: bool =
         Columns ``pair_index``, ``prob`` (and ``cell_line``, ``label``, ``logit`` when available), as in a run's
         ``predictions.parquet``.
     top : int
-        Loops kept per cell line (or in total when ``per_cell_line`` is False).
-    per_cell_line : bool
-        Rank within each cell line.
+        Loops kept per group (or in total when ``by`` is None).
+    by : "cell_line", "cause" or None
+        Rank within each cell line; within each planted cause (the ``cause`` column of the synthetic benchmark:
+        the top pairs among each cause's positives and its matched negatives, so every cause is scored, not only
+        those the model is most confident about; easy negatives of no cause are left out); or over all pairs.
     threshold : float, optional
         Keep only pairs with ``prob >= threshold`` (predicted loops); ``top`` still caps the count.
 
     Returns
     -------
     DataFrame
-        The chosen rows sorted by cell line and rank, with ``rank`` (1 = most confident) and ``outcome``
+        The chosen rows sorted by group and rank, with ``rank`` (1 = most confident within its group) and ``outcome``
         (``"TP"``/``"FP"`` when labels are known, else ``"predicted"``).
     """
     missing = {"pair_index", "prob"} - set(predictions.columns)
@@ -60,13 +63,19 @@ def select_loops(predictions: pd.DataFrame, top: int = 10, per_cell_line: bool =
         raise ValueError(f"predictions: missing column(s) {sorted(missing)}; expected pair_index and prob")
     if top < 1:
         raise ValueError(f"top: expected a positive number of loops, got {top}")
+    if by not in ("cell_line", "cause", None):
+        raise ValueError(f"by: expected 'cell_line', 'cause' or None, got {by!r}")
+    if by == "cause" and "cause" not in predictions:
+        raise ValueError("predictions: by='cause' needs a cause column (the synthetic benchmark's planted causes)")
     table = predictions.copy()
     if "cell_line" not in table:
         table["cell_line"] = "all"
+    if by == "cause":
+        table = table[table["cause"] != NO_CAUSE]
     if threshold is not None:
         table = table[table["prob"] >= threshold]
     table = table.sort_values(["prob", "pair_index"], ascending=[False, True], kind="stable")
-    groups = table.groupby("cell_line", sort=True) if per_cell_line else [("all", table)]
+    groups = table.groupby(by, sort=True) if by else [("all", table)]
     chosen = []
     for _, group in groups:
         group = group.head(top).copy()

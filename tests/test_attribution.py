@@ -132,9 +132,24 @@ def test_select_loops_ranks_per_cell_line_and_marks_outcomes():
     assert loops["pair_index"].tolist() == [1, 0, 4, 3]
     assert loops["outcome"].tolist() == ["FP", "TP", "TP", "FP"] and loops["rank"].tolist() == [1, 2, 1, 2]
     assert A.select_loops(predictions, top=10, threshold=0.65)["pair_index"].tolist() == [1, 0, 4]
-    assert A.select_loops(predictions, top=3, per_cell_line=False)["pair_index"].tolist() == [1, 0, 4]
+    assert A.select_loops(predictions, top=3, by=None)["pair_index"].tolist() == [1, 0, 4]
     with pytest.raises(ValueError, match="prob"):
         A.select_loops(predictions.drop(columns="prob"))
+
+
+def test_select_loops_per_cause_scores_every_planted_cause():
+    """Per cause, the least confident cause still gets its loops; easy negatives of no cause are left out."""
+    predictions = pd.DataFrame({"pair_index": range(7), "cell_line": "A", "label": [1, 1, 0, 1, 1, 0, 0],
+                                "prob": [0.99, 0.98, 0.97, 0.6, 0.4, 0.5, 0.995],
+                                "cause": ["sparse", "sparse", "sparse", "far", "far", "far", "none"]})
+    loops = A.select_loops(predictions, top=2, by="cause")
+    assert loops["pair_index"].tolist() == [3, 5, 0, 1]  # causes in name order, most confident first
+    assert loops["outcome"].tolist() == ["TP", "FP", "TP", "TP"] and loops["rank"].tolist() == [1, 2, 1, 2]
+    assert A.select_loops(predictions, top=2)["pair_index"].tolist() == [6, 0]  # per cell line: one cause only
+    with pytest.raises(ValueError, match="cause column"):
+        A.select_loops(predictions.drop(columns="cause"), by="cause")
+    with pytest.raises(ValueError, match="by:"):
+        A.select_loops(predictions, by="tissue")
 
 
 def test_bad_inputs_are_named(model, pair):
