@@ -34,7 +34,7 @@ MIN_AGREEMENT = 0.3  # Pearson with ISM below which a method "disagrees"
 
 # --- loops ---------------------------------------------------------------------------------------
 
-def select_loops(predictions: pd.DataFrame, top: int = 10, by: str | None = "cell_line",
+def select_loops(predictions: pd.DataFrame, top: int = 10, by: str | None = "auto",
                  threshold: float | None = None) -> pd.DataFrame:
     """Pick predicted loops: the highest-probability pairs, per cell line, per planted cause, or pooled.
 
@@ -45,10 +45,11 @@ def select_loops(predictions: pd.DataFrame, top: int = 10, by: str | None = "cel
         ``predictions.parquet``.
     top : int
         Loops kept per group (or in total when ``by`` is None).
-    by : "cell_line", "cause" or None
+    by : "auto", "cell_line", "cause" or None
         Rank within each cell line; within each planted cause (the ``cause`` column of the synthetic benchmark:
         the top pairs among each cause's positives and its matched negatives, so every cause is scored, not only
         those the model is most confident about; easy negatives of no cause are left out); or over all pairs.
+        "auto": per cause when the predictions carry planted causes, else per cell line.
     threshold : float, optional
         Keep only pairs with ``prob >= threshold`` (predicted loops); ``top`` still caps the count.
 
@@ -63,8 +64,11 @@ def select_loops(predictions: pd.DataFrame, top: int = 10, by: str | None = "cel
         raise ValueError(f"predictions: missing column(s) {sorted(missing)}; expected pair_index and prob")
     if top < 1:
         raise ValueError(f"top: expected a positive number of loops, got {top}")
-    if by not in ("cell_line", "cause", None):
-        raise ValueError(f"by: expected 'cell_line', 'cause' or None, got {by!r}")
+    if by not in ("auto", "cell_line", "cause", None):
+        raise ValueError(f"by: expected 'auto', 'cell_line', 'cause' or None, got {by!r}")
+    if by == "auto":
+        planted = "cause" in predictions and bool((predictions["cause"] != NO_CAUSE).any())
+        by = "cause" if planted else "cell_line"
     if by == "cause" and "cause" not in predictions:
         raise ValueError("predictions: by='cause' needs a cause column (the synthetic benchmark's planted causes)")
     table = predictions.copy()
@@ -643,7 +647,8 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
 
     Returns
     -------
-    (model, dataset, predictions DataFrame[pair_index, cell_line, label, logit, prob])
+    (model, dataset, predictions DataFrame[pair_index, cell_line, label, logit, prob, and cause on the synthetic
+    benchmark])
     """
     from pathlib import Path
 
@@ -675,6 +680,8 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     logits = predict(model, *dataset.onehot(index))
     predictions = pd.DataFrame({"pair_index": index, "cell_line": dataset.meta["cell_line"].to_numpy(),
                                 "label": dataset.labels, "logit": logits, "prob": 1 / (1 + np.exp(-logits))})
+    if "cause" in dataset.meta:  # as a run's predictions.parquet carries it, so loops can be picked per cause
+        predictions["cause"] = dataset.meta["cause"].to_numpy()
     return model, dataset, predictions
 
 

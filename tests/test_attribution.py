@@ -145,7 +145,11 @@ def test_select_loops_per_cause_scores_every_planted_cause():
     loops = A.select_loops(predictions, top=2, by="cause")
     assert loops["pair_index"].tolist() == [3, 5, 0, 1]  # causes in name order, most confident first
     assert loops["outcome"].tolist() == ["TP", "FP", "TP", "TP"] and loops["rank"].tolist() == [1, 2, 1, 2]
-    assert A.select_loops(predictions, top=2)["pair_index"].tolist() == [6, 0]  # per cell line: one cause only
+    assert A.select_loops(predictions, top=2)["pair_index"].tolist() == [3, 5, 0, 1]  # auto: causes are planted
+    per_cell_line = A.select_loops(predictions, top=2, by="cell_line")
+    assert per_cell_line["pair_index"].tolist() == [6, 0]  # the surest loops hold one cause only
+    no_planted = predictions.assign(cause="none")  # a cause column without planted causes: per cell line
+    assert A.select_loops(no_planted, top=2)["pair_index"].tolist() == [6, 0]
     with pytest.raises(ValueError, match="cause column"):
         A.select_loops(predictions.drop(columns="cause"), by="cause")
     with pytest.raises(ValueError, match="by:"):

@@ -116,12 +116,13 @@ def test_cli_attribute_on_a_sweep_run(trained, tmp_path, capsys):
     save_checkpoint(run_dir / "model.pt", model, model.cfg)
     # the data spec comes from the sweep file, laid out as cbat.sweep writes it
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"spec": {"data": DATA}, "variants": {}}))
-    code = main(["attribute", "--run", str(run_dir), "--top", "2",
+    code = main(["attribute", "--run", str(run_dir), "--top", "2", "--by", "cause",
                  "--n-shuffles", "2", "--n-steps", "8", "--ism", "0", "--motifs", "truth", "--device", "cpu",
                  "--out", str(tmp_path / "out"), "--no-progress"])
     assert code == 0
     loops = pd.read_parquet(tmp_path / "out" / "loops.parquet")
     assert len(loops) == 2 and {"delta", "flagged", "outcome"} <= set(loops.columns)
+    assert set(loops["cause"]) == {DATA["task"]}  # one task: its one cause
     assert (tmp_path / "out" / "report.html").is_file()
     err = capsys.readouterr().err
     per_side = [line for line in err.splitlines() if line.startswith("loop ") and "converged at" in line]

@@ -17,11 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "required with a bare checkpoint)")
     parser.add_argument("--n-pairs", type=int, default=2000, help="pairs of a synthetic task (default 2000)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default 0)")
-    parser.add_argument("--top", type=int, default=10, help="loops per cell line, or per group (default 10)")
+    parser.add_argument("--top", type=int, default=10, help="loops per group of --by (default 10)")
     grouping = parser.add_mutually_exclusive_group()
-    grouping.add_argument("--pooled", action="store_true", help="rank loops over all cell lines together")
-    grouping.add_argument("--per-cause", action="store_true",
-                          help="rank loops within each planted cause (synthetic benchmark), so every cause is scored")
+    grouping.add_argument("--by", choices=["auto", "cell_line", "cause", "pooled"], default="auto",
+                          help="rank loops per cell line, per planted cause (synthetic benchmark: every cause is "
+                               "scored) or over all pairs; auto (default): per cause when the data have planted "
+                               "causes, else per cell line")
+    grouping.add_argument("--pooled", dest="by", action="store_const", const="pooled", help="the same as --by pooled")
     parser.add_argument("--threshold", type=float, default=None, help="only pairs with probability >= this")
     parser.add_argument("--n-shuffles", type=int, default=10, help="dinucleotide-shuffled references (default 10)")
     parser.add_argument("--n-steps", type=int, default=50,
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     model, dataset, predictions = load_run(run_path, args.device,
                                            data_spec(args) if args.data is not None else None)
     loops = select_loops(predictions, top=args.top, threshold=args.threshold,
-                         by=None if args.pooled else "cause" if args.per_cause else "cell_line")
+                         by=None if args.by == "pooled" else args.by)
     if loops.empty:
         raise UserError("no predicted loops to attribute (lower --threshold?)")
     report = explain_loops(model, dataset, loops, _motif_db(args, dataset), n_shuffles=args.n_shuffles,
