@@ -258,6 +258,19 @@ def _causes(dataset, index: np.ndarray) -> Optional[np.ndarray]:
     return meta["cause"].to_numpy()[index].astype(str)
 
 
+def predictions_table(dataset, index: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
+    """A run's ``predictions.parquet`` rows for pairs ``index`` with their ``logits``: pair_index, cell_line, label,
+    logit, prob, and cause on data with planted causes. Runs write it; attribution rebuilds it for other data."""
+    logits = np.asarray(logits, dtype=np.float64)
+    table = pd.DataFrame({"pair_index": index, "cell_line": _cell_lines(dataset, index),
+                          "label": np.asarray(dataset.labels).astype(np.int64)[index], "logit": logits,
+                          "prob": _sigmoid(logits)})
+    causes = _causes(dataset, index)
+    if causes is not None:
+        table["cause"] = causes
+    return table
+
+
 def _block_of(name: str) -> str:
     parts = name.split(".")
     return ".".join(parts[:2]) if parts[0] == "blocks" and len(parts) > 1 else parts[0]
@@ -557,11 +570,7 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
         metrics[part] = evaluate(run.labels[index], probs, _cell_lines(dataset, index), settings.threshold,
                                  _causes(dataset, index))
         if part == "test":
-            predictions = pd.DataFrame({"pair_index": index, "cell_line": _cell_lines(dataset, index),
-                                        "label": run.labels[index], "logit": logits.astype(np.float64),
-                                        "prob": probs})
-            if _causes(dataset, index) is not None:
-                predictions["cause"] = _causes(dataset, index)
+            predictions = predictions_table(dataset, index, logits)
     learnt_check = learnt(predictions["label"].to_numpy(), predictions["prob"].to_numpy(), settings.threshold)
     progress.eval_s += time.perf_counter() - tick
     # cpu_s (this process's CPU time, all threads) estimates the wall time on an idle machine; a resumed

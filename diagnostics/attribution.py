@@ -654,7 +654,7 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
 
     from cbat import rundir
     from cbat.sweep import load_data
-    from cbat.train import load_checkpoint
+    from cbat.train import load_checkpoint, predictions_table
 
     path = Path(path)
     if path.is_dir():
@@ -678,11 +678,7 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
         return model, dataset, rundir.read_parquet(rundir.run_file(path, "predictions"))
     index = np.arange(len(dataset))
     logits = predict(model, *dataset.onehot(index))
-    predictions = pd.DataFrame({"pair_index": index, "cell_line": dataset.meta["cell_line"].to_numpy(),
-                                "label": dataset.labels, "logit": logits, "prob": 1 / (1 + np.exp(-logits))})
-    if "cause" in dataset.meta:  # as a run's predictions.parquet carries it, so loops can be picked per cause
-        predictions["cause"] = dataset.meta["cause"].to_numpy()
-    return model, dataset, predictions
+    return model, dataset, predictions_table(dataset, index, logits)  # as a run writes it, cause included
 
 
 def choose_run(sweep, tolerance: float = 0.005) -> tuple[str, str]:
