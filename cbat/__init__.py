@@ -1,9 +1,28 @@
-"""CBAT Lab: switchable CBAT mechanisms, hook points, sweeps and verdicts for EPI attention models."""
-from cbat import data
-from cbat.config import PRESETS, CBATConfig, ConfigError, load_config, preset
-from cbat.hooks import hook_names, record
-from cbat.model import PRISMBackbone, build_model
+"""CBAT Lab: switchable CBAT mechanisms, hook points, sweeps and verdicts for EPI attention models.
 
+The names below load on first use (PEP 562): ``import cbat.report`` or ``import cbat.config`` then costs no torch
+or scikit-learn import, which keeps short-lived processes (the report's papermill child, ``cbat --help``) quick.
+"""
+from importlib import import_module
+
+# public name -> the module that defines it
+_EXPORTS = {"PRESETS": "cbat.config", "CBATConfig": "cbat.config", "ConfigError": "cbat.config",
+            "load_config": "cbat.config", "preset": "cbat.config", "hook_names": "cbat.hooks", "record": "cbat.hooks",
+            "PRISMBackbone": "cbat.model", "build_model": "cbat.model"}
 __all__ = ["PRESETS", "data", "CBATConfig", "ConfigError", "PRISMBackbone", "build_model", "hook_names", "load_config",
            "preset", "record"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "data":
+        return import_module("cbat.data")
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'cbat' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

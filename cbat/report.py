@@ -287,6 +287,9 @@ def _execute_in_child(request: dict[str, Any], wall_s: Optional[float],
 
 def _child_main() -> None:
     """Body of the child process: papermill on the request in argv[1], (status, error) to argv[2]."""
+    # jsonschema (under nbformat) imports rfc3987_syntax when it is installed, which builds a grammar for about
+    # 2 s (python-jsonschema/jsonschema#1428); the notebook schema has no IRI format, so this child goes without.
+    sys.modules.setdefault("rfc3987_syntax", None)
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
