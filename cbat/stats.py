@@ -23,8 +23,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy.stats import rankdata, t as student_t
+from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 0.6 s less per process
 from statsmodels.stats.multitest import multipletests
 
 from cbat import rundir
@@ -249,7 +249,7 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
     X, scores = X[ok], scores[ok]
     keep = _estimable(X)
     Xk = X[:, keep]
-    fit = sm.OLS(scores, Xk).fit()
+    fit = OLS(scores, Xk).fit()
     df = int(round(fit.df_resid))
     cov = np.asarray(fit.cov_params()) if df > 0 else np.full((Xk.shape[1],) * 2, np.nan)
     n_pairs = 0 if probs is None else probs.shape[1]
