@@ -1,7 +1,7 @@
 """CBAT Lab: switchable CBAT mechanisms, hook points, sweeps and verdicts for EPI attention models.
 
 The names below load on first use (PEP 562): ``import cbat.report`` or ``import cbat.config`` then costs no torch
-or scikit-learn import, which keeps short-lived processes (the report's papermill child, ``cbat --help``) quick.
+or scikit-learn import, which keeps short-lived processes such as the report's papermill child quick.
 """
 from importlib import import_module
 
@@ -9,8 +9,7 @@ from importlib import import_module
 _EXPORTS = {"PRESETS": "cbat.config", "CBATConfig": "cbat.config", "ConfigError": "cbat.config",
             "load_config": "cbat.config", "preset": "cbat.config", "hook_names": "cbat.hooks", "record": "cbat.hooks",
             "PRISMBackbone": "cbat.model", "build_model": "cbat.model"}
-__all__ = ["PRESETS", "data", "CBATConfig", "ConfigError", "PRISMBackbone", "build_model", "hook_names", "load_config",
-           "preset", "record"]
+__all__ = ["data", *_EXPORTS]
 __version__ = "0.1.0"
 
 
