@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
-import pyDOE3
 
 from cbat.config import PRESETS, CBATConfig, preset
 
@@ -146,6 +145,8 @@ def alias_groups(matrix: np.ndarray, factors: tuple[str, ...], max_order: int = 
     Each group lists the main effects and interactions of order <= ``max_order`` that the design cannot tell
     apart (higher orders are dropped); groups left with a single term alias nothing and are omitted.
     """
+    import pyDOE3  # here, not at module level: it loads scipy.stats (about 1 s), which `cbat --help` need not wait for
+
     alias_map, _ = pyDOE3.fracfact_aliasing(np.asarray(matrix))
     groups = []
     for group in alias_map:
@@ -247,6 +248,8 @@ def design(kind: str = "fractional", resolution: int = 4, foldover: bool = False
     clash = sorted(set(overrides) & {f for fields in FACTORS.values() for f in fields})
     if clash:
         raise ValueError(f"design overrides {clash} are fields of a factor; the design sets them")
+    import pyDOE3  # see alias_groups
+
     factors = tuple(FACTORS)
     matrix = np.asarray(pyDOE3.fracfact_by_res(len(factors), resolution), dtype=float)
     # pyDOE3 1.x returns 64 runs of resolution IV when asked for V with 12 factors: check, never trust.

@@ -1,5 +1,7 @@
 """`cbat train` and `cbat sweep`: listed in --help, clear one-line errors, a tiny training end to end."""
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -12,6 +14,23 @@ TINY = ["--n-pairs", "120", "--epochs", "1", "--batch-size", "32", "--no-progres
 def test_help_lists_train_and_sweep():
     text = build_parser().format_help()
     assert "train" in text and "sweep" in text
+
+
+def test_help_loads_no_training_stack():
+    # `cbat --help` builds every subcommand's parser; torch, scikit-learn and scipy load only when a command runs
+    # (they took `cbat --help` to 6-7 s). A fresh interpreter, because this test process has them loaded already.
+    code = ("import sys; from cbat.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_wrong_backend_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", "--backend", "bogus", "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "backend 'bogus'" in err and "local" in err and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -11,8 +11,6 @@ from cbat.cli import UserError
 from cbat.commands.train import add_data_arguments, data_spec, execute, settings_overrides
 from cbat.ablations import DESIGN_KINDS, RESOLUTIONS
 from cbat.config import PRESETS
-from cbat.stats import compare_to_baseline
-from cbat.sweep import SweepSpec, quick_sweep_spec
 
 HELP = "Run an ablation sweep (variants x seeds x splits); rerun the same command to resume."
 
@@ -43,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
 
 
-def _spec(args: argparse.Namespace) -> SweepSpec:
+def _spec(args: argparse.Namespace):
     spec = _base_spec(args)
     if args.design is None:
         return spec
@@ -56,7 +54,9 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
         raise UserError(str(err)) from None
 
 
-def _base_spec(args: argparse.Namespace) -> SweepSpec:
+def _base_spec(args: argparse.Namespace):
+    from cbat.sweep import SweepSpec, quick_sweep_spec
+
     if args.spec is not None:
         if not args.spec.is_file():
             raise UserError(f"--spec {args.spec}: file not found")
@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     spec = _spec(args)
     status = execute(spec, args)
     if args.compare:
+        from cbat.stats import compare_to_baseline
+
         table = compare_to_baseline(args.out)
         table.to_csv(Path(args.out) / "comparison.csv", index=False)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -11,7 +11,8 @@ HELP = "Generate the synthetic EPI benchmark (real JASPAR motifs, ground truth) 
 def add_arguments(parser) -> None:
     import inspect
 
-    from cbat.data import TASKS, synthetic
+    from cbat.data.synthetic import synthetic
+    from cbat.data.tasks import TASKS
 
     # the lengths default to synthetic()'s own, so the CLI and the Python API generate the same data
     default = {name: p.default for name, p in inspect.signature(synthetic).parameters.items()}

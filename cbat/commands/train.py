@@ -9,7 +9,6 @@ import yaml
 
 from cbat.cli import UserError
 from cbat.config import PRESETS, CBATConfig
-from cbat.sweep import BACKENDS, SweepSpec, run_sweep
 
 HELP = "Train one config (--preset or --config) on a data set; writes record.json, model.pt, trace and predictions."
 
@@ -30,7 +29,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (rerun to resume)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:<i> (default auto)")
     parser.add_argument("--workers", type=int, default=1, help="runs at the same time (local backend)")
-    parser.add_argument("--backend", choices=BACKENDS, default="local", help="local processes or ray")
+    # no argparse choices: run_sweep owns the backend names and rejects others in one line
+    parser.add_argument("--backend", default="local", help="local (processes on this machine, default) or ray")
     parser.add_argument("--settings", type=Path, help="YAML/JSON file of training settings")
     for name, kind in SETTING_FLAGS:
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
@@ -68,7 +68,7 @@ def absolute_paths(spec: dict) -> dict:
 
 
 def _one_data_spec(args: argparse.Namespace, text: str) -> dict:
-    from cbat.data import TASKS
+    from cbat.data.tasks import TASKS
 
     text = text.strip()
     if text.startswith("{"):
@@ -103,8 +103,11 @@ def settings_overrides(args: argparse.Namespace) -> dict:
     return settings
 
 
-def execute(spec: SweepSpec, args: argparse.Namespace) -> int:
-    """Run the spec, print the results table, return 0 when every run succeeded else 1."""
+def execute(spec, args: argparse.Namespace) -> int:
+    """Run the spec (a ``cbat.sweep.SweepSpec``), print the results table, return 0 when every run succeeded
+    else 1."""
+    from cbat.sweep import run_sweep
+
     results = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
                         retry_failed=getattr(args, "retry_failed", False), progress=not args.no_progress)
     columns = ["run_id", "status", "aupr", "auroc", "f1", "ece", "mean_prob", "base_rate"]
@@ -124,6 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cbat.sweep import SweepSpec
+
     if args.config is not None:
         variant = {"name": CBATConfig.from_file(args.config).name, "config": str(args.config)}
     else:

@@ -3,18 +3,33 @@
 ``synthetic`` builds the embedded benchmark, ``load`` reads tables / FASTA triplets / coordinates + genome,
 ``split`` makes chromosome, cell-line or (with a warning) random splits; the no-sequence baselines are
 ``propensity_baseline`` (pair leakage, any dataset) and ``distance_baseline`` (data with coordinates).
-"""
-from cbat.data.dataset import EPIDataset
-from cbat.data.distance import distance_baseline, distance_scores, genomic_distance
-from cbat.data.encoding import ONEHOT_TABLE, SequenceError, decode, encode, onehot
-from cbat.data.loaders import DataError, load, load_coordinates, load_fasta_triplet
-from cbat.data.oracle import oracle_scores
-from cbat.data.propensity import propensity_baseline, propensity_scores
-from cbat.data.splits import SPLITS, Split, split
-from cbat.data.synthetic import synthetic
-from cbat.data.tasks import TASKS
 
-__all__ = ["EPIDataset", "DataError", "ONEHOT_TABLE", "SPLITS", "SequenceError", "Split", "TASKS", "decode",
-           "distance_baseline", "distance_scores", "encode", "genomic_distance", "load", "load_coordinates",
-           "load_fasta_triplet", "onehot", "oracle_scores", "propensity_baseline", "propensity_scores", "split",
-           "synthetic"]
+The names load on first use (PEP 562), as in ``cbat``: building the CLI's parser reads ``cbat.data.tasks`` and
+the generator's defaults without importing scikit-learn or torch.
+"""
+from importlib import import_module
+
+# public name -> the submodule that defines it
+_EXPORTS = {"EPIDataset": "dataset", "distance_baseline": "distance", "distance_scores": "distance",
+            "genomic_distance": "distance", "ONEHOT_TABLE": "encoding", "SequenceError": "encoding",
+            "decode": "encoding", "encode": "encoding", "onehot": "encoding", "DataError": "loaders",
+            "load": "loaders", "load_coordinates": "loaders", "load_fasta_triplet": "loaders",
+            "oracle_scores": "oracle", "propensity_baseline": "propensity", "propensity_scores": "propensity",
+            "SPLITS": "splits", "Split": "splits", "split": "splits", "synthetic": "synthetic", "TASKS": "tasks"}
+__all__ = sorted(_EXPORTS)
+_SUBMODULES = {"background", "cache", "dataset", "distance", "encoding", "loaders", "loci", "motifs", "oracle",
+               "propensity", "splits", "synthetic", "tasks"}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(f"cbat.data.{_EXPORTS[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBMODULES:  # cbat.data.loaders.FORMATS and the like work after a bare `import cbat.data`
+        return import_module(f"cbat.data.{name}")
+    raise AttributeError(f"module 'cbat.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

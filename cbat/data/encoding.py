@@ -8,8 +8,13 @@ both sides (centred); longer ones are cropped around their centre.
 """
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch loads on the first one-hot: generating or reading data needs only numpy
+    import torch
 
 BASES = "ACGT"
 SYMBOLS = "ACGTNRYSWKMBDHV"
@@ -34,7 +39,6 @@ def _build_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 ONEHOT_TABLE, _ASCII_TO_CODE, _COMPLEMENT = _build_tables()
 _ONEHOT_T = np.ascontiguousarray(ONEHOT_TABLE.T)  # [4, n_codes]
-_ONEHOT_TORCH_T = torch.from_numpy(_ONEHOT_T)
 _SYMBOL_BYTES = np.frombuffer(SYMBOLS.encode("ascii"), dtype=np.uint8)
 
 
@@ -113,9 +117,18 @@ def reverse_complement(codes: np.ndarray) -> np.ndarray:
     return _COMPLEMENT[codes][..., ::-1]
 
 
+@cache
+def _onehot_torch_t() -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(_ONEHOT_T)
+
+
 def onehot(codes: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 codes ``[B, L]`` -> float32 one-hot ``[B, 4, L]`` by one table lookup."""
+    import torch
+
     if torch.is_tensor(codes):
-        return _ONEHOT_TORCH_T[:, codes.long()].movedim(0, -2).contiguous()
+        return _onehot_torch_t()[:, codes.long()].movedim(0, -2).contiguous()
     # Indexing the transposed table writes [4, B, L] directly: one gather, one cheap axis swap.
     return torch.from_numpy(np.ascontiguousarray(np.moveaxis(_ONEHOT_T[:, codes], 0, -2)))
