@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from cbat.data.encoding import ONEHOT_TABLE
 from cbat.data.tasks import NO_CAUSE
+from diagnostics.motifs import MAX_SEQLETS
 
 DELTA_THRESHOLD = 0.05  # |IG convergence delta| in logit units above which a loop is flagged
 MAX_STEPS = 800  # cap of the adaptive doubling: 50 -> 100 -> 200 -> 400 -> 800
@@ -559,7 +560,7 @@ def trust_table(loops: pd.DataFrame, seqlets: pd.DataFrame, flags: pd.DataFrame)
 def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db=None, n_shuffles: int = 10,
                   n_steps: int = 50, internal_batch_size: int | None = 64, n_ism: int | None = None,
                   delta_threshold: float = DELTA_THRESHOLD, max_steps: int = MAX_STEPS, seed: int = 0,
-                  seqlet_width: int = 15, seqlet_z: float = 3.0, max_seqlets: int = 5, ism_background: int = 50,
+                  seqlet_width: int = 15, seqlet_z: float = 3.0, max_seqlets: int = MAX_SEQLETS, ism_background: int = 50,
                   min_agreement: float = MIN_AGREEMENT, progress: bool = True) -> LoopReport:
     """Attribute the chosen loops and annotate them: converged IG, seqlets, JASPAR motifs with families, ISM check.
 

@@ -256,18 +256,25 @@ def _fetch_jaspar(ids, collection, tax_group, release):
 
 # --- seqlets -----------------------------------------------------------------------------------
 
+# Seqlets per sequence at most. At 5 the cap, not the threshold, set the count on every side of the quick report's
+# loops (a diffuse promoter carries a six-site cluster and a two-site decoy pair); at 10 the threshold decides
+# (7.9 per side on those loops, 8.2 with no cap at all).
+MAX_SEQLETS = 10
+
+
 def smooth(scores: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average of per-base scores (zero beyond the ends)."""
     return uniform_filter1d(np.asarray(scores, dtype=float), size=width, mode="constant")
 
 
-def call_seqlets(scores: np.ndarray, width: int = 15, z: float = 3.0, max_seqlets: int = 5) -> pd.DataFrame:
+def call_seqlets(scores: np.ndarray, width: int = 15, z: float = 3.0, max_seqlets: int = MAX_SEQLETS) -> pd.DataFrame:
     """High-attribution windows of one sequence's per-base scores.
 
     Windows of ``width`` bases are taken greedily around the highest peaks of |smoothed scores| (as in
     TF-MoDISco, a site can push the logit either way); a peak counts when it is above
     ``median + z * 1.4826 * MAD`` of that track (a robust z-score within the sequence). Neighbours of a taken
-    window are suppressed so seqlets do not overlap.
+    window are suppressed so seqlets do not overlap. ``max_seqlets`` only bounds the work per sequence: the
+    threshold should decide how many sites a sequence has.
 
     Returns
     -------
@@ -293,7 +300,7 @@ def call_seqlets(scores: np.ndarray, width: int = 15, z: float = 3.0, max_seqlet
 
 
 def annotate_seqlets(scores: dict[str, np.ndarray], codes: dict[str, np.ndarray], loops: pd.DataFrame,
-                     db: MotifDB, width: int = 15, z: float = 3.0, max_seqlets: int = 5, flank: int = 10,
+                     db: MotifDB, width: int = 15, z: float = 3.0, max_seqlets: int = MAX_SEQLETS, flank: int = 10,
                      alpha: float = 0.05, family_threshold: float = FAMILY_SIMILARITY) -> pd.DataFrame:
     """Seqlets of every loop and side, each with its best and runner-up JASPAR match: the tidy motif table.
 

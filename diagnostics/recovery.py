@@ -89,18 +89,25 @@ def site_scores(scores: np.ndarray, truth: pd.DataFrame, pair_indices, side: str
 
 
 def motif_identity(seqlets: pd.DataFrame, truth: pd.DataFrame, pair_indices) -> pd.DataFrame:
-    """For each planted causal motif: its top overlapping seqlet and whether that names the right matrix.
+    """For each planted causal motif: the seqlet that covers it and whether that names the right matrix.
 
-    ``seqlets`` is the table of :func:`diagnostics.motifs.annotate_seqlets` (``loop`` = pair index). ``match``
-    is ``"exact"`` (same base id), ``"family"`` (the planted id is in the match's family), ``"wrong"`` or
-    ``"none"`` (no matched seqlet overlaps the site); ``correct`` counts exact and family matches.
+    ``seqlets`` is the table of :func:`diagnostics.motifs.annotate_seqlets` (``loop`` = pair index). The site's
+    seqlet is the one overlapping it over the most bases (ties: the larger |score|), not the strongest of all
+    that touch it: a neighbour's window that reaches a few bases into the site's flank names the neighbour.
+    ``match`` is ``"exact"`` (same base id), ``"family"`` (the planted id is in the match's family), ``"wrong"``
+    or ``"none"`` (the covering seqlet has no significant match, or no seqlet overlaps the site); ``correct``
+    counts exact and family matches.
     """
     causal = truth[(truth["role"] == "causal") & truth["pair_index"].isin(set(map(int, pair_indices)))]
     rows = []
     for site in causal.itertuples():
         mine = seqlets[(seqlets["loop"] == site.pair_index) & (seqlets["side"] == site.side)
                        & (seqlets["start"] < site.end) & (seqlets["end"] > site.start)]
-        top = mine.loc[mine["score"].abs().idxmax()] if len(mine) else None
+        top = None
+        if len(mine):
+            overlap = np.minimum(mine["end"], site.end) - np.maximum(mine["start"], site.start)
+            order = np.lexsort((-mine["score"].abs().to_numpy(), -overlap.to_numpy()))
+            top = mine.iloc[order[0]]
         match = "none"
         if top is not None and top["matched"]:
             family = {_base_id(i) for i in str(top.get("family_ids") or top["motif_id"]).split(";")}

@@ -52,6 +52,32 @@ def test_seqlets_sit_on_the_peaks_and_do_not_overlap():
     assert M.call_seqlets(np.random.default_rng(1).normal(0, 1, 300), z=6.0).empty
 
 
+def test_the_threshold_not_the_cap_decides_how_many_sites_a_sequence_has():
+    # a diffuse promoter: a cluster of six sites plus a two-site pair, all clearly above the background
+    scores = np.random.default_rng(3).normal(0, 0.01, 600)
+    for start in (40, 90, 140, 190, 240, 290, 420, 500):
+        scores[start:start + 12] += 0.5
+    seqlets = M.call_seqlets(scores)
+    assert len(seqlets) == 8
+    for start in (40, 90, 140, 190, 240, 290, 420, 500):  # each site sits inside one seqlet
+        assert ((seqlets["start"] <= start + 2) & (seqlets["end"] >= start + 10)).sum() == 1
+
+
+def test_a_site_is_named_by_the_seqlet_that_covers_it():
+    from diagnostics.recovery import motif_identity
+
+    truth = pd.DataFrame({"pair_index": [7], "side": ["enhancer"], "motif_id": ["MA0139.2"], "motif_name": ["CTCF"],
+                          "start": [60], "end": [79], "strand": ["+"], "role": ["causal"], "strength": [4.0]})
+    seqlets = pd.DataFrame({  # a neighbour's window reaches 5 bases into the site and scores higher
+        "loop": [7, 7], "side": ["enhancer", "enhancer"], "start": [50, 65], "end": [65, 80], "score": [1.3, 0.6],
+        "matched": [False, True], "motif_id": ["MA0830.3", "MA0139.2"], "family_ids": [None, "MA0139.2;MA1929.2"]})
+    found = motif_identity(seqlets, truth, [7])
+    assert found.loc[0, "seqlet_motif_id"] == "MA0139.2" and found.loc[0, "match"] == "exact"
+    # with the covering window gone, the neighbour's unmatched window is all that touches the site
+    alone = motif_identity(seqlets.iloc[:1], truth, [7])
+    assert alone.loc[0, "found"] and alone.loc[0, "match"] == "none"
+
+
 def test_annotated_table_summary_and_cross_side_pairs(db):
     rng = np.random.default_rng(2)
     enhancer = rng.integers(0, 4, (2, 120)).astype(np.uint8)
