@@ -25,6 +25,17 @@ def test_help_loads_no_training_stack():
     assert out.strip() == "[]"
 
 
+def test_lazy_data_names_survive_their_submodules_loading():
+    # cbat.data.synthetic is both a function and a submodule: once the parser has imported the submodule (and
+    # anything else has imported every other one) each public name must still be the function or class.
+    code = ("import importlib, types; from cbat.cli import build_parser; build_parser(); import cbat.data; "
+            "[importlib.import_module('cbat.data.' + m) for m in cbat.data._SUBMODULES]; "
+            "print([n for n in cbat.data.__all__ if isinstance(getattr(cbat.data, n), types.ModuleType)], "
+            "len(cbat.data.synthetic('long_range', n_pairs=8, seed=0)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] 8"
+
+
 def test_wrong_backend_is_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "runs"
     assert main(["train", "--backend", "bogus", "--out", str(out), *TINY]) == 2

@@ -33,3 +33,8 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
+
+# The generator shares its submodule's name: importing ``cbat.data.synthetic`` (as the CLI's parser does) binds
+# the package attribute to the module, so the function is bound here, after it (numpy and pandas only).
+from cbat.data.synthetic import synthetic  # noqa: E402
