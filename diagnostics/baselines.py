@@ -4,7 +4,11 @@ alone, with a flag for each run that does not beat the better of the two.
 On TargetFinder-style data both are strong: distance alone is competitive within a cell type (BENGI,
 Moore et al. 2020) and propensity alone even under proper splits (Mao, Kostka & Chikina). A run "beats the
 baselines" only when the paired bootstrap interval over test pairs of (run - better baseline) on the chosen
-metric lies above zero (``cbat.stats.paired_bootstrap``, the sweep's own interval method).
+metric lies above zero (``cbat.stats.paired_bootstrap``, the sweep's own interval method), and only for a run
+that learnt (``cbat.metrics.learnt``, the guard every comparison checks): a run at chance is shown with its
+numbers but compared with nothing. Against a propensity baseline with nothing to go on (every score tied, AUPR
+= the positive share) even a random ranking's AUPR lies above it on a small test set, so without the guard a
+run on labels independent of the sequences could "beat" it.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from cbat.stats import _score, paired_bootstrap
 from diagnostics.io import Sweep, load_sweep
 
 BASELINES = ("distance", "propensity")
-COLUMNS = ["split", "cell_line", "pooled", "kind", "name", "run_id", "seed", "aupr", "auroc", "n_test",
+COLUMNS = ["split", "cell_line", "pooled", "kind", "name", "run_id", "seed", "learnt", "aupr", "auroc", "n_test",
            "better_baseline", "diff", "ci_low", "ci_high", "beats_baselines"]
 ALL = "all"
 
@@ -65,7 +69,7 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
         (split, cell_line, run) with ``kind="model"``, where ``better_baseline`` names the stronger baseline
         on that group, ``diff`` = run - better baseline, ``ci_low``/``ci_high`` its interval and
         ``beats_baselines`` whether the interval excludes 0 on the good side (missing where the group holds
-        one class). ``pooled`` rows cover every test pair (``cell_line`` is the held-out cell line, or
+        one class, and for a run whose ``learnt`` is False: its record's guard says it did not learn). ``pooled`` rows cover every test pair (``cell_line`` is the held-out cell line, or
         ``"all"`` when the test set holds several, each of which then gets its own rows too).
     """
     from cbat.sweep import load_data, make_split
@@ -96,21 +100,22 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
                 scored = mask & ~np.isnan(probs)
                 row = _row(split_name, cell, "model", run.variant, labels[scored], probs[scored], run.run_id,
                            int(run.seed))
-                row.update(better_baseline=better, pooled=bool(mask.all()))
+                row.update(better_baseline=better, pooled=bool(mask.all()), learnt=bool(run.learnt))
                 if np.unique(labels[scored]).size == 2:  # one class: no ranking metric, nothing to compare
                     interval = paired_bootstrap(labels[scored], scores[better][scored], probs[scored], metric,
                                                 n_boot, level, seed)
                     row.update(diff=interval["mean_diff"], ci_low=interval["ci_low"], ci_high=interval["ci_high"],
-                               beats_baselines=bool(interval["ci_low"] > 0))
+                               beats_baselines=bool(interval["ci_low"] > 0) if run.learnt else None)
                 rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS).astype({"seed": "Int64"})
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"seed": "Int64", "learnt": "boolean"})
 
 
 def run_flags(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: ``run_id, variant, split, beats_baselines, better_baseline, diff, ci_low, ci_high`` on
-    all its test pairs; ``beats_baselines`` False flags a run that does not beat the better no-sequence baseline."""
+    """One row per run: ``run_id, variant, split, learnt, beats_baselines, better_baseline, diff, ci_low, ci_high``
+    on all its test pairs; ``beats_baselines`` False flags a run that does not beat the better no-sequence baseline,
+    missing one that did not learn (nothing compared)."""
     models = table[(table["kind"] == "model") & table["pooled"]]
-    return models.rename(columns={"name": "variant"})[["run_id", "variant", "split", "beats_baselines",
+    return models.rename(columns={"name": "variant"})[["run_id", "variant", "split", "learnt", "beats_baselines",
                                                        "better_baseline", "diff", "ci_low", "ci_high"]] \
         .reset_index(drop=True)
 
@@ -136,9 +141,13 @@ def baselines_note(sweep_dir, table: Optional[pd.DataFrame] = None) -> str:
                 "propensity baseline scores each pair by its elements' training positive rate; both are trained "
                 "on the same split as the models. A model means something only where it beats the better one.")
     if table is not None and not table.empty:
-        beats = run_flags(table)["beats_baselines"].eq(True)  # missing (one-class test set) counts as not beating
+        flags = run_flags(table)
+        beats = flags["beats_baselines"].eq(True)  # missing (one-class test set, not learnt) counts as not beating
         text += (f" {int(beats.sum())} of {len(beats)} runs beat the better baseline (95% paired bootstrap interval "
                  "over test pairs above 0).")
+        unlearnt = int((~flags["learnt"].fillna(True).astype(bool)).sum())
+        if unlearnt:
+            text += f" {unlearnt} did not learn (the guard) and are compared with nothing."
     return text
 
 
@@ -148,5 +157,7 @@ def show(table: pd.DataFrame, sweep_dir: str | Path | Sweep) -> None:
 
     display(Markdown(baselines_note(sweep_dir, table)))
     verdicts = table["beats_baselines"].map({True: "beats baselines", False: "DOES NOT BEAT BASELINES"})
-    flag = np.where(table["kind"] != "model", "", verdicts.fillna("one class: no comparison"))
+    unlearnt = table["learnt"].eq(False).fillna(False).to_numpy(dtype=bool)  # baseline rows hold no guard (NA)
+    missing = np.where(unlearnt, "not learnt: no comparison", "one class: no comparison")
+    flag = np.where(table["kind"] != "model", "", verdicts.fillna(pd.Series(missing, index=table.index)))
     display(table.drop(columns=["run_id", "pooled", "beats_baselines"]).assign(flag=flag).round(3))

@@ -91,8 +91,9 @@ def test_baselines_table_shows_both_baselines_and_flags_a_model_that_does_not_be
     test = make_split(ds, "chrom", 0).test
     y = ds.labels[test]
     good = np.clip(0.05 + 0.9 * y + rng.normal(0, 0.05, test.size), 0.01, 0.99)   # knows the answer
+    weak = np.clip(0.5 + 0.15 * (y - 0.5) + rng.normal(0, 0.25, test.size), 0.01, 0.99)  # learnt, less than distance
     bad = rng.uniform(0.01, 0.99, test.size)                                        # knows nothing
-    _write_sweep(tmp_path / "sweep", data_path, {"good": good, "bad": bad}, "chrom")
+    _write_sweep(tmp_path / "sweep", data_path, {"good": good, "weak": weak, "bad": bad}, "chrom")
 
     result = baselines_table(tmp_path / "sweep", n_boot=300)
     baselines = result[result["kind"] == "baseline"]
@@ -103,9 +104,13 @@ def test_baselines_table_shows_both_baselines_and_flags_a_model_that_does_not_be
     assert distance_all["auroc"] > 0.7 and distance_all["n_test"] == test.size
     flags = run_flags(result).set_index("variant")
     assert bool(flags.loc["good", "beats_baselines"]) and flags.loc["good", "ci_low"] > 0
-    assert not bool(flags.loc["bad", "beats_baselines"]) and flags.loc["bad", "diff"] < 0
-    assert flags.loc["bad", "better_baseline"] == "distance"
-    assert "1 of 2 runs beat" in baselines_note(tmp_path / "sweep", result)
+    assert flags.loc["weak", "learnt"] and flags.loc["weak", "beats_baselines"] is False
+    assert flags.loc["weak", "diff"] < 0 and flags.loc["weak", "better_baseline"] == "distance"
+    # a run at chance keeps its numbers but is compared with nothing (the learnt guard)
+    assert not flags.loc["bad", "learnt"] and pd.isna(flags.loc["bad", "beats_baselines"])
+    assert np.isfinite(flags.loc["bad", "diff"])
+    note = baselines_note(tmp_path / "sweep", result)
+    assert "1 of 3 runs beat" in note and "1 did not learn" in note
 
 
 def test_cell_line_hold_out_baselines_over_loaded_files(tmp_path):
@@ -121,8 +126,9 @@ def test_cell_line_hold_out_baselines_over_loaded_files(tmp_path):
     result = baselines_table(tmp_path / "sweep", n_boot=100)
     distance_row = result[(result["kind"] == "baseline") & (result["name"] == "distance")].iloc[0]
     assert distance_row["cell_line"] == "NHEK" and distance_row["pooled"]          # the held-out line's own row
-    assert distance_row["auroc"] > 0.98 and len(result) == 3                      # a constant model cannot beat it
-    assert not run_flags(result)["beats_baselines"].iloc[0]
+    assert distance_row["auroc"] > 0.98 and len(result) == 3
+    flags = run_flags(result)  # a constant model did not learn: not compared, so it cannot "beat" anything
+    assert not flags["learnt"].iloc[0] and pd.isna(flags["beats_baselines"].iloc[0])
 
 
 def test_note_says_distance_is_planted_uninformative_on_the_embedded_benchmark(tmp_path):
