@@ -371,7 +371,8 @@ def motif_summary(table: pd.DataFrame) -> pd.DataFrame:
     summary = (matched.groupby(["cell_line", "side", "motif_id", "motif_name", "family"], dropna=False)
                .agg(n_seqlets=("loop", "size"), n_loops=("loop", "nunique"), total_score=("score", "sum"),
                     mean_score=("score", "mean")).reset_index())
-    summary["loop_fraction"] = summary["n_loops"] / summary["cell_line"].map(loops_per_line)
+    # as floats: with no matched seqlet (a model at chance) the empty aggregation leaves string-typed columns
+    summary["loop_fraction"] = summary["n_loops"].astype(float) / summary["cell_line"].map(loops_per_line).astype(float)
     columns = ["cell_line", "side", "motif_id", "motif_name", "family", "n_seqlets", "n_loops", "loop_fraction",
                "total_score", "mean_score"]
     return summary[columns].sort_values(["cell_line", "side", "n_loops", "total_score"],
@@ -397,5 +398,5 @@ def motif_pairs(table: pd.DataFrame) -> pd.DataFrame:
             counts[key] = counts.get(key, 0) + 1
     columns = ["cell_line", "enhancer_motif_id", "enhancer_motif", "promoter_motif_id", "promoter_motif", "n_loops"]
     pairs = pd.DataFrame([(*key, n) for key, n in counts.items()], columns=columns)
-    pairs["loop_fraction"] = pairs["n_loops"] / pairs["cell_line"].map(loops_per_line)
+    pairs["loop_fraction"] = pairs["n_loops"].astype(float) / pairs["cell_line"].map(loops_per_line).astype(float)
     return pairs.sort_values(["cell_line", "n_loops"], ascending=[True, False], ignore_index=True)

@@ -78,6 +78,15 @@ def test_a_site_is_named_by_the_seqlet_that_covers_it():
     assert alone.loc[0, "found"] and alone.loc[0, "match"] == "none"
 
 
+def test_tables_of_a_model_with_no_matched_seqlet_are_empty_not_an_error():
+    # a model at chance: seqlets exist but none matches a motif significantly
+    table = pd.DataFrame({"loop": [1, 1, 2], "cell_line": ["A", "A", "B"], "side": ["enhancer", "promoter", "enhancer"],
+                          "matched": [False] * 3, "motif_id": ["x", "y", "z"], "motif_name": ["x", "y", "z"],
+                          "family": [None] * 3, "score": [1.0, 2.0, 3.0]})
+    summary, pairs = M.motif_summary(table), M.motif_pairs(table)
+    assert summary.empty and pairs.empty and "loop_fraction" in summary and "loop_fraction" in pairs
+
+
 def test_annotated_table_summary_and_cross_side_pairs(db):
     rng = np.random.default_rng(2)
     enhancer = rng.integers(0, 4, (2, 120)).astype(np.uint8)

@@ -64,3 +64,18 @@ def test_train_command_writes_a_run_folder(tmp_path, capsys):
     assert record["status"] == "ok" and record["settings"]["epochs"] == 1
     assert list(pd.read_parquet(out / "results.parquet").run_id) == ["baseline__s0__chrom"]
     assert "baseline__s0__chrom" in capsys.readouterr().out
+
+
+def test_attribute_warns_when_the_run_did_not_learn(tmp_path, capsys):
+    # labels permuted (the null control): the run's record says it did not learn, and attribution says so
+    out = tmp_path / "null"
+    data = json.dumps({"task": "long_range", "n_pairs": 120, "seed": 0, "permute_labels": 0})
+    assert main(["train", "--preset", "baseline", "--data", data, "--out", str(out), *TINY[2:]]) == 0
+    run = out / "runs" / "baseline__s0__chrom"
+    assert json.loads((run / "record.json").read_text())["learnt"]["learnt"] is False
+    capsys.readouterr()
+    assert main(["attribute", "--run", str(run), "--top", "1", "--n-shuffles", "1", "--n-steps", "8",
+                 "--max-steps", "8", "--ism", "0", "--no-progress", "--out", str(tmp_path / "att")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: baseline__s0__chrom did not learn" in err and "model at chance" in err
+    assert (tmp_path / "att" / "report.html").is_file()
