@@ -183,6 +183,10 @@ def effects_frame(effects: list[Optional[Effect]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+WATERFALL_COLUMNS = ["step", "kind", "add_one_in", "add_ci_low", "add_ci_high", "leave_one_out", "loo_ci_low",
+                     "loo_ci_high", "n_seeds", "run_ids"]
+
+
 def waterfall(sweep: Sweep | str, metric: str = "aupr", **kwargs) -> pd.DataFrame:
     """Per factor of ``cbat.ablations.FACTORS`` present in the sweep: the add-one-in effect
     (``baseline+<f>`` − baseline) and the leave-one-out effect (cbat_v2 − ``cbat_v2-<f>``), each with its
@@ -190,7 +194,8 @@ def waterfall(sweep: Sweep | str, metric: str = "aupr", **kwargs) -> pd.DataFram
     what the single-factor steps leave unexplained of cbat_v2 − baseline.
 
     Columns: step, kind ("absolute", "factor", "interactions", "total"), add_one_in, add_ci_low, add_ci_high,
-    leave_one_out, loo_ci_low, loo_ci_high, n_seeds, run_ids. ``kwargs`` go to ``effect``.
+    leave_one_out, loo_ci_low, loo_ci_high, n_seeds, run_ids (``WATERFALL_COLUMNS``; no rows when the sweep
+    holds no single-factor twin and not both references). ``kwargs`` go to ``effect``.
     """
     sweep = load_sweep(sweep)
     variants = set(sweep.runs["variant"])
@@ -210,13 +215,13 @@ def waterfall(sweep: Sweep | str, metric: str = "aupr", **kwargs) -> pd.DataFram
                      "run_ids": sorted({r for e in (add, loo) if e for r in e.run_ids})})
     total = effect(sweep, full, base, metric, **kwargs) if {base, full} <= variants else None
     if total is None:
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=WATERFALL_COLUMNS)
     explained = sum(r["add_one_in"] for r in rows if not np.isnan(r["add_one_in"]))
     head = {"step": base, "kind": "absolute", "add_one_in": total.reference_mean}
     rest = [{"step": "interactions", "kind": "interactions", "add_one_in": total.mean_diff - explained},
             {"step": full, "kind": "total", "add_one_in": total.treatment_mean, "add_ci_low": total.ci_low,
              "add_ci_high": total.ci_high, "n_seeds": total.n_seeds, "run_ids": list(total.run_ids)}]
-    return pd.DataFrame([head] + rows + rest)
+    return pd.DataFrame([head] + rows + rest, columns=WATERFALL_COLUMNS)
 
 
 def waterfall_figure(table: pd.DataFrame, metric: str = "aupr") -> go.Figure:
@@ -245,7 +250,10 @@ def waterfall_figure(table: pd.DataFrame, metric: str = "aupr") -> go.Figure:
                      "arrayminus": loo["leave_one_out"] - loo["loo_ci_low"]}))
         fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "title": f"leave-one-out Δ{label}",
                                   "zeroline": True})
-    return styled(fig, f"From baseline to cbat_v2: {label} per mechanism (95% CI)", "", label)
+    title = f"From baseline to cbat_v2: {label} per mechanism (95% CI)"
+    if table.empty:
+        title += ": nothing to show, the sweep holds no single-factor twin (baseline+<factor>, cbat_v2-<factor>)"
+    return styled(fig, title, "", label)
 
 
 def forest_figure(effects: pd.DataFrame) -> go.Figure:

@@ -237,6 +237,22 @@ def test_v1d_finds_upward_drift_with_recall_inflation(tmp_path):
     assert {c.metric for c in v.colour} == {"recall", "precision"} and v.colour[0].mean_diff > 0
 
 
+def test_a_sweep_without_twins_gives_an_empty_waterfall_with_its_columns_and_gate_page_is_skipped(tmp_path):
+    # what `cbat report --variants baseline,no_cross` holds: no single-factor twin, no gate
+    from cbat.report import ReportParams, plan_notebooks
+    from diagnostics.ablation import WATERFALL_COLUMNS
+
+    configs = {"baseline": BASE, "no_cross": cbat.preset("no_cross")}
+    path = write_sweep(tmp_path / "s", configs, [0, 1], probs_with_noise(0.5))
+    steps = waterfall(path, n_boot=N_BOOT)
+    assert steps.empty and list(steps.columns) == WATERFALL_COLUMNS
+    assert "nothing to show" in waterfall_figure(steps).layout.title.text
+    pages = {job.name for job in plan_notebooks(ReportParams(), path, tmp_path / "report")}
+    assert "gate_explorer" not in pages and "ablation_report" in pages
+    gated = write_sweep(tmp_path / "g", {**configs, "cbat_v2": cbat.preset("cbat_v2")}, [0], probs_with_noise(0.5))
+    assert "gate_explorer" in {job.name for job in plan_notebooks(ReportParams(), gated, tmp_path / "report")}
+
+
 def test_assess_returns_every_hypothesis_and_the_waterfall(tmp_path):
     names = ["baseline", "cbat_v2", "baseline+window", "cbat_v2-window"]
     from cbat.ablations import add_one_in, leave_one_out
