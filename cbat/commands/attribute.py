@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         run_path = rundir.run_dir(run_path, run_id)
     model, dataset, predictions = load_run(run_path, args.device,
                                            data_spec(args) if args.data is not None else None)
-    guard = rundir.read_record(rundir.run_file(run_path, "record")).get("learnt") or {}
+    record = rundir.run_file(run_path, "record")  # a bare checkpoint folder may have none: nothing to warn about
+    guard = (rundir.read_record(record).get("learnt") or {}) if record.is_file() else {}
     if guard.get("learnt") is False:  # still attributed on request, but never read as an explanation
         print(f"cbat attribute: warning: {Path(run_path).name} did not learn ({guard.get('reason')}); its "
               "attributions explain a model at chance", file=sys.stderr)
