@@ -60,8 +60,7 @@ class GateExplorer:
 
     def __init__(self, sweep_dir: str | Path) -> None:
         self.sweep = load_sweep(sweep_dir)
-        ok = self.sweep.ok()
-        self.run_ids = [r for r in ok["run_id"] if self.sweep.config(r).get("gate", "none") != "none"]
+        self.run_ids = gates.gated_runs(self.sweep)
         if not self.run_ids:
             raise ValueError(f"{self.sweep.path}: no finished run has gates (config 'gate' is 'none' everywhere)")
         self.run_id, self.block, self.step = self.run_ids[0], None, None

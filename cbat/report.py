@@ -732,6 +732,7 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
     Every job gets the same parameter pool (the notebook keeps the ones it declares), then the quick
     sizes, then the user's per-notebook overrides.
     """
+    from diagnostics.gates import gated_runs
     from diagnostics.io import load_sweep
 
     from cbat.train import TrainSettings
@@ -758,17 +759,13 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
             for run in explored:
                 jobs.append(NotebookJob(f"{source.stem}__{run['variant']}", source,
                                         {**parameters, "run_id": run["run_id"]}, f"{title}: {run['variant']}"))
-        elif source.stem == "gate_explorer" and not _has_gates(sweep):
+        elif source.stem == "gate_explorer" and not gated_runs(sweep):
             # a page about gates has nothing to show on a sweep without them (e.g. --variants baseline,no_cross)
             log("[report]   gate_explorer: skipped (no finished run has gates; add cbat_v1, cbat_v2 or a gate twin)")
         else:
             jobs.append(NotebookJob(source.stem, source, parameters, title,
                                     cost=NOTEBOOK_COST.get(source.stem, 1.0)))
     return jobs
-
-
-def _has_gates(sweep) -> bool:
-    return any(sweep.config(run_id).get("gate", "none") != "none" for run_id in sweep.ok()["run_id"])
 
 
 def _first_run_per_variant(sweep) -> list[dict]:

@@ -145,7 +145,7 @@ def baselines_note(sweep_dir, table: Optional[pd.DataFrame] = None) -> str:
         beats = flags["beats_baselines"].eq(True)  # missing (one-class test set, not learnt) counts as not beating
         text += (f" {int(beats.sum())} of {len(beats)} runs beat the better baseline (95% paired bootstrap interval "
                  "over test pairs above 0).")
-        unlearnt = int((~flags["learnt"].fillna(True).astype(bool)).sum())
+        unlearnt = int(flags["learnt"].eq(False).fillna(False).sum())
         if unlearnt:
             text += f" {unlearnt} did not learn (the guard) and are compared with nothing."
     return text

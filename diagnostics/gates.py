@@ -14,6 +14,11 @@ from diagnostics.figures import require_columns, run_keys, styled
 GATE_STATISTICS = ("mean", "std", "frac_saturated", "frac_low", "frac_high", "sample_var")
 
 
+def gated_runs(sweep) -> list[str]:
+    """Finished runs of a ``diagnostics.io.Sweep`` whose config has gates (``gate`` other than "none")."""
+    return [r for r in sweep.ok()["run_id"] if sweep.config(r).get("gate", "none") != "none"]
+
+
 def gate_rows(trace: pd.DataFrame) -> pd.DataFrame:
     """The gate rows of a trace, with a ``gate`` column (attn/joint/ffn)."""
     require_columns(trace, ["name", "block", "kind", "site", "statistic", "step", "value"], "gate_rows")

@@ -8,6 +8,7 @@ The names load on first use (PEP 562), as in ``cbat``: building the CLI's parser
 the generator's defaults without importing scikit-learn or torch.
 """
 from importlib import import_module
+from pkgutil import iter_modules
 
 # public name -> the submodule that defines it
 _EXPORTS = {"EPIDataset": "dataset", "distance_baseline": "distance", "distance_scores": "distance",
@@ -17,8 +18,7 @@ _EXPORTS = {"EPIDataset": "dataset", "distance_baseline": "distance", "distance_
             "oracle_scores": "oracle", "propensity_baseline": "propensity", "propensity_scores": "propensity",
             "SPLITS": "splits", "Split": "splits", "split": "splits", "synthetic": "synthetic", "TASKS": "tasks"}
 __all__ = sorted(_EXPORTS)
-_SUBMODULES = {"background", "cache", "dataset", "distance", "encoding", "loaders", "loci", "motifs", "oracle",
-               "propensity", "splits", "synthetic", "tasks"}
+_SUBMODULES = {module.name for module in iter_modules(__path__)}
 
 
 def __getattr__(name: str):
