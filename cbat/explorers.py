@@ -27,7 +27,7 @@ from cbat.hooks import AttentionMeta, attention_stats
 from cbat.layers.attention import AttentionCore, temperature_override, tempered_cores
 from cbat.report import captioned, static_output
 from diagnostics import gates
-from diagnostics.attention import profile_from_pattern
+from diagnostics.attention import attention_runs, profile_from_pattern
 from diagnostics.figures import styled
 from diagnostics.io import load_sweep
 
@@ -241,8 +241,7 @@ class AttentionExplorer:
         from cbat.sweep import load_data
 
         sweep = load_sweep(sweep_dir)
-        ok = sweep.ok()
-        with_attention = [r for r in ok["run_id"] if sweep.config(r).get("interaction") != "none"]
+        with_attention = attention_runs(sweep)
         if run_id is None:
             if not with_attention:
                 raise ValueError(f"{sweep.path}: no finished run has attention")

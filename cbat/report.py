@@ -770,8 +770,10 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
 
 def _first_run_per_variant(sweep) -> list[dict]:
     """The lowest-seed finished run of each variant that has attention (the no_cross control has none)."""
-    runs = sweep.ok().drop_duplicates("variant")
-    return [row for row in runs.to_dict("records") if sweep.config(row["run_id"]).get("interaction") != "none"]
+    from diagnostics.attention import attention_runs
+
+    with_attention = set(attention_runs(sweep))
+    return [row for row in sweep.ok().drop_duplicates("variant").to_dict("records") if row["run_id"] in with_attention]
 
 
 def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path = NOTEBOOK_DIR,

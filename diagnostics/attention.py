@@ -22,6 +22,12 @@ ATTENTION_STATISTICS = ("entropy", "effective_tokens", "topk_mass", "zero_fracti
                         "mean_distance_bp", "far_mass", "mass_beyond_window")
 
 
+def attention_runs(sweep) -> list[str]:
+    """Finished runs of a ``diagnostics.io.Sweep`` whose model has attention (the ``no_cross`` control has none),
+    sorted by variant and seed (``Sweep.ok``)."""
+    return [r for r in sweep.ok()["run_id"] if sweep.config(r).get("interaction") != "none"]
+
+
 # --- from summary traces ---------------------------------------------------------------------------
 def attention_timeline(trace: pd.DataFrame, per_head: bool = False) -> pd.DataFrame:
     """Wide per-step attention statistics per run and pattern hook (head -1 = mean over heads unless

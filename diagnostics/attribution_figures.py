@@ -6,7 +6,9 @@ both kinds of figure live in the same notebook output and in the same offline HT
 from __future__ import annotations
 
 import base64
+import html
 import io
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -116,7 +118,7 @@ def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attr
                plotly_js: bool | str = True) -> None:
     """One HTML page of figures and tables, written atomically; works offline.
 
-    ``sections`` holds ``(heading, figure or DataFrame)`` pairs in page order. ``plotly_js`` True inlines
+    ``sections`` holds ``(heading, figure, DataFrame or text)`` pairs in page order. ``plotly_js`` True inlines
     plotly.js; a relative path to a local ``.js`` file loads that instead (a report's shared copy).
     """
     from cbat.rundir import write_text
@@ -127,6 +129,8 @@ def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attr
         if isinstance(item, go.Figure):
             parts.append(item.to_html(full_html=False, include_plotlyjs=with_js))
             with_js = False
+        elif isinstance(item, str):
+            parts.append(f"<p>{html.escape(item)}</p>")
         else:
             parts.append(pd.DataFrame(item).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + title + "</title><style>body{font-family:"
@@ -136,14 +140,15 @@ def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attr
 
 
 def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6,
-                      plotly_js: bool | str = True) -> dict[str, str]:
+                      plotly_js: bool | str = True, warnings: Sequence[str] = ()) -> dict[str, str]:
     """Write a :class:`diagnostics.attribution.LoopReport` as files a user can open.
 
     Tables as Parquet and CSV (``loops``, ``trust``, ``seqlets``, ``motif_summary``, ``motif_pairs``,
     ``ism_check``, ``recovery_groups`` with a truth),
     ``recovery.json`` when the data carry a truth, ``attribution.npz`` (per-base scores and pair indices) and
     ``report.html`` (tracks of the ``n_tracks`` most confident loops, logos of the top seqlets, the tables;
-    ``plotly_js`` as in ``write_html``). Every file is written atomically.
+    ``plotly_js`` as in ``write_html``), which opens with the ``warnings`` (e.g. "the run did not learn").
+    Every file is written atomically.
 
     Returns
     -------
@@ -175,7 +180,7 @@ def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6,
 
     atomic_write(out_dir / "attribution.npz", save_scores)
     written["attribution"] = str(out_dir / "attribution.npz")
-    sections: list[tuple[str, object]] = [
+    sections: list[tuple[str, object]] = [("Warning", text) for text in warnings] + [
         ("How far to trust each loop and side: IG steps and convergence delta (flagged = not converged), "
          "Pearson of IG and of saliency with in-silico mutagenesis (ism_flag = IG disagrees where saliency "
          "agrees), strongest matched motif with its family", report.trust),

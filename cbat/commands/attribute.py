@@ -83,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
                                            data_spec(args) if args.data is not None else None)
     record = rundir.run_file(run_path, "record")  # a bare checkpoint folder may have none: nothing to warn about
     guard = (rundir.read_record(record).get("learnt") or {}) if record.is_file() else {}
+    warnings = []
     if guard.get("learnt") is False:  # still attributed on request, but never read as an explanation
-        print(f"cbat attribute: warning: {Path(run_path).name} did not learn ({guard.get('reason')}); its "
-              "attributions explain a model at chance", file=sys.stderr)
+        warnings.append(f"{Path(run_path).name} did not learn ({guard.get('reason')}); its attributions explain a "
+                        "model at chance")
+        print(f"cbat attribute: warning: {warnings[-1]}", file=sys.stderr)
     loops = select_loops(predictions, top=args.top, threshold=args.threshold,
                          by=None if args.by == "pooled" else args.by)
     if loops.empty:
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                            n_steps=args.n_steps, internal_batch_size=args.internal_batch_size, n_ism=args.ism,
                            delta_threshold=args.delta_threshold, max_steps=args.max_steps, seed=args.seed,
                            progress=not args.no_progress)
-    written = write_loop_report(report, args.out)
+    written = write_loop_report(report, args.out, warnings=warnings)
     flagged, disagree = int(report.loops["flagged"].sum()), int(report.trust["ism_flag"].sum())
     print("\n".join(report.summary_lines()), file=sys.stderr)
     print(f"cbat attribute: {len(loops)} loops, {len(report.seqlets)} seqlets; {flagged} not converged at "
