@@ -117,6 +117,9 @@ class SweepSpec:
             parse_split(split)
         if not isinstance(self.data, dict) or not ({"task", "path"} & set(self.data)):
             raise ValueError(f"sweep spec: 'data' must be a mapping with 'task' or 'path', got {self.data!r}")
+        unknown = sorted(set(self.data) - data_keys(self.data))
+        if unknown:
+            raise ValueError(f"sweep spec 'data': unexpected {unknown}; expected keys {sorted(data_keys(self.data))}")
         TrainSettings.from_dict(self.settings, "sweep spec 'settings'")
         self.built_design()
 
@@ -240,6 +243,18 @@ def _load_data_cached(key: str):
     # the null control: the same pairs with labels independent of the sequences (planted truth no longer applies)
     labels = np.random.default_rng(int(permute)).permutation(dataset.labels)
     return dataclasses.replace(dataset, labels=labels, truth=None)
+
+
+def data_keys(spec: dict) -> set[str]:
+    """Keys a data spec may hold: ``task`` and the arguments of ``cbat.data.synthetic``, or ``path`` and those of
+    ``cbat.data.load``; either with ``permute_labels`` (the null control)."""
+    import inspect
+
+    import cbat.data
+
+    loader = cbat.data.synthetic if "task" in spec else cbat.data.load
+    names = list(inspect.signature(loader).parameters)
+    return set(names[1:]) | {"task" if "task" in spec else "path", "permute_labels"}
 
 
 def load_data(spec: dict):
@@ -476,6 +491,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}; expected a positive integer")
     sweep_dir = Path(out_dir)
+    if not rundir.sweep_file(sweep_dir).exists():
+        load_data(spec.data)  # bad data fail before the folder is written, so the corrected command can use it
     sweep_dir.mkdir(parents=True, exist_ok=True)
     _prepare(spec, sweep_dir)
     runs = spec.runs()

@@ -44,6 +44,24 @@ def test_wrong_backend_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_bad_data_fails_before_the_sweep_folder_is_written(tmp_path, capsys):
+    # the corrected command must be able to use the same --out (a written sweep.json would hold the bad spec)
+    table = tmp_path / "pairs.csv"
+    table.write_text("enhancer_seq,promoter_seq,label,cell_line\nACGTACGTAAACGTACGTAA,GGGCCCGGGCCC,2,GM12878\n")
+    out = tmp_path / "runs"
+    assert main(["sweep", "--data", str(table), "--out", str(out), *TINY[2:]]) == 2
+    assert "line 2, field 'label': '2' is not 0 or 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_data_spec_key_that_no_loader_takes_is_one_line(tmp_path, capsys):
+    spec = json.dumps({"task": "long_range", "n_pairs": 40, "enhancer_length": 600})
+    assert main(["sweep", "--data", spec, "--out", str(tmp_path / "runs"), *TINY[2:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unexpected ['enhancer_length']" in err and "'enhancer_len'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "no_such_task_or_file", "--out", "x"], "neither a synthetic task"),
     (["sweep", "--variants", "cbat_v9", "--out", "x"], "unknown variant 'cbat_v9'"),

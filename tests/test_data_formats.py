@@ -70,6 +70,29 @@ def test_bengi_pairs_load_with_annotations():
     assert decode(ds.promoter[0]) == _genome_seq("1")[13819:13919]
 
 
+def test_bengi_files_of_two_cell_lines_keep_their_shared_pairs(tmp_path):
+    # BENGI's cell lines share cCRE-gene pairs (HeLa and NHEK both list EH37E0511410-ENSG00000270677.1):
+    # each cell line's copy is a sample of its own, whatever its label there
+    rows = (BENGI / "NHEK.HiC-Benchmark.v3.txt").read_text().splitlines()
+    k562 = tmp_path / "K562.HiC-Benchmark.v3.txt"
+    k562.write_text("\n".join([rows[0].replace("\t1 \t", "\t0 \t"), rows[1]]) + "\n")
+    ds = load([BENGI / "NHEK.HiC-Benchmark.v3.txt", k562], genome=GENOME, ccres=BENGI / "hg19-cCREs.bed",
+              tss=BENGI / "GENCODEv19-TSSs.bed", enhancer_len=100, promoter_len=100)
+    assert len(ds) == 6 and ds.cell_lines == ["K562", "NHEK"]
+    shared = ds.meta["enhancer_name"] == "EH37E0776604"
+    assert sorted(zip(ds.meta.loc[shared, "cell_line"], ds.labels[shared])) == [("K562", 0), ("NHEK", 1)]
+
+
+def test_bengi_promoter_is_the_genes_tss_on_the_enhancers_chromosome(tmp_path):
+    # a gene with a TSS on another chromosome nearer in position (a PAR gene's chrY copy): never chosen
+    tss = tmp_path / "tss.bed"
+    tss.write_text((BENGI / "GENCODEv19-TSSs.bed").read_text()
+                   + "chr2\t1600\t1600\tENST00000999999.1\t.\t+\tENSG00000185305.6\n")
+    ds = load(BENGI / "NHEK.HiC-Benchmark.v3.txt", genome=GENOME, ccres=BENGI / "hg19-cCREs.bed", tss=tss,
+              enhancer_len=100, promoter_len=100)
+    assert ds.meta["promoter_start"].iloc[0] == 13869 and ds.meta["promoter_chrom"].iloc[0] == "chr1"
+
+
 def test_bengi_without_annotations_says_what_it_needs():
     with pytest.raises(DataError, match="ccres=.*tss="):
         load(BENGI / "NHEK.HiC-Benchmark.v3.txt", genome=GENOME)
@@ -78,6 +101,48 @@ def test_bengi_without_annotations_says_what_it_needs():
 def test_fasta_triplet_folder_keeps_working():
     ds = load(FIXTURES / "fasta")
     assert len(ds) == 3 and ds.cell_lines == ["GM12878"] and list(ds.meta["chrom"]) == ["chr1"] * 3
+
+
+def test_fasta_folder_pairs_each_enhancer_file_with_its_own_promoter_file(tmp_path):
+    # EPIANN-style folders hold a training and a test triplet per cell line; any directory order
+    records = {"": ("chr1:1000-4000", "chr1:14000-16000", "1"), "_test": ("chr2:100-400", "chr2:17000-19000", "0")}
+    for tag, (enh, prom, label) in records.items():
+        (tmp_path / f"K562_enhancer{tag}.fasta").write_text(f">{enh}\nACGTACGT\n")
+        (tmp_path / f"K562_promoter{tag}.fasta").write_text(f">{prom}\nGGGGCCCC\n")
+        (tmp_path / f"K562_label{tag}.txt").write_text(f"{label}\n")
+    ds = load(tmp_path)
+    pairs = sorted(zip(ds.meta["enhancer_id"], ds.meta["promoter_id"], ds.labels))
+    assert pairs == [("chr1:1000-4000", "chr1:14000-16000", 1), ("chr2:100-400", "chr2:17000-19000", 0)]
+    assert ds.cell_lines == ["K562"] and sorted(ds.meta["chrom"]) == ["chr1", "chr2"]
+
+
+def test_a_triplet_loaded_by_file_takes_its_cell_line_from_the_name():
+    ds = load(FIXTURES / "fasta" / "GM12878_enhancer.fa", promoter=FIXTURES / "fasta" / "GM12878_promoter.fa",
+              labels=FIXTURES / "fasta" / "GM12878_label.txt")
+    assert ds.cell_lines == ["GM12878"]
+
+
+def test_a_replaced_genome_is_read_afresh_not_through_its_old_index(tmp_path):
+    genome = tmp_path / "genome.fa"
+    shutil.copy(GENOME, genome)
+    load(HUVEC, genome=genome, enhancer_len=200, promoter_len=100)  # writes genome.fa.fai
+    contigs = GENOME.read_text().split(">")[1:]
+    genome.write_text("".join(">" + block for block in [contigs[1], contigs[0], *contigs[2:]]))  # contigs reordered
+    fai = genome.with_suffix(".fa.fai")
+    __import__("os").utime(fai, (fai.stat().st_mtime - 60,) * 2)  # the index predates the new FASTA
+    ds = load(HUVEC, genome=genome, enhancer_len=200, promoter_len=100)
+    assert decode(ds.enhancer[0]) == _genome_seq("1")[1400:1600]
+
+
+def test_chromosome_names_are_one_spelling_so_a_chromosome_split_cannot_leak(tmp_path):
+    # TargetFinder writes chr1; a table from elsewhere writes 1: both are chromosome 1
+    other = _rewrite(tmp_path, NHEK, lambda f: f.assign(enhancer_chrom=f["enhancer_chrom"].str.replace("chr", ""),
+                                                          promoter_chrom=f["promoter_chrom"].str.replace("chr", "")))
+    ds = load([HUVEC, other], genome=GENOME, enhancer_len=100, promoter_len=100)
+    assert set(ds.meta["chrom"]) <= {"chr1", "chr2", "chrX"}
+    s = split(ds, by="chrom", seed=0)
+    for part in (s.train, s.val):
+        assert not set(ds.meta["chrom"].iloc[part]) & set(ds.meta["chrom"].iloc[s.test])
 
 
 def _rewrite(tmp_path, source, transform, name="pairs.csv"):

@@ -65,6 +65,37 @@ def test_table_formats_round_trip(tmp_path, suffix):
     assert ds.meta["promoter_id"].nunique() == 3
 
 
+def test_tables_without_pair_ids_keep_every_pair_across_files(tmp_path):
+    # ids default to the pair's two sequences: two files of one cell line do not clash on row numbers,
+    # and the same pair written twice is one pair
+    first = _write_csv(tmp_path, _table(cell_line="GM12878"), "a.csv")
+    second = _write_csv(tmp_path, _table(cell_line="GM12878", enhancer_seq=["TTTTACGTAA", "GGGGTTAANN", "AAAA"]),
+                        "b.csv")
+    assert len(load([first, second])) == 6
+    assert len(load([first, first])) == 3
+
+
+def test_header_names_are_read_without_surrounding_spaces(tmp_path):
+    path = tmp_path / "pairs.csv"
+    text = _table().to_csv(index=False)
+    header, rest = text.split("\n", 1)
+    path.write_text(", ".join(header.split(",")) + " \n" + rest)  # "enhancer_seq, promoter_seq, ..., chrom "
+    ds = load(path)
+    assert list(ds.labels) == [1, 0, 1] and ds.cell_lines == ["GM12878", "K562"]
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, "3000", True])
+def test_window_lengths_must_be_positive_whole_numbers(tmp_path, value):
+    with pytest.raises(DataError, match=f"enhancer_len={value!r}; expected a positive whole number"):
+        load(_write_csv(tmp_path, _table()), enhancer_len=value)
+
+
+def test_a_folder_written_by_cbat_synth_loads_without_its_truth_file(tmp_path):
+    _write_csv(tmp_path, _table(), "bench.csv")
+    pd.DataFrame({"side": ["enhancer"], "motif_id": ["MA0139.2"]}).to_csv(tmp_path / "bench.truth.csv", index=False)
+    assert len(load(tmp_path)) == 3
+
+
 def test_table_fixed_lengths_centre_crop_and_pad(tmp_path):
     path = tmp_path / "pairs.csv"
     _table().to_csv(path, index=False)
@@ -152,6 +183,8 @@ def _bad_cases():
         ("non-integer start", coords(_coords(enhancer_start=["100", "ten"])),
          ["line 3", "'enhancer_start'", "'ten'", "not an integer"]),
         ("coordinates without genome", table(_coords()), ["needs genome="]),
+        ("fasta label line of several words", triplet(">a\nACGT\n", ">p\nACGT\n", "1 0 1\n"),
+         ["c_label.txt", "label 1", "'1 0 1' is not 0 or 1"]),
     ]
 
 

@@ -29,14 +29,15 @@ and the columns seen):
   gene's TSS nearest the enhancer, as BENGI's own distance method (``Scripts/Unsupervised-Methods/
   rank.distance.py``); the cell line is the file name's prefix;
 * ``fasta``: FASTA triplets (SPEID / EPIVAN): enhancer FASTA, promoter FASTA and a labels file (one 0/1 per
-  line), or a folder holding ``<cell>_enhancer.fa[sta][.gz]``, ``<cell>_promoter...`` and
-  ``<cell>_label[s].txt``.
+  line), or a folder holding ``<cell>_enhancer[<tag>].fa[sta][.gz]``, ``<cell>_promoter[<tag>]...`` and
+  ``<cell>_label[s][<tag>].txt`` (a tag such as ``_test`` tells several triplets of one cell line apart).
 
 Coordinates are read from a genome FASTA with ``pyfaidx`` (contig names with or without ``chr``), each region
 centred and cut to a fixed window (default 3000 / 2000 bp, the log's), padded with N where the window runs
 off a contig. Several files (a list, or a folder of tables) load into one dataset, so a cell line can be
 held out. Columns a format carries beyond the ones read (distances, names, windows, CV groups, features)
-stay in ``meta``.
+stay in ``meta``. ``meta["chrom"]`` has one spelling per chromosome (``canonical_chrom``), and a pair id counts
+once per cell line (``_check_duplicates``).
 """
 from __future__ import annotations
 
@@ -103,13 +104,16 @@ def load(path, *, promoter=None, labels=None, genome=None, cell_line: str | None
     ccres, tss : path, optional
         BENGI's annotation BEDs (``hg19-cCREs.bed.gz``, ``GENCODEv19-TSSs.bed.gz``) for BENGI pair files.
     """
+    for name, value in (("enhancer_len", enhancer_len), ("promoter_len", promoter_len)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise DataError(f"load: {name}={value!r}; expected a positive whole number of bases (or None)")
     options = dict(promoter=promoter, labels=labels, genome=genome, cell_line=cell_line, enhancer_len=enhancer_len,
                    promoter_len=promoter_len, ccres=ccres, tss=tss)
     if isinstance(path, (list, tuple)):
         if not path:
             raise DataError("load: an empty list of paths; expected at least one data file")
         parts = [load(p, **options) for p in path]
-        return parts[0] if len(parts) == 1 else concat(parts, enhancer_len, promoter_len)
+        return parts[0] if len(parts) == 1 else concat(parts, enhancer_len, promoter_len, [str(p) for p in path])
     path = Path(path)
     if path.is_dir():
         return _load_folder(path, options)
@@ -118,7 +122,9 @@ def load(path, *, promoter=None, labels=None, genome=None, cell_line: str | None
     if path.name.lower().endswith(FASTA_SUFFIXES):
         if promoter is None or labels is None:
             raise DataError(f"{path}: a FASTA enhancer file needs promoter=<FASTA> and labels=<file>")
-        return load_fasta_triplet(path, promoter, labels, cell_line or "unknown", enhancer_len, promoter_len)
+        match = _triplet_enhancer(path)
+        return load_fasta_triplet(path, promoter, labels, cell_line or (match["cell"] if match else "unknown"),
+                                  enhancer_len, promoter_len)
     kind, table = sniff(path)
     if kind == "bengi":
         return load_bengi(path, genome, ccres, tss, cell_line, enhancer_len, promoter_len, table)
@@ -131,10 +137,12 @@ def load(path, *, promoter=None, labels=None, genome=None, cell_line: str | None
     raise DataError(f"{path}: unrecognised format; columns seen {list(table.columns)[:20]}; known formats: {known}")
 
 
-def concat(parts: list[EPIDataset], enhancer_len: int | None = None, promoter_len: int | None = None) -> EPIDataset:
+def concat(parts: list[EPIDataset], enhancer_len: int | None = None, promoter_len: int | None = None,
+           sources: list[str] | None = None) -> EPIDataset:
     """One dataset from several (e.g. one file per cell line), sequences refitted to common lengths.
 
-    A pair id that occurs twice keeps its first copy; with conflicting labels it is an error.
+    A pair id that occurs twice in one cell line keeps its first copy; with conflicting labels it is an error
+    naming the two ``sources`` (default "part k of the list"). The same pair in two cell lines is two samples.
     """
     width_e = enhancer_len or max(p.enhancer_len for p in parts)
     width_p = promoter_len or max(p.promoter_len for p in parts)
@@ -145,7 +153,8 @@ def concat(parts: list[EPIDataset], enhancer_len: int | None = None, promoter_le
     source = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
     meta = pd.concat([p.meta for p in parts], ignore_index=True)
     labels = np.concatenate([p.labels for p in parts])
-    keep = _check_duplicates("load", meta, labels, lambda row: f"part {source[row] + 1} of the list")
+    names = sources or [f"part {k + 1} of the list" for k in range(len(parts))]
+    keep = _check_duplicates("load", meta, labels, lambda row: names[source[row]])
     return EPIDataset(np.concatenate([refit(p.enhancer, width_e) for p in parts])[keep],
                       np.concatenate([refit(p.promoter, width_p) for p in parts])[keep],
                       labels[keep], meta.iloc[keep].reset_index(drop=True))
@@ -155,11 +164,19 @@ def _load_folder(folder: Path, options: dict) -> EPIDataset:
     """A folder of FASTA triplets, else every table directly inside it."""
     if any(_triplet_enhancer(p) for p in folder.iterdir()):
         return _load_fasta_folder(folder, options["enhancer_len"], options["promoter_len"])
-    tables = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(TABLE_SUFFIXES))
+    tables = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(TABLE_SUFFIXES)
+                    and not _is_truth_companion(p))
     if not tables:
         raise DataError(f"{folder}: no data files; expected tables ({', '.join(TABLE_SUFFIXES)}) or FASTA triplets "
                         "<cell>_enhancer.fa, <cell>_promoter.fa, <cell>_label.txt")
     return load(tables, **options)
+
+
+def _is_truth_companion(path: Path) -> bool:
+    """``<stem>.truth.<ext>`` next to ``<stem>.<ext>``: the planted motifs ``cbat synth`` writes beside its data."""
+    name = path.name
+    stem, dot, ext = name.partition(".truth.")
+    return bool(dot) and (path.parent / f"{stem}.{ext}").is_file()
 
 
 # --- recognising a file ----------------------------------------------------------------------------------
@@ -213,7 +230,7 @@ def read_table(path: Path, names=None) -> pd.DataFrame:
         raise DataError(f"{path}: cannot be read as a table ({str(err).splitlines()[0]})") from None
     if table.empty:
         raise DataError(f"{path}: the table has no rows")
-    return table
+    return table.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)  # "label " is "label"
 
 
 def _line(path: Path, row: int, header: bool = True) -> str:
@@ -235,8 +252,26 @@ def _labels(path: Path, values, where) -> np.ndarray:
     mapped = text.map({"0": 0, "1": 1, "0.0": 0, "1.0": 1, "true": 1, "false": 0})
     bad = np.flatnonzero(mapped.isna().to_numpy())
     if bad.size:
-        raise DataError(f"{path}: {where(bad[0])}, field 'label': {values[bad[0]]!r} is not 0 or 1")
+        raise DataError(f"{path}: {where(bad[0])}, field 'label': {str(values[bad[0]])!r} is not 0 or 1")
     return mapped.to_numpy(dtype=np.int64)
+
+
+_PRIMARY_CONTIG = re.compile(r"(\d+|X|Y|M|MT)", re.IGNORECASE)
+
+
+def canonical_chrom(values) -> np.ndarray:
+    """Chromosome names in one spelling, so a chromosome split cannot put ``1`` in training and ``chr1`` in
+    test: surrounding spaces dropped, ``chr`` prefixed to primary contigs (``1``, ``X``, ``chrx`` ->
+    ``chr1``, ``chrX``; ``MT`` -> ``chrM``); other names (scaffolds, "unknown") as written."""
+    out = []
+    for value in np.asarray(values, dtype=object):
+        name = str(value).strip()
+        bare = name[3:] if name.lower().startswith("chr") else name
+        if _PRIMARY_CONTIG.fullmatch(bare):
+            bare = bare.upper()
+            name = "chrM" if bare in ("M", "MT") else "chr" + bare
+        out.append(name)
+    return np.array(out, dtype=object)
 
 
 def _sequence_id(seq: str) -> str:
@@ -244,27 +279,33 @@ def _sequence_id(seq: str) -> str:
 
 
 def _check_duplicates(path, meta: pd.DataFrame, labels: np.ndarray, where) -> np.ndarray:
-    """Keep the first of duplicate pair ids; conflicting labels are an error. Returns rows to keep."""
-    frame = pd.DataFrame({"pair_id": meta["pair_id"].to_numpy(), "label": labels})
-    conflicting = frame.groupby("pair_id")["label"].nunique()
+    """Keep the first of duplicate pair ids within a cell line; conflicting labels are an error. Returns rows to
+    keep. (BENGI's files of two cell lines share cCRE-gene pairs: each cell line's copy is its own sample.)"""
+    frame = pd.DataFrame({"cell_line": meta["cell_line"].astype(str).to_numpy(),
+                          "pair_id": meta["pair_id"].astype(str).to_numpy(), "label": labels})
+    key = ["cell_line", "pair_id"]
+    conflicting = frame.groupby(key)["label"].nunique()
     conflicting = conflicting[conflicting > 1]
     if len(conflicting):
-        pid = conflicting.index[0]
-        rows = np.flatnonzero(frame["pair_id"].to_numpy() == pid)
-        raise DataError(f"{path}: pair_id {pid!r} appears at {where(rows[0])} and {where(rows[1])} with "
+        cell, pid = conflicting.index[0]
+        rows = np.flatnonzero((frame["pair_id"].to_numpy() == pid) & (frame["cell_line"].to_numpy() == cell))
+        raise DataError(f"{path}: pair_id {pid!r} ({cell}) appears at {where(rows[0])} and {where(rows[1])} with "
                         "conflicting labels; expected one label per pair")
-    return np.flatnonzero(~frame["pair_id"].duplicated().to_numpy())
+    return np.flatnonzero(~frame.duplicated(key).to_numpy())
 
 
 def _meta(table: pd.DataFrame, enhancer_seqs, promoter_seqs) -> pd.DataFrame:
     n = len(table)
     get = lambda col, default: table[col].astype(str).to_numpy() if col in table.columns else default  # noqa: E731
+    enhancer_id = get("enhancer_id", np.array([_sequence_id(s) for s in enhancer_seqs]))
+    promoter_id = get("promoter_id", np.array([_sequence_id(s) for s in promoter_seqs]))
     meta = pd.DataFrame({
-        "pair_id": get("pair_id", np.array([f"pair{i:06d}" for i in range(n)])),
+        # without ids, a pair is its two sequences: ids stay distinct across files, and a repeated pair is one
+        "pair_id": get("pair_id", np.char.add(np.char.add(enhancer_id.astype(str), "~"), promoter_id.astype(str))),
         "cell_line": get("cell_line", np.full(n, "unknown")),
-        "chrom": get("chrom", np.full(n, "unknown")),
-        "enhancer_id": get("enhancer_id", np.array([_sequence_id(s) for s in enhancer_seqs])),
-        "promoter_id": get("promoter_id", np.array([_sequence_id(s) for s in promoter_seqs])),
+        "chrom": canonical_chrom(get("chrom", np.full(n, "unknown"))),
+        "enhancer_id": enhancer_id,
+        "promoter_id": promoter_id,
     })
     # Any further columns (loci, mechanism ...) ride along unchanged.
     extra = [c for c in table.columns if c not in meta.columns and c not in ("enhancer_seq", "promoter_seq", "label")]
@@ -338,14 +379,16 @@ def _read_labels(path: Path) -> np.ndarray:
     return _labels(path, np.array(values), lambda row: f"label {row + 1}")
 
 
-_LOCUS = re.compile(r"^(chr[\w]+)[:_]")
+# A locus in a FASTA header's first word: chr3:1000-4000, 3:1000-4000, chr3_1000_4000, GM12878|chr3:1000-4000.
+_LOCUS = re.compile(r"(?:^|\|)((?:chr)?[A-Za-z0-9.]+)[:_]\d+[-_]\d+")
 
 
 def load_fasta_triplet(enhancer, promoter, labels, cell_line: str = "unknown", enhancer_len=None,
                        promoter_len=None) -> EPIDataset:
     """Pairs from an enhancer FASTA, a promoter FASTA (record i pairs with record i) and a labels file.
 
-    A header that starts with a locus (``chr3:1000-4000``) gives the pair's chromosome.
+    A header holding a locus (``chr3:1000-4000``, ``3:1000-4000``, ``GM12878|chr3:1000-4000``) gives the pair's
+    chromosome.
     """
     enhancer, promoter, labels = Path(enhancer), Path(promoter), Path(labels)
     enh, prom, y = read_fasta(enhancer), read_fasta(promoter), _read_labels(labels)
@@ -359,34 +402,45 @@ def load_fasta_triplet(enhancer, promoter, labels, cell_line: str = "unknown", e
                                        names=[f"record {i + 1} ({n})" for i, (n, _) in enumerate(records)]))
         except SequenceError as err:
             raise DataError(str(err)) from None
-    chrom = [m.group(1) if (m := _LOCUS.match(name)) else "unknown" for name, _ in enh]
+    chrom = canonical_chrom([m.group(1) if (m := _LOCUS.search(name)) else "unknown" for name, _ in enh])
     meta = pd.DataFrame({"pair_id": [f"{cell_line}|{e}|{p}" for (e, _), (p, _) in zip(enh, prom)],
                          "cell_line": cell_line, "chrom": chrom,
                          "enhancer_id": [n for n, _ in enh], "promoter_id": [n for n, _ in prom]})
     return _assemble(labels, encoded[0], encoded[1], y, meta, lambda row: f"record {row + 1}")
 
 
-_TRIPLET_ENHANCER = re.compile(r"(.+)_enhancers?(\.fa|\.fasta|\.fna)(\.gz)?$", re.IGNORECASE)
+# <cell>_enhancer[s][<tag>].fa[sta|.fna][.gz]; the tag (e.g. "_test") names one triplet of several per cell line.
+_TRIPLET = r"(?P<cell>.+?)_{kind}(?P<tag>[_.-][A-Za-z0-9]+)?(?P<ext>\.(?:fa|fasta|fna)(?:\.gz)?)$"
+_TRIPLET_ENHANCER = re.compile(_TRIPLET.format(kind="enhancers?"), re.IGNORECASE)
 
 
 def _triplet_enhancer(path: Path):
     return _TRIPLET_ENHANCER.match(path.name)
 
 
+def _companion(folder: Path, enhancer: Path, pattern: str, what: str) -> Path:
+    """The one file of ``folder`` whose name matches ``pattern`` (the enhancer's cell line and tag filled in)."""
+    found = sorted(p for p in folder.iterdir() if p.is_file() and re.fullmatch(pattern, p.name, re.IGNORECASE))
+    if len(found) != 1:
+        raise DataError(f"{folder}: {enhancer.name} needs exactly one {what}; found "
+                        f"{[p.name for p in found] or 'none'}")
+    return found[0]
+
+
 def _load_fasta_folder(folder: Path, enhancer_len, promoter_len) -> EPIDataset:
-    parts = []
+    parts, names = [], []
     for enhancer in sorted(folder.iterdir()):
         match = _triplet_enhancer(enhancer)
         if not match:
             continue
-        cell = match.group(1)
-        promoter = next((p for p in folder.glob(f"{cell}_promoter*") if p.name.lower().endswith(FASTA_SUFFIXES)),
-                        None)
-        labels = next(iter(sorted(folder.glob(f"{cell}_label*"))), None)
-        if promoter is None or labels is None:
-            raise DataError(f"{folder}: {enhancer.name} has no matching {cell}_promoter.fa and {cell}_label.txt")
+        cell, tag = match["cell"], match["tag"] or ""
+        promoter = _companion(folder, enhancer, re.escape(cell) + "_promoters?" + re.escape(tag) + r"\.(?:fa|fasta|fna)(?:\.gz)?",
+                              f"promoter FASTA {cell}_promoter{tag}.fa")
+        labels = _companion(folder, enhancer, re.escape(cell) + "_?labels?" + re.escape(tag) + r"\.(?:txt|csv|tsv)(?:\.gz)?",
+                            f"labels file {cell}_label{tag}.txt")
         parts.append(load_fasta_triplet(enhancer, promoter, labels, cell, enhancer_len, promoter_len))
-    return parts[0] if len(parts) == 1 else concat(parts, enhancer_len, promoter_len)
+        names.append(str(enhancer))
+    return parts[0] if len(parts) == 1 else concat(parts, enhancer_len, promoter_len, names)
 
 
 # --- coordinates + genome --------------------------------------------------------------------------------
@@ -421,7 +475,8 @@ def open_genome(genome):
     if not genome.is_file():
         raise DataError(f"{genome}: genome FASTA not found")
     try:
-        return pyfaidx.Fasta(str(genome), sequence_always_upper=True, rebuild=False)
+        # rebuild: an index older than the FASTA (the genome replaced, its .fai left) is read again, not trusted
+        return pyfaidx.Fasta(str(genome), sequence_always_upper=True)
     except (pyfaidx.FastaIndexingError, OSError, ValueError) as err:
         raise DataError(f"{genome}: cannot index the genome FASTA ({err})") from None
 
@@ -471,7 +526,7 @@ def load_coordinates(path, genome, enhancer_len: int = DEFAULT_LENGTHS[0], promo
     else:
         pair_id = [f"{c}|{e}|{p}" for c, e, p in zip(cells, loci["enhancer"], loci["promoter"])]
     meta = pd.DataFrame({"pair_id": pair_id, "cell_line": cells,
-                         "chrom": table["enhancer_chrom"].astype(str).to_numpy(),
+                         "chrom": canonical_chrom(table["enhancer_chrom"].to_numpy()),
                          "enhancer_id": loci["enhancer"], "promoter_id": loci["promoter"]})
     extra = [c for c in table.columns if c not in meta.columns and c != "label"]
     meta = pd.concat([meta, table[extra].reset_index(drop=True)], axis=1)
@@ -501,6 +556,9 @@ def _fetch(fasta, genome, path, where, side, chrom, start, end, length) -> np.nd
     centre = (start + end) // 2
     lo, hi = centre - length // 2, centre - length // 2 + length
     seq = fasta[contig][max(lo, 0):min(hi, size)].seq
+    if len(seq) != min(hi, size) - max(lo, 0):
+        raise DataError(f"{genome}: {contig}:{max(lo, 0)}-{min(hi, size)} reads as {len(seq)} bases; the FASTA's "
+                        "lines are not all the same length (re-wrap it, e.g. `seqkit seq -w 60`)")
     try:
         codes = encode(seq, f"{genome}: {contig}:{max(lo, 0)}-{min(hi, size)}")
     except SequenceError as err:
@@ -524,10 +582,15 @@ def _bed(path, columns: dict[int, str], what: str) -> pd.DataFrame:
         raise DataError(f"{path}: {bed.shape[1]} columns; {what} needs column {max(columns) + 1} "
                         f"({', '.join(columns.values())})")
     bed = bed[list(columns)].set_axis(list(columns.values()), axis=1)
-    bed["start"] = pd.to_numeric(bed["start"], errors="coerce")
-    if bed["start"].isna().any():
-        row = int(np.flatnonzero(bed["start"].isna().to_numpy())[0])
-        raise DataError(f"{path}: line {row + 1}, column 2: not an integer start")
+    for number, column in ((2, "start"), (3, "end")):
+        if column not in bed.columns:
+            continue
+        bed[column] = pd.to_numeric(bed[column], errors="coerce")
+        bad = np.flatnonzero(bed[column].isna().to_numpy() | (bed[column].to_numpy() % 1 != 0))
+        if bad.size:
+            raise DataError(f"{path}: line {bad[0] + 1}, column {number}: {column} is not an integer")
+        bed[column] = bed[column].astype(np.int64)
+    bed["chrom"] = canonical_chrom(bed["chrom"].to_numpy())
     return bed
 
 
@@ -545,7 +608,6 @@ def load_bengi(path, genome, ccres, tss, cell_line: str | None = None, enhancer_
     table = read_table(path, BENGI_COLUMNS) if table is None else table
     where = lambda row: _line(path, row, header=False)  # noqa: E731
     elements = _bed(ccres, {0: "chrom", 1: "start", 2: "end", 4: "ccre"}, "the cCRE BED (ccres=)")
-    elements["end"] = pd.to_numeric(elements["end"], errors="coerce")
     elements = elements.drop_duplicates("ccre").set_index("ccre")
     starts = _bed(tss, {0: "chrom", 1: "start", 6: "gene"}, "the TSS BED (tss=)")
     by_gene = {gene: group for gene, group in starts.groupby("gene")}
@@ -558,6 +620,10 @@ def load_bengi(path, genome, ccres, tss, cell_line: str | None = None, enhancer_
             raise DataError(f"{path}: {where(row)}, field 'gene': {gene[row]!r} is not in {Path(tss).name}")
         enh = elements.loc[ccre[row]]
         sites = by_gene[gene[row]]
+        sites = sites[sites["chrom"] == enh["chrom"]]  # BENGI's pairs are in cis: a PAR gene's chrY TSS is no candidate
+        if sites.empty:
+            raise DataError(f"{path}: {where(row)}: gene {gene[row]!r} has no TSS on {enh['chrom']} (cCRE "
+                            f"{ccre[row]!r}) in {Path(tss).name}; expected a pair on one chromosome")
         where_tss = sites["start"].to_numpy()
         gaps = np.minimum(np.abs(enh["start"] - where_tss), np.abs(enh["end"] - where_tss))
         best = int(np.argmin(gaps))
