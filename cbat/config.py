@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -105,11 +106,19 @@ class CBATConfig:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "config") -> "CBATConfig":
-        return cls.from_dict(yaml.safe_load(text) or {}, source)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
+        return cls.from_dict(data or {}, source)
 
     @classmethod
     def from_json(cls, text: str, source: str = "config") -> "CBATConfig":
-        return cls.from_dict(json.loads(text), source)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{source}: not valid JSON ({err})") from None
+        return cls.from_dict(data, source)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "CBATConfig":
@@ -158,9 +167,20 @@ def validate(cfg: CBATConfig) -> None:
     _choice(cfg, "gate", GATES)
     _choice(cfg, "mask_kind", MASK_KINDS)
     _choice(cfg, "interaction", INTERACTIONS)
-    for name in ("d_model", "n_heads", "n_blocks", "ffn_mult", "stem_kernel", "stem_pool", "topk"):
-        if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
-            raise ConfigError(f"field {name!r} is {getattr(cfg, name)!r}; expected a positive integer")
+    for name in ("d_model", "n_heads", "n_blocks", "ffn_mult", "stem_kernel", "stem_pool", "topk",
+                 "pos_modulation_freqs"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"field {name!r} is {value!r}; expected a positive integer")
+    for name in ("temperature", "gate_min_temperature", "gate_residual", "rope_base", "dropout", "sparsity_target",
+                 "sparsity_loss_weight", "immax_weight", "speculation_weight"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"field {name!r} is {value!r}; expected a finite number")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ConfigError(f"field 'dropout' is {cfg.dropout}; expected a probability in [0, 1)")
+    if cfg.rope_base <= 0:
+        raise ConfigError(f"field 'rope_base' is {cfg.rope_base}; expected > 0")
     if cfg.d_model % cfg.n_heads:
         raise ConfigError(f"field 'd_model' ({cfg.d_model}) must be divisible by 'n_heads' ({cfg.n_heads})")
     if cfg.rope and (cfg.d_model // cfg.n_heads) % 2:
@@ -178,13 +198,13 @@ def validate(cfg: CBATConfig) -> None:
         raise ConfigError(f"field 'temperature' is {cfg.temperature}; expected > 0")
     if cfg.gate_min_temperature <= 0 or cfg.gate_residual < 0:
         raise ConfigError("fields 'gate_min_temperature' (> 0) and 'gate_residual' (>= 0) are out of range")
-    if cfg.n_anchors < 0:
-        raise ConfigError(f"field 'n_anchors' is {cfg.n_anchors}; expected >= 0")
+    if isinstance(cfg.n_anchors, bool) or not isinstance(cfg.n_anchors, int) or cfg.n_anchors < 0:
+        raise ConfigError(f"field 'n_anchors' is {cfg.n_anchors!r}; expected an integer >= 0")
     if cfg.window_size is not None and (not isinstance(cfg.window_size, int) or cfg.window_size < 1):
         raise ConfigError(f"field 'window_size' is {cfg.window_size!r}; expected None (global) or a positive integer")
     if not 0.0 < cfg.sparsity_target < 1.0:
         raise ConfigError(f"field 'sparsity_target' is {cfg.sparsity_target}; expected a value in (0, 1)")
-    for name in ("sparsity_loss_weight", "immax_weight", "speculation_weight", "dropout"):
+    for name in ("sparsity_loss_weight", "immax_weight", "speculation_weight"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"field {name!r} is {getattr(cfg, name)}; expected >= 0")
     attends = {"joint_attn", "cross_attn"} & set(cfg.block_recipe)

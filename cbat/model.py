@@ -147,6 +147,9 @@ def _check_input(name: str, x: torch.Tensor, min_length: int) -> None:
 
 def build_model(cfg: CBATConfig, seed: int | None = None) -> PRISMBackbone:
     """Build the model for ``cfg``; with ``seed`` the initial weights are reproducible."""
+    if not isinstance(cfg, CBATConfig):
+        hint = f"cbat.preset({cfg!r})" if isinstance(cfg, str) else "cbat.preset('baseline')"
+        raise TypeError(f"build_model: expected a CBATConfig (e.g. {hint}), got {type(cfg).__name__}")
     if seed is None:
         return PRISMBackbone(cfg)
     with torch.random.fork_rng(devices=[]):

@@ -350,6 +350,7 @@ def adjust(p_values: Sequence[float], method: str = "holm", max_true: Optional[i
 
 
 NOT_LEARNT = "not learnt"
+NO_RUNS = "no paired runs"
 
 
 def _predictions(sweep_dir: Path, records: list[dict]) -> dict[tuple, pd.DataFrame]:
@@ -372,23 +373,28 @@ def compare_to_baseline(sweep_dir: str | Path, baseline: str = "baseline",
         verdict, se, df, p_value, p_adjusted (``adjust`` with ``method`` over the variants of one split and
         metric), not_learnt. Only seeds where both runs finished "ok" are paired; pairs are those all of them
         scored. When a paired run did not learn its task (``record["learnt"]``), the verdict reads "not learnt"
-        and ``not_learnt`` names the runs and why: no "beats"/"trails" rests on a model at chance.
+        and ``not_learnt`` names the runs and why: no "beats"/"trails" rests on a model at chance. A variant
+        with no seed to pair on a split (its runs failed or are not finished) keeps a row per metric whose
+        verdict reads "no paired runs", so it is not silently missing.
     """
     sweep_dir = Path(sweep_dir)
-    records = [r for r in rundir.read_records(sweep_dir) if r["status"] == "ok"]
+    every = rundir.read_records(sweep_dir)
+    records = [r for r in every if r["status"] == "ok"]
     if not any(r["variant"] == baseline for r in records):
         raise ValueError(f"{sweep_dir}: no finished run of the baseline variant {baseline!r}")
     predictions = _predictions(sweep_dir, records)
     unlearnt = {(r["variant"], r["split"], r["seed"]): f"{r['run_id']}: {r['learnt']['reason']}"
                 for r in records if not r["learnt"]["learnt"]}
     rows = []
-    variants = list(dict.fromkeys(r["variant"] for r in records if r["variant"] != baseline))
-    splits = list(dict.fromkeys(r["split"] for r in records))
+    variants = list(dict.fromkeys(r["variant"] for r in every if r["variant"] != baseline))
+    splits = list(dict.fromkeys(r["split"] for r in every))
     for variant in variants:
         for split in splits:
             seeds = sorted(s for (v, sp, s) in predictions if v == variant and sp == split
                            and (baseline, split, s) in predictions)
             if not seeds:
+                rows += [{"variant": variant, "split": split, "metric": metric, "n_seeds": 0, "n_pairs": 0,
+                          "verdict": NO_RUNS, "not_learnt": ""} for metric in metrics]
                 continue
             frames = [predictions[(who, split, s)] for s in seeds for who in (baseline, variant)]
             common = frames[0].index

@@ -491,8 +491,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}; expected a positive integer")
     sweep_dir = Path(out_dir)
-    if not rundir.sweep_file(sweep_dir).exists():
-        load_data(spec.data)  # bad data fail before the folder is written, so the corrected command can use it
+    if not rundir.sweep_file(sweep_dir).exists():  # bad data or splits fail before the folder is written, so the
+        dataset = load_data(spec.data)             # corrected command can use it
+        for split in spec.splits:
+            make_split(dataset, split, spec.split_seed)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     _prepare(spec, sweep_dir)
     runs = spec.runs()

@@ -157,8 +157,9 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
     metric : a key of ``cbat.stats.METRICS`` (ranking metrics "aupr"/"auroc" for claims).
     task, split : restrict to one (default: the task/split with most designed runs).
     causes : also fit each cause of ``record["metrics"]["test"]["per_cause"]`` (record values, so the
-        interval holds the run-to-run variance only); a cause that some run cannot score (one class of it in
-        that run's test split) is not fitted, since the design's balance needs every run.
+        interval holds the run-to-run variance only; ``n_pairs`` is that cause's test pairs); a cause that some
+        run cannot score (one class of it in that run's test split) is not fitted, since the design's balance
+        needs every run.
     n_boot, level, seed : test-pair bootstrap replicates, interval level and RNG seed.
 
     Returns
@@ -182,7 +183,8 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
             if np.isnan(scores).any():  # the design's balance needs every run; such a cause is not fitted
                 continue
             result = stats.fit_effects(columns, names, scores=scores, level=level)
-            rows += _rows(result, pooled, metric, cause)
+            n_pairs = min(int(pc[cause].get("n", 0)) for pc in per_cause)  # the cause's test pairs (same split)
+            rows += [{**row, "n_pairs": n_pairs} for row in _rows(result, pooled, metric, cause)]
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
 

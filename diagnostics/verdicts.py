@@ -510,6 +510,10 @@ STATISTICS: dict[str, Callable[[Context], Statistic]] = {
     "reliability": reliability, "far_mass": far_mass, "effective_tokens": effective_tokens,
     "depth_trouble": depth_trouble, "attended_distance": attended_distance, "anchor_usage": anchor_usage,
     "loss_dominance": loss_dominance}
+# Statistics that describe what a trained model does (where it attends, how it is calibrated): read off a model at
+# chance they explain nothing, so a "not learnt" effect shows none. The others hold for any model of the
+# architecture (the gradient top-k cuts, the 2-D grid's geometry) or read training dynamics (gates, losses, depth).
+READS_A_LEARNT_MODEL = frozenset({"far_mass", "effective_tokens", "attended_distance", "anchor_usage", "reliability"})
 
 
 def _strongly_sparse(c: dict) -> bool:
@@ -602,7 +606,7 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
     if h.rule == "statistic":  # training dynamics need no learnt model: read every finished treated run
         treated = sweep.ok(pair[0], task=eff.task or None, split=eff.split)["run_id"].tolist()
     ctx = Context(sweep, None, s, treated, reference, tuple(pair), eff)
-    if eff.n_seeds < s["min_seeds"]:
+    if eff.n_seeds < s["min_seeds"] and not eff.unlearnt:  # a side with no learnt run is "not learnt", not "few"
         return _Evidence(h, ctx=ctx, reason=f"only {eff.n_seeds} learnt run(s) on one side, need {s['min_seeds']}",
                          task=eff.task)
     return _Evidence(h, eff, colour, ctx, task=eff.task)
@@ -695,7 +699,8 @@ def judge(sweep: Sweep | str, declarations: Sequence[Hypothesis], probes: bool =
     verdicts = []
     for ev, p_raw, p_adj, p_eq in zip(gathered, p_for, adjusted[:len(gathered)], adjusted[len(gathered):]):
         statistic = None
-        if ev.ctx is not None and ev.h.statistic is not None and ev.ctx.treated:
+        at_chance = ev.effect is not None and bool(ev.effect.unlearnt) and ev.h.statistic in READS_A_LEARNT_MODEL
+        if ev.ctx is not None and ev.h.statistic is not None and ev.ctx.treated and not at_chance:
             statistic = STATISTICS[ev.h.statistic](replace(ev.ctx, probe=probe))
         effect_ = ev.effect if ev.effect is not None and not ev.reason else None
         verdict = _decide(ev, statistic, p_adj, p_eq, s)

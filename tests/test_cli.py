@@ -54,6 +54,13 @@ def test_bad_data_fails_before_the_sweep_folder_is_written(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_held_out_cell_line_missing_from_the_data_fails_before_the_folder_is_written(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["sweep", "--data", "long_range", "--splits", "cell_line:HeLa", "--out", str(out), *TINY]) == 2
+    assert "test cell line 'HeLa' is not in the data" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_data_spec_key_that_no_loader_takes_is_one_line(tmp_path, capsys):
     spec = json.dumps({"task": "long_range", "n_pairs": 40, "enhancer_length": 600})
     assert main(["sweep", "--data", spec, "--out", str(tmp_path / "runs"), *TINY[2:]]) == 2

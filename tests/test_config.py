@@ -58,11 +58,26 @@ def test_unknown_key_is_named():
     ({"temperature": 0.0}, "temperature"),
     ({"ms_kernels": [7, 16]}, "ms_kernels"),
     ({"sparsity_target": 1.5}, "sparsity_target"),
+    # values the model would only fail on later (torch's dropout check) or turn into NaN logits
+    ({"dropout": 1.5}, "'dropout' is 1.5; expected a probability"),
+    ({"rope_base": 0.0}, "'rope_base' is 0.0; expected > 0"),
+    ({"temperature": float("nan")}, "'temperature' is nan; expected a finite number"),
+    ({"gate_residual": float("nan")}, "'gate_residual'"),
+    ({"d_model": True}, "'d_model' is True; expected a positive integer"),
 ])
 def test_bad_configs_fail_with_the_field_named(change, field):
     data = {**cbat.preset("baseline").to_dict(), **change}
     with pytest.raises(ConfigError, match=field):
         CBATConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("name, text", [("bad.yaml", "d_model: [32\n"), ("bad.json", '{"d_model": 32,')])
+def test_a_file_that_does_not_parse_is_one_config_error_naming_it(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        cbat.load_config(path)
+    assert str(info.value).startswith(f"{path}: not valid ") and "\n" not in str(info.value)
 
 
 def test_no_cross_control_rejects_attention():

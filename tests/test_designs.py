@@ -116,7 +116,7 @@ def write_design_sweep(path, d, cause_metric, pooled_noise):
         p = probs_with_noise(pooled_noise(dict(zip(FACTOR_NAMES, levels))))(variant.name, row)
         pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels,
                       "logit": np.log(p / (1 - p)), "prob": p}).to_parquet(run_dir / "predictions.parquet")
-        test = {**evaluate(labels, p), "per_cause": {"planted": {"aupr": cause_metric(levels, row)}}}
+        test = {**evaluate(labels, p), "per_cause": {"planted": {"aupr": cause_metric(levels, row), "n": 40}}}
         record = {"run_id": run_id, "variant": variant.name, "seed": row, "split": "chrom", "task": "mixture",
                   "status": "ok", "error": None, "config": variant.config.to_dict(), "metrics": {"test": test},
                   "learnt": learnt(labels, p), "paths": {"predictions": "predictions.parquet"}}
@@ -139,6 +139,7 @@ def test_effects_recover_planted_coefficients_within_their_intervals(tmp_path):
     table = designed.effects(path, n_boot=30)
     cause = table[table["cause"] == "planted"].set_index("factor")
     assert list(cause.index) == FACTOR_NAMES and cause["n_runs"].eq(32).all() and cause["df"].eq(19).all()
+    assert cause["n_pairs"].eq(40).all()  # the cause's test pairs, from the records
     for factor, beta in BETA.items():
         row = cause.loc[factor]
         assert row.ci_low <= beta <= row.ci_high, (factor, beta, row.effect, row.ci_low, row.ci_high)

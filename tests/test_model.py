@@ -80,3 +80,8 @@ def test_attention_entropy_is_reported_to_the_caller_that_asks():
     assert aux == {}  # no adaptive attention ran
     # Nothing is left on the modules between forwards: the entropy goes only to the caller's dict.
     assert not any(torch.is_tensor(v) for m in v2.modules() for k, v in vars(m).items() if "entropy" in k)
+
+
+def test_build_model_names_what_it_expected_for_a_preset_name():
+    with pytest.raises(TypeError, match=r"expected a CBATConfig \(e.g. cbat.preset\('baseline'\)\), got str"):
+        cbat.build_model("baseline")

@@ -87,3 +87,12 @@ def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
     assert "chance__s0__chrom: test AUROC interval" in chance.loc["aupr", "not_learnt"]
     with pytest.raises(ValueError, match="no finished run of the baseline"):
         compare_to_baseline(tmp_path, baseline="missing")
+    # a variant whose every run failed is in the table, with nothing compared, rather than missing from it
+    run_dir = tmp_path / "runs" / "broken__s0__chrom"
+    run_dir.mkdir(parents=True)
+    rundir.write_record(run_dir / "record.json", {
+        "run_id": run_dir.name, "variant": "broken", "seed": 0, "split": "chrom", "status": "failed",
+        "error": "NumericalFault: non-finite loss at step 0", "task": "grammar", "config": {}, "metrics": {},
+        "paths": {}})
+    broken = compare_to_baseline(tmp_path, metrics=("aupr",), n_boot=20).set_index("variant").loc["broken"]
+    assert broken["verdict"] == "no paired runs" and broken["n_seeds"] == 0 and np.isnan(broken["mean_diff"])

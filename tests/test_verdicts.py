@@ -149,6 +149,22 @@ def test_a_verdict_resting_on_an_unlearnt_run_says_so(tmp_path):
     assert "not learnt: sparse__s0__chrom" in v.evidence
 
 
+def test_too_few_seeds_none_of_them_learnt_reads_not_learnt_without_a_mechanism_claim(tmp_path):
+    # fewer seeds than min_seeds and no run learnt: the verdict names the real problem, and no attention
+    # statistic of a model at chance is offered as an explanation
+    import json
+    variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
+    path = write_sweep(tmp_path / "s", variants, [0, 1], by_variant(baseline=0.2, sparse=2.0),
+                       lambda v, s: attention_trace(3.0 if v == "sparse" else 20.0))
+    for record_path in (path / "runs").glob("*/record.json"):
+        record = json.loads(record_path.read_text())
+        record["learnt"] = {"learnt": False, "reason": "test AUROC interval includes 0.5"}
+        record_path.write_text(json.dumps(record))
+    v = judged(path, "H2")
+    assert v.verdict == "not learnt" and v.effect.n_seeds == 2 and len(v.effect.unlearnt) == 4
+    assert v.statistic is None and "effective tokens" not in v.evidence
+
+
 def test_a_seed_whose_run_did_not_learn_is_left_out_of_the_pairing(tmp_path):
     import json
     variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
