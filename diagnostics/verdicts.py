@@ -483,6 +483,8 @@ def loss_dominance(ctx: Context) -> Statistic:
                          "loss traces of fewer than {min_seeds} seeds", verdict=INCONCLUSIVE)
     table = table.assign(dominant=table["early_share"] >= s["share_threshold"],
                          conflict=table["grad_cosine"] < s["competing_cosine"])
+    if ctx.effect is not None and ctx.effect.source == "design":  # each design row is its own variant with one
+        table = table.assign(variant=ctx.labels[0])                # seed: the side's rows are the seeds
     per = table.groupby(["variant", "component"]).agg(
         share=("share", "mean"), early=("early_share", "mean"), cosine=("grad_cosine", "mean"),
         seeds=("seed", "nunique"), dominant=("dominant", "all"), any_dominant=("dominant", "any"),

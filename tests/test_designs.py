@@ -104,8 +104,9 @@ def test_report_params_and_cli_pass_the_design(tmp_path):
 BETA = dict(zip(FACTOR_NAMES, [0.04, -0.06, 0.0, 0.02, -0.03, 0.05, 0.0, 0.01, -0.02, 0.03, 0.0, -0.01]))
 
 
-def write_design_sweep(path, d, cause_metric, pooled_noise):
-    """A designed sweep folder: sweep.json with the design, one run per row, per-cause metrics planted."""
+def write_design_sweep(path, d, cause_metric, pooled_noise, trace=None):
+    """A designed sweep folder: sweep.json with the design, one run per row, per-cause metrics planted
+    (``trace(levels)``: the run's trace frame)."""
     labels, _ = labels_and_signal()
     path.mkdir(parents=True)
     rundir.write_json(path / "sweep.json", {"spec": {"data": None}, "variants": {}, "design": d.to_dict()})
@@ -117,9 +118,13 @@ def write_design_sweep(path, d, cause_metric, pooled_noise):
         pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels,
                       "logit": np.log(p / (1 - p)), "prob": p}).to_parquet(run_dir / "predictions.parquet")
         test = {**evaluate(labels, p), "per_cause": {"planted": {"aupr": cause_metric(levels, row), "n": 40}}}
+        paths = {"predictions": "predictions.parquet"}
+        if trace is not None:
+            trace(dict(zip(FACTOR_NAMES, levels))).to_parquet(run_dir / "trace.parquet")
+            paths["trace"] = "trace.parquet"
         record = {"run_id": run_id, "variant": variant.name, "seed": row, "split": "chrom", "task": "mixture",
                   "status": "ok", "error": None, "config": variant.config.to_dict(), "metrics": {"test": test},
-                  "learnt": learnt(labels, p), "paths": {"predictions": "predictions.parquet"}}
+                  "learnt": learnt(labels, p), "paths": paths}
         rundir.write_record(run_dir / "record.json", record)
     return path
 

@@ -333,6 +333,24 @@ def test_each_hypothesis_gets_the_same_verdict_from_a_twin_pair_and_a_design(tmp
     assert from_twin.verdict == from_design.verdict == expected, (from_twin.evidence, from_design.evidence)
 
 
+def test_h6_reads_a_designs_aux_rows_as_the_seeds_of_one_side(tmp_path):
+    # every design row is a variant of its own with one seed; a loss that dominates and competes in all the rows
+    # with the auxiliary losses on must read "supported", as the same loss in a twin pair's three seeds does
+    from cbat import ablations
+    from test_designs import write_design_sweep
+
+    aux = ("aux_sparsity", "aux_immax", "aux_speculation")
+    d = ablations.design(resolution=4)
+    on = lambda levels: all(levels[f] > 0 for f in aux)  # noqa: E731
+    heavy = loss_trace({"bce": 0.2, "sparsity": 5.0}, {"sparsity": -0.5})
+    light = loss_trace({"bce": 0.7}, {})
+    path = write_design_sweep(tmp_path / "design", d, lambda lv, row: 0.5, lambda lv: 0.5,
+                              trace=lambda levels: heavy if on(levels) else light)
+    (v,) = judge(path, [HYPOTHESES["H6"]], n_boot=N_BOOT)
+    assert v.effect.source == "design" and v.statistic.values["seeds"] >= 3
+    assert v.verdict == "supported" and v.statistic.values["component"] == "sparsity", v.evidence
+
+
 def test_adding_a_hypothesis_is_one_declaration(tmp_path):
     _, twin, _ = _twin_and_design(tmp_path, "T1", harmful=True)
     table = assess(twin, hypotheses=["T1", "H1"], declarations=[TOY], probes=False, n_boot=N_BOOT).table
