@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import signal
 import subprocess
@@ -112,12 +113,25 @@ def glue(name: str, value: Any) -> Any:
     """Store ``value`` (JSON-serialisable) under ``name`` in the current cell's outputs and return it.
 
     The output carries only a private mimetype, so it is invisible in JupyterLab and dropped from the
-    rendered HTML; ``read_glue`` finds it in the executed notebook.
+    rendered HTML; ``read_glue`` finds it in the executed notebook. NaN and infinities are stored as null: the
+    kernel's serialiser is strict JSON and would print a warning into the page and store the string "nan".
     """
     from IPython.display import display
 
-    json.dumps(value)  # fail here, with the name, rather than in the kernel's serialiser
-    display({GLUE_MIME: {"name": name, "value": value}}, raw=True)
+    stored = json_safe(value)
+    json.dumps(stored, allow_nan=False)  # fail here, with the name, rather than in the kernel's serialiser
+    display({GLUE_MIME: {"name": name, "value": stored}}, raw=True)
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, missing numbers of a table's records) replaced by None."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 

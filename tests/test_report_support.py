@@ -70,3 +70,18 @@ def shared_report(tmp_path_factory) -> tuple[Path, dict[str, NotebookResult]]:
             ipynb=out / entry["ipynb"] if entry["ipynb"] else None, html=out / entry["html"] if entry["html"] else None,
             seconds=entry["seconds"], glued=entry["glued"], cell=entry["cell"], cell_code=entry["cell_code"])
     return out, results
+
+
+def test_glued_records_hold_null_for_missing_numbers():
+    # a table's records carry NaN for runs compared with nothing; the kernel's strict JSON turned them into a
+    # warning printed into the page and the string "nan" in report.json
+    import numpy as np
+    import pandas as pd
+
+    from cbat.report import json_safe
+
+    records = pd.DataFrame({"run_id": ["a", "b"], "beats_baselines": [True, np.nan],
+                            "diff": [0.1, np.nan]}).to_dict(orient="records")
+    stored = json_safe({"flags": records, "inf": float("inf")})
+    assert stored["flags"][1] == {"run_id": "b", "beats_baselines": None, "diff": None} and stored["inf"] is None
+    assert json.loads(json.dumps(stored, allow_nan=False)) == stored
