@@ -117,9 +117,10 @@ class SweepSpec:
             parse_split(split)
         if not isinstance(self.data, dict) or not ({"task", "path"} & set(self.data)):
             raise ValueError(f"sweep spec: 'data' must be a mapping with 'task' or 'path', got {self.data!r}")
-        unknown = sorted(set(self.data) - data_keys(self.data))
-        if unknown:
-            raise ValueError(f"sweep spec 'data': unexpected {unknown}; expected keys {sorted(data_keys(self.data))}")
+        known = data_keys(self.data)
+        if set(self.data) - known:
+            raise ValueError(f"sweep spec 'data': unexpected {sorted(set(self.data) - known)}; expected keys "
+                             f"{sorted(known)}")
         TrainSettings.from_dict(self.settings, "sweep spec 'settings'")
         self.built_design()
 

@@ -69,8 +69,9 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
         (split, cell_line, run) with ``kind="model"``, where ``better_baseline`` names the stronger baseline
         on that group, ``diff`` = run - better baseline, ``ci_low``/``ci_high`` its interval and
         ``beats_baselines`` whether the interval excludes 0 on the good side (missing where the group holds
-        one class, and for a run whose ``learnt`` is False: its record's guard says it did not learn). ``pooled`` rows cover every test pair (``cell_line`` is the held-out cell line, or
-        ``"all"`` when the test set holds several, each of which then gets its own rows too).
+        one class, and for a run whose ``learnt`` is False: its record's guard says it did not learn). ``pooled``
+        rows cover every test pair (``cell_line`` is the held-out cell line, or ``"all"`` when the test set holds
+        several, each of which then gets its own rows too).
     """
     from cbat.sweep import load_data, make_split
 

@@ -409,17 +409,20 @@ def load_fasta_triplet(enhancer, promoter, labels, cell_line: str = "unknown", e
     return _assemble(labels, encoded[0], encoded[1], y, meta, lambda row: f"record {row + 1}")
 
 
+_FASTA_SUFFIX = "(?:" + "|".join(re.escape(suffix) for suffix in FASTA_SUFFIXES) + ")"
 # <cell>_enhancer[s][<tag>].fa[sta|.fna][.gz]; the tag (e.g. "_test") names one triplet of several per cell line.
-_TRIPLET = r"(?P<cell>.+?)_{kind}(?P<tag>[_.-][A-Za-z0-9]+)?(?P<ext>\.(?:fa|fasta|fna)(?:\.gz)?)$"
-_TRIPLET_ENHANCER = re.compile(_TRIPLET.format(kind="enhancers?"), re.IGNORECASE)
+_TRIPLET_ENHANCER = re.compile(r"(?P<cell>.+?)_enhancers?(?P<tag>[_.-][A-Za-z0-9]+)?" + _FASTA_SUFFIX + "$",
+                               re.IGNORECASE)
 
 
 def _triplet_enhancer(path: Path):
     return _TRIPLET_ENHANCER.match(path.name)
 
 
-def _companion(folder: Path, enhancer: Path, pattern: str, what: str) -> Path:
-    """The one file of ``folder`` whose name matches ``pattern`` (the enhancer's cell line and tag filled in)."""
+def _companion(folder: Path, enhancer: Path, cell: str, tag: str, kind: str, suffix: str, what: str) -> Path:
+    """The one file of ``folder`` named ``<cell><kind><tag><suffix>`` (``kind`` and ``suffix`` regexes), the
+    enhancer file's partner."""
+    pattern = re.escape(cell) + kind + re.escape(tag) + suffix
     found = sorted(p for p in folder.iterdir() if p.is_file() and re.fullmatch(pattern, p.name, re.IGNORECASE))
     if len(found) != 1:
         raise DataError(f"{folder}: {enhancer.name} needs exactly one {what}; found "
@@ -434,9 +437,9 @@ def _load_fasta_folder(folder: Path, enhancer_len, promoter_len) -> EPIDataset:
         if not match:
             continue
         cell, tag = match["cell"], match["tag"] or ""
-        promoter = _companion(folder, enhancer, re.escape(cell) + "_promoters?" + re.escape(tag) + r"\.(?:fa|fasta|fna)(?:\.gz)?",
+        promoter = _companion(folder, enhancer, cell, tag, "_promoters?", _FASTA_SUFFIX,
                               f"promoter FASTA {cell}_promoter{tag}.fa")
-        labels = _companion(folder, enhancer, re.escape(cell) + "_?labels?" + re.escape(tag) + r"\.(?:txt|csv|tsv)(?:\.gz)?",
+        labels = _companion(folder, enhancer, cell, tag, "_?labels?", r"\.(?:txt|csv|tsv)(?:\.gz)?",
                             f"labels file {cell}_label{tag}.txt")
         parts.append(load_fasta_triplet(enhancer, promoter, labels, cell, enhancer_len, promoter_len))
         names.append(str(enhancer))
