@@ -485,7 +485,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     backend : "local" (child processes) or "ray" (tasks on ``ray.init()``'s cluster, or the running one;
         ``RAY_ADDRESS`` selects a cluster; the sweep folder must be on a filesystem all nodes share).
     retry_failed : run failed runs again.
-    progress : tqdm bars on stderr (overall, and per run when ``workers == 1``).
+    progress : tqdm bars on stderr (overall, and per run when ``workers == 1`` and the spec's settings do not
+        turn them off, as ``cbat report`` does).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}; expected one of {list(BACKENDS)}")
@@ -504,7 +505,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     if pending:
         load_data(spec.data)  # generate (and cache) the data once before workers read it
     # Progress is presentation, not part of the experiment: per-run bars only when runs do not interleave.
-    pending = [{**run, "settings": {**run["settings"], "progress": progress and workers == 1}} for run in pending]
+    pending = [{**run, "settings": {**run["settings"],
+                                    "progress": progress and workers == 1 and run["settings"].get("progress", True)}}
+               for run in pending]
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="sweep", unit="run", disable=not progress)
 
     def finished(run: dict) -> None:

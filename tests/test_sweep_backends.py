@@ -76,3 +76,12 @@ def test_ray_backend_gives_the_same_table(local_sweep, tmp_path):
     pd.testing.assert_frame_equal(results, local_sweep[0])
     assert len(read_records(tmp_path)) == 4
     pd.testing.assert_frame_equal(load_results(tmp_path), results)
+
+
+def test_spec_settings_turn_per_run_bars_off(tmp_path, capfd):
+    """``cbat report`` stores progress false in its spec: one worker then shows the sweep's bar only."""
+    for name, settings in (("default", TINY_SETTINGS), ("quiet", {**TINY_SETTINGS, "progress": False})):
+        run_sweep(tiny_spec(variants=["baseline"], seeds=[0], settings=settings), tmp_path / name, workers=1)
+        shown = capfd.readouterr().err
+        assert "sweep" in shown
+        assert ("train baseline s0" in shown) == (name == "default")
