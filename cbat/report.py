@@ -225,14 +225,51 @@ class NotebookResult:
                 "seconds": round(self.seconds, 2), "glued": self.glued}
 
 
-def declared_parameters(source: str | Path) -> set[str]:
-    """Names assigned in the notebook's cell tagged ``parameters``; error if there is no such cell."""
+def notebook_defaults(source: str | Path) -> dict[str, Any]:
+    """Names assigned in the notebook's cell tagged ``parameters`` with their defaults (the literal's value, or
+    its source text where the default is an expression); error if there is no such cell."""
+    import ast
+
     import papermill
 
     declared = papermill.inspect_notebook(str(source))
     if not declared:
         raise ValueError(f"{source}: no cell tagged 'parameters' (papermill needs one)")
-    return set(declared)
+    defaults = {}
+    for name, info in declared.items():
+        try:
+            defaults[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            defaults[name] = info["default"]
+    return defaults
+
+
+def declared_parameters(source: str | Path) -> set[str]:
+    """Names assigned in the notebook's cell tagged ``parameters``; error if there is no such cell."""
+    return set(notebook_defaults(source))
+
+
+# The value kinds a default admits (a float default takes an integer too; a bool is never a number here).
+_VALUE_KINDS = {bool: (bool,), int: (int,), float: (int, float), str: (str,), list: (list, tuple), dict: (dict,)}
+
+
+def check_notebook_overrides(overrides: dict[str, dict[str, Any]], notebook_dir: str | Path) -> None:
+    """Refuse, before any work, a per-notebook override that the notebook would ignore or choke on: a name its
+    parameters cell does not assign (papermill would drop it silently), or a value of another kind than the
+    default's (a word for a number, a number for a list). A None default admits any value."""
+    for notebook, values in overrides.items():
+        defaults = notebook_defaults(Path(notebook_dir) / f"{notebook}.ipynb")
+        unknown = sorted(set(values) - set(defaults))
+        if unknown:
+            raise ValueError(f"report parameter 'notebooks.{notebook}': {unknown} not among the parameters of "
+                             f"{notebook}.ipynb ({sorted(defaults)})")
+        for name, value in values.items():
+            kinds = _VALUE_KINDS.get(type(defaults[name]))
+            if kinds is None or value is None:
+                continue
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise ValueError(f"report parameter 'notebooks.{notebook}.{name}': {value!r}; expected "
+                                 f"{type(defaults[name]).__name__} (the notebook's default is {defaults[name]!r})")
 
 
 def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL,
@@ -807,6 +844,7 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
     unknown = sorted(set(params.notebooks) - {p.stem for p in notebook_dir.glob("*.ipynb")})
     if unknown:
         raise ValueError(f"report parameter 'notebooks' names {unknown}, which are not notebooks in {notebook_dir}")
+    check_notebook_overrides(params.notebooks, notebook_dir)
     out.mkdir(parents=True, exist_ok=True)
     stage_seconds: dict[str, float] = {}
 

@@ -214,3 +214,27 @@ def test_first_page_says_what_the_no_interaction_control_shows_per_cause():
     assert "at most 0.57, diffuse" in near_chance and "each cause needs the interaction" in near_chance
     readable = _glance({"diffuse": 0.57, "long_range": 0.91})
     assert "reaches 0.91 on long_range" in readable and "needs the interaction" not in readable
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ("quickstart: {enhancer_lenn: 200}", "'notebooks.quickstart': ['enhancer_lenn'] not among the parameters"),
+    ("quickstart: {epochs: three}", "'notebooks.quickstart.epochs': 'three'; expected int"),
+    ("ablation_report: {n_boot: true}", "'notebooks.ablation_report.n_boot': True; expected int"),
+    ("attention_explorer: {temperatures: 2.0}", "temperatures': 2.0; expected list"),
+])
+def test_notebook_overrides_are_checked_before_the_sweep(tmp_path, capsys, overrides, message):
+    """papermill drops a name the notebook does not declare without a word; a wrong kind fails after the sweep."""
+    params = tmp_path / "report.yaml"
+    params.write_text(f"notebooks:\n  {overrides}\n")
+    out = tmp_path / "out"
+    assert main(["report", "--out", str(out), "--params", str(params)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_notebook_overrides_of_the_right_kind_pass():
+    from cbat.report import NOTEBOOK_DIR, check_notebook_overrides
+
+    check_notebook_overrides(tiny_params().notebooks, NOTEBOOK_DIR)  # the suite's own toy sizes
+    check_notebook_overrides({"loop_attribution": {"delta_threshold": 1, "n_ism": 3, "run_id": "x"}}, NOTEBOOK_DIR)
