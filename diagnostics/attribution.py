@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from cbat.data.encoding import ONEHOT_TABLE
 from cbat.data.tasks import NO_CAUSE
+from cbat.metrics import DEFAULT_THRESHOLD
 from diagnostics.motifs import MAX_SEQLETS
 
 DELTA_THRESHOLD = 0.05  # |IG convergence delta| in logit units above which a loop is flagged
@@ -52,13 +53,16 @@ def select_loops(predictions: pd.DataFrame, top: int = 10, by: str | None = "aut
         those the model is most confident about; easy negatives of no cause are left out); or over all pairs.
         "auto": per cause when the predictions carry planted causes, else per cell line.
     threshold : float, optional
-        Keep only pairs with ``prob >= threshold`` (predicted loops); ``top`` still caps the count.
+        Keep only pairs with ``prob >= threshold`` (predicted loops); ``top`` still caps the count. It is also
+        the decision threshold of ``outcome`` (default ``cbat.metrics.DEFAULT_THRESHOLD``, 0.5).
 
     Returns
     -------
     DataFrame
-        The chosen rows sorted by group and rank, with ``rank`` (1 = most confident within its group) and ``outcome``
-        (``"TP"``/``"FP"`` when labels are known, else ``"predicted"``).
+        The chosen rows sorted by group and rank, with ``rank`` (1 = most confident within its group) and ``outcome``:
+        ``"TP"``/``"FP"`` for pairs at or above the decision threshold and ``"FN"``/``"TN"`` below it (a group
+        with fewer confident pairs than ``top`` reaches below it) when labels are known, else ``"predicted"`` /
+        ``"not predicted"``.
     """
     missing = {"pair_index", "prob"} - set(predictions.columns)
     if missing:
@@ -89,10 +93,12 @@ def select_loops(predictions: pd.DataFrame, top: int = 10, by: str | None = "aut
     if not chosen:
         return table.assign(rank=pd.Series(dtype=int), outcome=pd.Series(dtype=str))
     out = pd.concat(chosen, ignore_index=True)
+    called = out["prob"].to_numpy() >= (DEFAULT_THRESHOLD if threshold is None else threshold)
     if "label" in out:
-        out["outcome"] = np.where(out["label"].astype(int) == 1, "TP", "FP")
+        positive = out["label"].astype(int).to_numpy() == 1
+        out["outcome"] = np.where(called, np.where(positive, "TP", "FP"), np.where(positive, "FN", "TN"))
     else:
-        out["outcome"] = "predicted"
+        out["outcome"] = np.where(called, "predicted", "not predicted")
     return out
 
 
@@ -621,7 +627,7 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
     truth = scores_truth = groups = None
     if dataset.truth is not None:
         truth = dataset.truth[dataset.truth["pair_index"].isin(index)]
-        scored = (loops["outcome"] != "FP").to_numpy()  # true positives (all loops when labels are unknown)
+        scored = loops["outcome"].isin(["TP", "predicted"]).to_numpy()  # true positives (called loops if unlabelled)
         mine = {side: s[scored] for side, s in scores.items()}
         scores_truth = recovery.recovery_scores(mine, dataset.truth, index[scored], seqlets)
         column = "cause" if "cause" in dataset.meta else "task" if "task" in dataset.meta else None

@@ -148,6 +148,13 @@ def test_select_loops_per_cause_scores_every_planted_cause():
     assert A.select_loops(predictions, top=2)["pair_index"].tolist() == [3, 5, 0, 1]  # auto: causes are planted
     per_cell_line = A.select_loops(predictions, top=2, by="cell_line")
     assert per_cell_line["pair_index"].tolist() == [6, 0]  # the surest loops hold one cause only
+    # a cause with fewer confident pairs than asked reaches below the decision threshold: not a TP there
+    far = A.select_loops(predictions, top=3, by="cause").query("cause == 'far'")
+    assert far["outcome"].tolist() == ["TP", "FP", "FN"]
+    assert A.select_loops(predictions, top=3, by="cause", threshold=0.55).query("cause == 'far'")["outcome"].tolist() \
+        == ["TP"]
+    unlabelled = A.select_loops(predictions.drop(columns="label"), top=3, by="cause").query("cause == 'far'")
+    assert unlabelled["outcome"].tolist() == ["predicted", "predicted", "not predicted"]
     no_planted = predictions.assign(cause="none")  # a cause column without planted causes: per cell line
     assert A.select_loops(no_planted, top=2)["pair_index"].tolist() == [6, 0]
     with pytest.raises(ValueError, match="cause column"):
