@@ -142,6 +142,10 @@ def baselines_note(sweep_dir, table: Optional[pd.DataFrame] = None) -> str:
                 "propensity baseline scores each pair by its elements' training positive rate; both are trained "
                 "on the same split as the models. A model means something only where it beats the better one.")
     if table is not None and not table.empty:
+        if "distance" not in set(table.loc[table["kind"] == "baseline", "name"]):
+            text += (" Your files carry no coordinates (enhancer_start/end and promoter_start/end, or "
+                     "enhancer_distance_to_promoter), so the distance baseline is not shown; load a coordinate "
+                     "file with its genome to get it.")
         flags = run_flags(table)
         beats = flags["beats_baselines"].eq(True)  # missing (one-class test set, not learnt) counts as not beating
         text += (f" {int(beats.sum())} of {len(beats)} runs beat the better baseline (95% paired bootstrap interval "

@@ -129,6 +129,23 @@ def test_cell_line_hold_out_baselines_over_loaded_files(tmp_path):
     assert distance_row["auroc"] > 0.98 and len(result) == 3
     flags = run_flags(result)  # a constant model did not learn: not compared, so it cannot "beat" anything
     assert not flags["learnt"].iloc[0] and pd.isna(flags["beats_baselines"].iloc[0])
+    assert "no coordinates" not in baselines_note(tmp_path / "sweep", result)
+
+
+def test_note_says_why_the_distance_baseline_is_missing(tmp_path):
+    """A sequence table without coordinates gets the propensity baseline only, and the page says why."""
+    rng = np.random.default_rng(3)
+    n = 300
+    table = _dataset(_log_uniform(rng, n), rng.integers(0, 2, n)).to_table()
+    table = table.drop(columns=[c for c in table.columns if c.endswith(("_start", "_end"))])
+    data_path = tmp_path / "pairs.csv"
+    table.to_csv(data_path, index=False)
+    ds = load_data({"path": str(data_path)})
+    n_test = make_split(ds, "chrom", 0).test.size
+    _write_sweep(tmp_path / "sweep", data_path, {"model": rng.uniform(0.01, 0.99, n_test)}, "chrom")
+    result = baselines_table(tmp_path / "sweep", n_boot=50)
+    assert set(result.loc[result["kind"] == "baseline", "name"]) == {"propensity"}
+    assert "carry no coordinates" in baselines_note(tmp_path / "sweep", result)
 
 
 def test_note_says_distance_is_planted_uninformative_on_the_embedded_benchmark(tmp_path):
