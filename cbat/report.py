@@ -711,6 +711,13 @@ class ReportParams:
 
         return dataclasses.asdict(self)
 
+    def shown(self) -> dict[str, Any]:
+        """``to_dict()`` without what the sweep did not use: the synthetic ``task`` when the user's files replace it."""
+        shown = self.to_dict()
+        if "path" in self.sweep.get("data", {}):
+            del shown["task"]
+        return shown
+
     def resolved_workers(self) -> int:
         """``workers``, or 2 (1 on a one-core machine) when unset."""
         return self.workers or min(2, os.cpu_count() or 1)
@@ -868,6 +875,6 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
                                                      workers=params.resolved_workers()))
     timed("render", lambda: render_all(results, out, params.show_code))
     stage_seconds["total"] = sum(stage_seconds.values())
-    index = write_index(out, results, stage_seconds, params.to_dict())
+    index = write_index(out, results, stage_seconds, params.shown())
     log(f"[report] total: {stage_seconds['total']:.1f} s -> {index}")
     return results

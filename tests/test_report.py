@@ -150,6 +150,9 @@ def test_params_from_yaml_with_cli_overrides(tmp_path):
     spec = sweep_spec(params)
     assert spec.data["task"] == "long_range" and spec.seeds == [5] and spec.settings["epochs"] == 2
     assert spec.variants == QUICK_VARIANTS  # the quick sweep's presets and single-factor twins
+    assert params.shown()["task"] == "long_range"
+    on_files = ReportParams(sweep={"data": {"path": "pairs.csv"}})
+    assert "task" not in on_files.shown() and on_files.shown()["sweep"] == {"data": {"path": "pairs.csv"}}
 
 
 @pytest.mark.parametrize("args, message", [
