@@ -665,24 +665,24 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
 
     path = Path(path)
     if path.is_dir():
-        checkpoint, spec = rundir.run_file(path, "checkpoint"), None
-        content = rundir.read_spec(path.parent.parent)  # the run folder sits in <sweep_dir>/runs/
-        if content is not None:
-            spec = content.get("spec", {}).get("data")
+        checkpoint, folder = rundir.run_file(path, "checkpoint"), path
     elif path.is_file():
-        checkpoint, spec = path, None
+        checkpoint, folder = path, path.parent  # a run's own model.pt still finds its sweep
     else:
         raise FileNotFoundError(f"{path}: neither a run folder nor a checkpoint file")
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: no model.pt in this run folder")
-    if data is None and not isinstance(spec, dict):
-        raise ValueError(f"{path}: no data spec in the sweep's sweep.json; pass the data explicitly")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, _ = load_checkpoint(checkpoint, device)
+    model, _ = load_checkpoint(checkpoint, device)  # a file that is no checkpoint fails here, naming itself
+    content = rundir.read_spec(folder.parent.parent)  # a run folder sits in <sweep_dir>/runs/
+    spec = content.get("spec", {}).get("data") if content is not None else None
+    if data is None and not isinstance(spec, dict):
+        raise ValueError(f"{path}: no data spec (a checkpoint outside a sweep, or a sweep.json without one); "
+                         "pass the data explicitly")
     dataset = load_data(dict(data if data is not None else spec))
-    if data is None and rundir.run_file(path, "predictions").is_file():
-        return model, dataset, rundir.read_parquet(rundir.run_file(path, "predictions"))
+    if data is None and rundir.run_file(folder, "predictions").is_file():
+        return model, dataset, rundir.read_parquet(rundir.run_file(folder, "predictions"))
     index = np.arange(len(dataset))
     logits = predict(model, *dataset.onehot(index))
     return model, dataset, predictions_table(dataset, index, logits)  # as a run writes it, cause included

@@ -141,8 +141,19 @@ def test_cli_attribute_on_a_sweep_run(trained, tmp_path, capsys):
                  "--no-progress"]) == 0
     assert "explaining baseline__s0__chrom of the sweep: validation AUPR 0.900" in capsys.readouterr().err
     assert len(pd.read_parquet(tmp_path / "chosen" / "loops.parquet")) == 1
+    # the run's own model.pt finds the sweep's data spec as its folder does
+    assert main(["attribute", "--run", str(run_dir / "model.pt"), "--top", "1", "--n-shuffles", "1", "--n-steps", "4",
+                 "--ism", "0", "--motifs", "truth", "--device", "cpu", "--out", str(tmp_path / "by_file"),
+                 "--no-progress"]) == 0
 
 
 def test_cli_attribute_names_bad_input(tmp_path, capsys):
     assert main(["attribute", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "neither a run folder nor a checkpoint file" in capsys.readouterr().err
+    not_a_checkpoint = tmp_path / "pairs.csv"
+    not_a_checkpoint.write_text("a,b\n")
+    assert main(["attribute", "--run", str(not_a_checkpoint), "--out", str(tmp_path / "o")]) == 2
+    assert "pairs.csv: truncated or corrupt checkpoint" in capsys.readouterr().err
+    assert main(["attribute", "--run", str(tmp_path / "missing"), "--out", str(not_a_checkpoint)]) == 2
+    assert "--out " + str(not_a_checkpoint) + ": is a file" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
     if args.max_steps < args.n_steps:
         raise UserError(f"--max-steps ({args.max_steps}) must be at least --n-steps ({args.n_steps})")
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # found now, not after the attribution
+        raise UserError(f"--out {args.out}: is a file; expected a folder for the report")
     run_path = args.run
     if rundir.sweep_file(run_path).is_file() and rundir.runs_dir(run_path).is_dir():  # a sweep folder
         run_id, why = choose_run(run_path)
