@@ -106,11 +106,7 @@ class CBATConfig:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "config") -> "CBATConfig":
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
-        return cls.from_dict(data or {}, source)
+        return cls.from_dict(parse_yaml(text, source) or {}, source)
 
     @classmethod
     def from_json(cls, text: str, source: str = "config") -> "CBATConfig":
@@ -140,6 +136,15 @@ class CBATConfig:
     @property
     def bidirectional(self) -> bool:
         return self.direction == "bidirectional"
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)`` (JSON too: YAML is its superset); a file that does not parse is one ConfigError
+    naming ``source`` and where the parser stopped."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
 
 
 def check_keys(cls: type, data: Any, source: str, error: type[Exception], noun: str = "key") -> None:

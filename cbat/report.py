@@ -686,17 +686,12 @@ class ReportParams:
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> "ReportParams":
         """Read a YAML mapping of these fields; ``overrides`` (e.g. CLI flags that were given) win."""
-        import yaml
-
-        from cbat.config import check_keys
+        from cbat.config import check_keys, parse_yaml
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: report parameters file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({err})") from None
+        data = parse_yaml(path.read_text(), str(path)) or {}
         check_keys(cls, data, str(path), ValueError, noun="report parameter")
         if isinstance(data.get("notebooks"), dict) and not all(isinstance(v, dict) for v in data["notebooks"].values()):
             raise ValueError(f"{path}: field 'notebooks' must map notebook names to parameter mappings")

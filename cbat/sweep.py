@@ -493,8 +493,13 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}; expected a positive integer")
     sweep_dir = Path(out_dir)
-    if not rundir.sweep_file(sweep_dir).exists():  # bad data or splits fail before the folder is written, so the
-        dataset = load_data(spec.data)             # corrected command can use it
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise ValueError(f"{sweep_dir}: is a file; expected a sweep folder (new or to resume)")
+    if not rundir.sweep_file(sweep_dir).exists():  # bad input fails before the folder is written, so the
+        spec.variant_table()                       # corrected command can use it: variants and configs first,
+        if backend == "local":                     # the device (Ray's workers may have GPUs the driver lacks),
+            TrainSettings.from_dict(spec.settings, "sweep spec 'settings'").resolved_device()
+        dataset = load_data(spec.data)             # then the data and its splits
         for split in spec.splits:
             make_split(dataset, split, spec.split_seed)
     sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from cbat import rundir
 from cbat.batches import DeviceBatches
-from cbat.config import CBATConfig, check_keys
+from cbat.config import CBATConfig, check_keys, parse_yaml
 from cbat.hooks import record
 from cbat.losses import CBATLoss
 from cbat.metrics import DEFAULT_THRESHOLD, evaluate, learnt
@@ -121,7 +121,8 @@ class TrainSettings:
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"training setting 'class_weight' is {self.class_weight!r}; expected one of "
                              f"{list(CLASS_WEIGHTS)}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        numbered_cuda = self.device.startswith("cuda:") and self.device[5:].isdigit()
+        if not (self.device in ("auto", "cpu", "cuda") or numbered_cuda):
             raise ValueError(f"training setting 'device' is {self.device!r}; expected auto, cpu, cuda or cuda:<i>")
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,14 +141,20 @@ class TrainSettings:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "training settings") -> "TrainSettings":
-        return cls.from_dict(yaml.safe_load(text) or {}, source)
+        return cls.from_dict(parse_yaml(text, source) or {}, source)
 
     def resolved_device(self) -> str:
-        """The torch device string this run will use."""
+        """The torch device string this run will use; ValueError for a CUDA device this machine lacks."""
         import torch
 
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda"):
+            index = int(self.device.partition(":")[2] or 0)
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if index >= count:
+                raise ValueError(f"training setting 'device' is {self.device!r}, but this machine has {count} CUDA "
+                                 "device(s); use cpu or auto")
         return self.device
 
 

@@ -70,6 +70,32 @@ def test_a_data_spec_key_that_no_loader_takes_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["--config", "no_such.yaml"], "no_such.yaml: config file not found"),
+    (["--settings", "broken.yaml"], "--settings broken.yaml: not valid YAML (while parsing a flow sequence"),
+    (["--spec", "broken.yaml"], "--spec broken.yaml: not valid YAML"),
+    (["--device", "cuda:99"], "'cuda:99', but this machine has"),
+    (["--device", "cuda:x"], "expected auto, cpu, cuda or cuda:<i>"),
+])
+def test_bad_sweep_input_fails_before_data_or_folder(argv, message, capsys, tmp_path, monkeypatch):
+    """A variant, settings file or device that cannot work is one line, and the corrected command may reuse --out."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.yaml").write_text("epochs: [1\n")
+    monkeypatch.setattr("cbat.sweep.load_data", lambda spec: pytest.fail("the data were built before the check"))
+    assert main(["sweep", "--data", "long_range", *TINY, *argv, "--out", "runs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_output_that_is_a_file_is_one_line(capsys, tmp_path):
+    taken = tmp_path / "pairs.csv"
+    taken.write_text("a,b\n")
+    assert main(["sweep", "--data", "long_range", *TINY, "--out", str(taken)]) == 2
+    assert f"{taken}: is a file; expected a sweep folder" in capsys.readouterr().err
+    assert taken.read_text() == "a,b\n"
+
+
+@pytest.mark.parametrize("argv, message", [
     (["train", "--data", "no_such_task_or_file", "--out", "x"], "neither a synthetic task"),
     (["sweep", "--variants", "cbat_v9", "--out", "x"], "unknown variant 'cbat_v9'"),
     (["sweep", "--splits", "by_planet", "--out", "x"], "split 'by_planet'"),
@@ -105,3 +131,12 @@ def test_attribute_warns_when_the_run_did_not_learn(tmp_path, capsys):
     assert "warning: baseline__s0__chrom did not learn" in err and "model at chance" in err
     page = (tmp_path / "att" / "report.html").read_text()  # the page says it too, above the loops
     assert page.index("baseline__s0__chrom did not learn") < page.index("How far to trust")
+
+
+def test_compare_with_the_baseline_alone_says_there_is_nothing_to_compare(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["sweep", "--preset", "baseline", "--data", "long_range", "--seeds", "0", *TINY, "--out", str(out),
+                 "--compare"]) == 0
+    shown = capsys.readouterr().out
+    assert "nothing to compare" in shown and "Empty DataFrame" not in shown
+    assert (out / "comparison.csv").is_file()

@@ -5,12 +5,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import yaml
-
 from cbat.cli import UserError
 from cbat.commands.train import add_data_arguments, data_spec, execute, settings_overrides
 from cbat.ablations import DESIGN_KINDS, RESOLUTIONS
-from cbat.config import PRESETS
+from cbat.config import PRESETS, parse_yaml
 
 HELP = "Run an ablation sweep (variants x seeds x splits); rerun the same command to resume."
 
@@ -60,7 +58,7 @@ def _base_spec(args: argparse.Namespace):
     if args.spec is not None:
         if not args.spec.is_file():
             raise UserError(f"--spec {args.spec}: file not found")
-        data = yaml.safe_load(args.spec.read_text())  # YAML is a superset of JSON: both kinds of file load
+        data = parse_yaml(args.spec.read_text(), f"--spec {args.spec}")  # a JSON spec parses too
         return SweepSpec.from_dict(data, source=str(args.spec))
     settings = settings_overrides(args)
     if args.quick:
@@ -82,5 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
         table = compare_to_baseline(args.out)
         table.to_csv(Path(args.out) / "comparison.csv", index=False)
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if table.empty:
+            print("--compare: no variant beside the baseline finished in this sweep; nothing to compare")
+        else:
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return status

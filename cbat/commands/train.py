@@ -5,10 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-import yaml
-
 from cbat.cli import UserError
-from cbat.config import PRESETS, CBATConfig
+from cbat.config import PRESETS, CBATConfig, parse_yaml
 
 HELP = "Train one config (--preset or --config) on a data set; writes record.json, model.pt, trace and predictions."
 
@@ -92,7 +90,7 @@ def settings_overrides(args: argparse.Namespace) -> dict:
     if args.settings is not None:
         if not args.settings.is_file():
             raise UserError(f"--settings {args.settings}: file not found")
-        settings = yaml.safe_load(args.settings.read_text()) or {}
+        settings = parse_yaml(args.settings.read_text(), f"--settings {args.settings}") or {}
         if not isinstance(settings, dict):
             raise UserError(f"--settings {args.settings}: expected a mapping of training settings")
     for name, _ in SETTING_FLAGS:
