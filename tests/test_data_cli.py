@@ -35,3 +35,20 @@ def test_synth_rejects_bad_output_name(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "x.txt" in err and "expected a .parquet" in err
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_two_synth_tables_in_one_folder_keep_every_pair(tmp_path, monkeypatch, capsys):
+    """Each generation names its pairs by task and seed; one id over other sequences is an error, never a drop."""
+    monkeypatch.setenv("CBAT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    for seed in (0, 1):
+        assert main(["synth", "--task", "sparse_strong", "--n-pairs", "40", "--seed", str(seed),
+                     "--out", str(folder / f"s{seed}.csv")]) == 0
+    assert len(load(folder)) == 80
+    assert main(["synth", "--task", "sparse_strong", "--n-pairs", "40", "--seed", "0", "--cell-lines", "K562",
+                 "--out", str(folder / "k562.csv")]) == 0
+    assert main(["sweep", "--data", str(folder), "--out", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "k562.csv" in err and "s0.csv" in err and "different sequences" in err
+    assert not (tmp_path / "runs").exists()

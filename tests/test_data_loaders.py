@@ -163,6 +163,8 @@ def _bad_cases():
         ("label not 0/1", table(_table(label=["1", "2", "0"])), ["line 3", "'label'", "'2'", "not 0 or 1"]),
         ("conflicting duplicate ids", table(_table(pair_id=["a", "b", "a"], label=["1", "0", "0"])),
          ["pair_id 'a'", "line 2", "line 4", "conflicting labels"]),
+        ("one id, other sequences", table(_table(pair_id=["a", "b", "a"], label=["1", "0", "1"])),
+         ["pair_id 'a'", "line 2", "line 4", "different sequences"]),
         ("empty file", raw("pairs.csv", b""), ["pairs.csv", "empty"]),
         ("truncated gzip", raw("pairs.csv.gz", full_gzip[: len(full_gzip) // 2]), ["pairs.csv.gz", "truncated"]),
         ("header only", raw("pairs.csv", b"enhancer_seq,promoter_seq,label,cell_line\n"), ["no rows"]),

@@ -141,8 +141,9 @@ def concat(parts: list[EPIDataset], enhancer_len: int | None = None, promoter_le
            sources: list[str] | None = None) -> EPIDataset:
     """One dataset from several (e.g. one file per cell line), sequences refitted to common lengths.
 
-    A pair id that occurs twice in one cell line keeps its first copy; with conflicting labels it is an error
-    naming the two ``sources`` (default "part k of the list"). The same pair in two cell lines is two samples.
+    A pair id that occurs twice in one cell line keeps its first copy; with conflicting labels or other sequences
+    it is an error naming the two ``sources`` (default "part k of the list"). The same pair in two cell lines is
+    two samples.
     """
     width_e = enhancer_len or max(p.enhancer_len for p in parts)
     width_p = promoter_len or max(p.promoter_len for p in parts)
@@ -154,10 +155,9 @@ def concat(parts: list[EPIDataset], enhancer_len: int | None = None, promoter_le
     meta = pd.concat([p.meta for p in parts], ignore_index=True)
     labels = np.concatenate([p.labels for p in parts])
     names = sources or [f"part {k + 1} of the list" for k in range(len(parts))]
-    keep = _check_duplicates("load", meta, labels, lambda row: names[source[row]])
-    return EPIDataset(np.concatenate([refit(p.enhancer, width_e) for p in parts])[keep],
-                      np.concatenate([refit(p.promoter, width_p) for p in parts])[keep],
-                      labels[keep], meta.iloc[keep].reset_index(drop=True))
+    enhancer = np.concatenate([refit(p.enhancer, width_e) for p in parts])
+    promoter = np.concatenate([refit(p.promoter, width_p) for p in parts])
+    return _assemble("load", enhancer, promoter, labels, meta, lambda row: names[source[row]])
 
 
 def _load_folder(folder: Path, options: dict) -> EPIDataset:
@@ -278,19 +278,27 @@ def _sequence_id(seq: str) -> str:
     return "seq:" + hashlib.md5(seq.upper().encode()).hexdigest()[:12]
 
 
-def _check_duplicates(path, meta: pd.DataFrame, labels: np.ndarray, where) -> np.ndarray:
-    """Keep the first of duplicate pair ids within a cell line; conflicting labels are an error. Returns rows to
-    keep. (BENGI's files of two cell lines share cCRE-gene pairs: each cell line's copy is its own sample.)"""
+def _check_duplicates(path, meta: pd.DataFrame, labels: np.ndarray, where, enhancer: np.ndarray,
+                      promoter: np.ndarray) -> np.ndarray:
+    """Keep the first of duplicate pair ids within a cell line; conflicting labels or other sequences under one id
+    are an error (dropping them would lose pairs without a word). Returns rows to keep. (BENGI's files of two
+    cell lines share cCRE-gene pairs: each cell line's copy is its own sample.)"""
     frame = pd.DataFrame({"cell_line": meta["cell_line"].astype(str).to_numpy(),
                           "pair_id": meta["pair_id"].astype(str).to_numpy(), "label": labels})
     key = ["cell_line", "pair_id"]
-    conflicting = frame.groupby(key)["label"].nunique()
-    conflicting = conflicting[conflicting > 1]
-    if len(conflicting):
-        cell, pid = conflicting.index[0]
-        rows = np.flatnonzero((frame["pair_id"].to_numpy() == pid) & (frame["cell_line"].to_numpy() == cell))
-        raise DataError(f"{path}: pair_id {pid!r} ({cell}) appears at {where(rows[0])} and {where(rows[1])} with "
-                        "conflicting labels; expected one label per pair")
+    first: dict[tuple[str, str], int] = {}
+    for row in np.flatnonzero(frame.duplicated(key, keep=False).to_numpy()):
+        cell, pid = frame.at[row, "cell_line"], frame.at[row, "pair_id"]
+        seen = first.setdefault((cell, pid), row)
+        if seen == row:
+            continue
+        if labels[seen] != labels[row]:
+            problem = "conflicting labels; expected one label per pair"
+        elif not (np.array_equal(enhancer[seen], enhancer[row]) and np.array_equal(promoter[seen], promoter[row])):
+            problem = "different sequences; expected one pair per id (give each file its own pair ids)"
+        else:
+            continue
+        raise DataError(f"{path}: pair_id {pid!r} ({cell}) appears at {where(seen)} and {where(row)} with {problem}")
     return np.flatnonzero(~frame.duplicated(key).to_numpy())
 
 
@@ -313,7 +321,7 @@ def _meta(table: pd.DataFrame, enhancer_seqs, promoter_seqs) -> pd.DataFrame:
 
 
 def _assemble(path, enhancer, promoter, labels, meta, where) -> EPIDataset:
-    keep = _check_duplicates(path, meta, labels, where)
+    keep = _check_duplicates(path, meta, labels, where, enhancer, promoter)
     return EPIDataset(enhancer[keep], promoter[keep], labels[keep], meta.iloc[keep].reset_index(drop=True))
 
 

@@ -16,7 +16,7 @@ from cbat.data.motifs import CELL_LINE_TFS, MOTIF_IDS, get_motif
 from cbat.data.tasks import (CAUSES, DEFAULT_CAUSES, EASY_NEGATIVE_SHARE, EASY_NEGATIVES_TESTED, NO_CAUSE,
                              TASKS, MixtureTask, make_task)
 
-GENERATOR_VERSION = 9  # bump when the generated data change for the same parameters
+GENERATOR_VERSION = 10  # bump when the generated data change for the same parameters
 # long_range puts enhancer sites up to ~41 tokens into the pair's frame and keeps them >= 17 tokens from the
 # promoter's end: (enhancer, promoter) bp; a mixture needs them when long_range is one of its causes
 MIN_LONG_RANGE_LEN = (500, 600)
@@ -181,7 +181,7 @@ def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction
              for i in range(n_pairs)]
     promoters = _build_side(rng, promoter_sites, promoter_len, "promoter")
     enhancers = _build_side(rng, [plan.sites for plan in plans], enhancer_len, "enhancer")
-    meta = _meta(rng, task, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_len)
+    meta = _meta(rng, task, seed, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_len)
     meta["scaffold"] = _scaffold(seed, meta["cause"].to_numpy() == NO_CAUSE, easy_negatives_tested)
     truth = _truth(plans, promoter_sites, promoter_of_pair, promoters[1], enhancers[1])
     return EPIDataset(enhancers[0], promoters[0][promoter_of_pair], labels, meta, truth)
@@ -198,7 +198,7 @@ def _build_side(rng, site_lists, length, side):
     return seqs, starts
 
 
-def _meta(rng, task, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_len) -> pd.DataFrame:
+def _meta(rng, task, seed, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_len) -> pd.DataFrame:
     chrom, tss = promoter_loci(rng, promoter_of_pair.max() + 1)
     upstream = np.array([rng.random() < 0.5 if p.enhancer_upstream is None else p.enhancer_upstream
                          for p in plans])
@@ -208,7 +208,8 @@ def _meta(rng, task, pair_cell, promoter_of_pair, plans, enhancer_len, promoter_
     pair_chrom = chrom[promoter_of_pair]
     locus = lambda c, s, n: [f"{a}:{b}-{b + n}" for a, b in zip(c, s)]  # noqa: E731
     return pd.DataFrame({
-        "pair_id": [f"pair{i:06d}" for i in range(len(plans))],
+        # task and seed in the id: tables of two generations can share a folder without their ids colliding
+        "pair_id": [f"{task}-s{seed}-{i:06d}" for i in range(len(plans))],
         "cell_line": pair_cell, "chrom": pair_chrom,
         "enhancer_id": locus(pair_chrom, e_start, enhancer_len),
         "promoter_id": locus(pair_chrom, p_start, promoter_len),
