@@ -236,18 +236,27 @@ def design(kind: str = "fractional", resolution: int = 4, foldover: bool = False
         effects clear of two-factor interactions; 32 runs) or 5 (two-factor interactions clear of each other).
         The built design's resolution is checked: for 12 factors pyDOE3 1.x cannot build V (it returns a
         64-run resolution IV design), so 5 is refused with that message.
-    foldover : append the mirror image of every row (``pyDOE3.fold``): a resolution III design becomes IV.
+    foldover : append the mirror image of every row (``pyDOE3.fold``): a resolution III design becomes IV
+        (refused for IV and V, which hold every mirrored row already).
     overrides : config fields set in every row (e.g. ``{"d_model": 16}`` for a toy run); they must not be
         fields of a factor.
     """
     if kind not in DESIGN_KINDS:
         raise ValueError(f"design kind {kind!r}; expected one of {list(DESIGN_KINDS)}")
-    if resolution not in RESOLUTIONS:
+    if isinstance(resolution, bool) or resolution not in RESOLUTIONS or not isinstance(resolution, int):
         raise ValueError(f"design resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
+    if not isinstance(foldover, bool):
+        raise ValueError(f"design foldover {foldover!r}; expected true or false")
+    if foldover and resolution != 3:  # a resolution IV+ design is its own mirror image: the runs would repeat
+        raise ValueError(f"design foldover lifts resolution 3 to 4; a resolution {resolution} design already has "
+                         "every mirrored row, so foldover would only repeat its runs")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"design overrides {overrides!r}; expected a mapping of config fields to values")
     overrides = dict(overrides or {})
-    clash = sorted(set(overrides) & {f for fields in FACTORS.values() for f in fields})
+    clash = sorted(set(overrides) & ({f for fields in FACTORS.values() for f in fields} | {"name"}))
     if clash:
-        raise ValueError(f"design overrides {clash} are fields of a factor; the design sets them")
+        raise ValueError(f"design overrides {clash} are fields the design sets (a factor's, or the row's name)")
+    CBATConfig.from_dict({**preset(BASELINE).to_dict(), **overrides}, "design overrides")  # unknown or bad fields
     import pyDOE3  # see alias_groups
 
     factors = tuple(FACTORS)

@@ -172,6 +172,8 @@ class SweepSpec:
                 table[entry["name"]]["seeds"] = list(seeds)
         design = self.built_design()
         for row, variant in enumerate(design.variants() if design else []):
+            if variant.name in table:
+                raise ValueError(f"sweep spec: variant {variant.name!r} has the name of a design row; rename it")
             table[variant.name] = {"config": variant.config, "settings": {}, "parent": variant.parent,
                                    "factors": list(variant.factors), "design_row": row}
         return table

@@ -3,6 +3,7 @@ intervals (A/A), and the design in sweep specs and the CLI. Hand-made results, n
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,29 @@ def test_foldover_turns_resolution_three_into_four():
     d = design(resolution=3, foldover=True)
     assert d.matrix.shape == (32, len(FACTORS)) and d.resolution == 4
     assert np.array_equal(d.matrix[16:], -d.matrix[:16])
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"resolution": 4, "foldover": True}, "already has every mirrored row"),
+    ({"resolution": 3, "foldover": "false"}, "design foldover 'false'; expected true or false"),
+    ({"resolution": 4.0}, "design resolution 4.0; expected one of"),
+    ({"resolution": True}, "design resolution True; expected one of"),
+    ({"overrides": ["d_model", 16]}, "expected a mapping of config fields"),
+    ({"overrides": {"d_modle": 16}}, "design overrides: unknown"),
+    ({"overrides": {"dropout": 1.5}}, "design overrides"),
+    ({"overrides": {"name": "x"}}, "['name'] are fields the design sets"),
+])
+def test_design_input_is_checked_when_the_spec_is_built(fields, message):
+    """Each was accepted before and failed (or silently did something else) once runs started."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SweepSpec(variants=[], seeds=[0], design={"kind": "fractional", **fields})
+
+
+def test_a_variant_named_like_a_design_row_is_refused():
+    spec = SweepSpec(variants=["baseline", {"name": "design-r00", "config": "cbat_v1"}], seeds=[0],
+                     design={"kind": "fractional", "resolution": 3})
+    with pytest.raises(ValueError, match="'design-r00' has the name of a design row"):
+        spec.variant_table()
 
 
 def test_alias_table_matches_the_design_library():
@@ -80,12 +104,13 @@ def test_sweep_spec_stores_the_design_and_gives_each_row_its_own_seed(tmp_path):
         SweepSpec(variants=[], design={"kind": "fractional", "resolution": 6})
     with pytest.raises(ValueError, match=r"unexpected \['runs'\]"):
         SweepSpec(variants=[], design={"kind": "fractional", "runs": 8})
-    with pytest.raises(ValueError, match="fields of a factor"):
+    with pytest.raises(ValueError, match="fields the design sets"):
         SweepSpec(variants=[], design={"kind": "fractional", "overrides": {"window_size": 4}})
 
 
 def test_report_params_and_cli_pass_the_design(tmp_path):
     from cbat.cli import build_parser
+    from cbat.cli import UserError
     from cbat.commands.sweep import _spec
     from cbat.report import ReportParams, sweep_spec
 
@@ -98,6 +123,8 @@ def test_report_params_and_cli_pass_the_design(tmp_path):
     spec = _spec(args)
     assert spec.design == {"kind": "fractional", "resolution": 3, "foldover": True}
     assert spec.variants == ["baseline", "cbat_v2"] and spec.built_design().resolution == 4
+    with pytest.raises(UserError, match="add --design fractional"):  # was silently ignored
+        _spec(build_parser().parse_args(["sweep", "--resolution", "3", "--out", str(tmp_path / "s")]))
 
 
 # --- effects on hand-made designed sweeps -------------------------------------------------------------

@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--design", choices=DESIGN_KINDS,
                         help="add a designed ablation over the factors of cbat.ablations.FACTORS (low = baseline, "
                              "high = cbat_v2); without --variants the sweep also runs baseline and cbat_v2")
-    parser.add_argument("--resolution", type=int, choices=RESOLUTIONS, default=4,
-                        help="resolution of --design: 3 (16 runs) or 4 (32 runs, default); 5 is refused while the "
-                             "design library cannot build it for 12 factors")
+    parser.add_argument("--resolution", type=int, choices=RESOLUTIONS,
+                        help="resolution of --design: 3 (16 design rows) or 4 (32 rows, default), each row run once "
+                             "per seed; 5 is refused while the design library cannot build it for 12 factors")
     parser.add_argument("--foldover", action="store_true",
                         help="add the mirror image of every design row (resolution III becomes IV)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed runs again")
@@ -42,10 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _spec(args: argparse.Namespace):
     spec = _base_spec(args)
     if args.design is None:
+        if args.resolution is not None or args.foldover:
+            raise UserError("--resolution and --foldover shape a designed ablation; add --design fractional")
         return spec
     if spec.design is not None:
         raise UserError("--design: the spec file already holds a 'design'; give it in one place")
-    design = {"kind": args.design, "resolution": args.resolution, "foldover": args.foldover}
+    design = {"kind": args.design, "resolution": 4 if args.resolution is None else args.resolution,
+              "foldover": args.foldover}
     try:
         return dataclasses.replace(spec, design=design)
     except ValueError as err:
