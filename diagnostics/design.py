@@ -16,6 +16,7 @@ anchors need joint attention): its effect is the one within joint_attn on.
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -28,7 +29,7 @@ from diagnostics.ablation import LABELS, Effect, unlearnt
 from diagnostics.figures import styled
 from diagnostics.io import Sweep, SweepError, load_sweep
 
-EFFECT_COLUMNS = ["factor", "kind", "metric", "cause", "effect", "ci_low", "ci_high", "se", "df", "p_value",
+EFFECT_COLUMNS = ["factor", "kind", "metric", "cause", "effect", "ci_low", "ci_high", "level", "se", "df", "p_value",
                   "n_runs", "n_pairs", "aliases", "note", "claim", "task", "split"]
 NESTED_NOTE = {f: f"nested: the effect within {' and '.join(n)} on" for f, n in ablations.REQUIRES.items()}
 
@@ -69,6 +70,14 @@ def _design(sweep: Sweep) -> Optional[ablations.Design]:
         return ablations.Design.from_dict(stored)
     except (KeyError, TypeError, ValueError) as err:
         raise SweepError(f"{sweep.path / 'sweep.json'}: field 'design' is malformed ({err!r})") from None
+
+
+def fittable_design(sweep: Sweep | str) -> Optional[ablations.Design]:
+    """The sweep's design once some of its rows have finished (None without a design or before any row has: there
+    is nothing to fit yet, and twin pairs are all a sweep can offer)."""
+    sweep = load_sweep(sweep)
+    d = _design(sweep)
+    return d if d is not None and sweep.ok()["variant"].isin(d.names).any() else None
 
 
 def _corner_runs(sweep: Sweep, design: Optional[ablations.Design], task: Optional[str],
@@ -116,6 +125,10 @@ def fit(sweep: Sweep | str, metric: str = "aupr", task: Optional[str] = None, sp
     sweep = load_sweep(sweep)
     design = _design(sweep)
     runs, levels = _corner_runs(sweep, design, task, split)
+    if design is not None and len({tuple(row) for row in levels}) < len(design.matrix):
+        warnings.warn(f"{sweep.path}: {len({tuple(row) for row in levels})} of the design's {len(design.matrix)} rows "
+                      "have finished; effects the finished rows cannot separate are not estimable, and the aliases "
+                      "are those of the whole design", stacklevel=2)
     columns, names = _model(levels, design)
     run_ids = runs["run_id"].tolist()
     labels, probs = _probs(sweep, run_ids)
@@ -125,23 +138,26 @@ def fit(sweep: Sweep | str, metric: str = "aupr", task: Optional[str] = None, sp
 
 
 def claim(metric: str, ci_low: float, ci_high: float, not_learnt: Sequence[str] = ()) -> str:
-    """"higher" / "lower" when the interval excludes 0, "no clear difference" otherwise, and "not learnt: ..."
-    when the estimate rests on runs that did not learn."""
+    """"higher" / "lower" when the interval excludes 0, "no clear difference" otherwise, "not estimable" without
+    an interval (too few finished runs to separate the effect or to measure the noise), and "not learnt: ..." when
+    the estimate rests on runs that did not learn."""
     if not_learnt:
         return f"not learnt: {len(not_learnt)} run(s), e.g. {not_learnt[0]}"
-    if np.isnan(ci_low) or not (ci_low > 0 or ci_high < 0):
+    if np.isnan(ci_low) or np.isnan(ci_high):
+        return "not estimable"
+    if not (ci_low > 0 or ci_high < 0):
         return "no clear difference"
     return "higher" if ci_low > 0 else "lower"
 
 
-def _rows(result: stats.LinearEffects, design_fit: DesignFit, metric: str, cause: str) -> list[dict]:
+def _rows(result: stats.LinearEffects, design_fit: DesignFit, metric: str, cause: str, level: float) -> list[dict]:
     rows = []
     for _, r in result.table().iterrows():
         kind = "interaction" if ":" in r.term else "main"
         rows.append({"factor": r.term, "kind": kind, "metric": metric, "cause": cause, "effect": r.effect,
-                     "ci_low": r.ci_low, "ci_high": r.ci_high, "se": r.se, "df": r.df, "p_value": r.p_value,
-                     "n_runs": r.n_runs, "n_pairs": r.n_pairs, "aliases": ", ".join(design_fit.aliases(r.term)),
-                     "note": NESTED_NOTE.get(r.term, ""),
+                     "ci_low": r.ci_low, "ci_high": r.ci_high, "level": level, "se": r.se, "df": r.df,
+                     "p_value": r.p_value, "n_runs": r.n_runs, "n_pairs": r.n_pairs,
+                     "aliases": ", ".join(design_fit.aliases(r.term)), "note": NESTED_NOTE.get(r.term, ""),
                      "claim": claim(metric, r.ci_low, r.ci_high, design_fit.unlearnt),
                      "task": design_fit.task, "split": design_fit.split})
     return rows
@@ -166,12 +182,12 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
     -------
     DataFrame
         Columns ``EFFECT_COLUMNS``: factor (or "a:b" interaction), kind, metric, cause ("all" pooled), effect,
-        ci_low, ci_high, se, df, p_value, n_runs, n_pairs, aliases (terms the design confounds with it), note,
-        claim ("higher" / "lower" / "no clear difference" / "not learnt: ..."), task, split.
+        ci_low, ci_high, level (of the interval), se, df, p_value, n_runs, n_pairs, aliases (terms the design
+        confounds with it), note, claim ("higher" / "lower" / "no clear difference" / "not learnt: ..."), task, split.
     """
     sweep = load_sweep(sweep_dir)
     pooled = fit(sweep, metric, task, split, n_boot, level, seed)
-    rows = _rows(pooled.fit, pooled, metric, "all")
+    rows = _rows(pooled.fit, pooled, metric, "all", level)
     if causes:
         columns, names = _model(pooled.levels, pooled.design)
         per_cause = [((sweep.records[r]["metrics"].get("test") or {}).get("per_cause") or {})
@@ -184,7 +200,7 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
                 continue
             result = stats.fit_effects(columns, names, scores=scores, level=level)
             n_pairs = min(int(pc[cause].get("n", 0)) for pc in per_cause)  # the cause's test pairs (same split)
-            rows += [{**row, "n_pairs": n_pairs} for row in _rows(result, pooled, metric, cause)]
+            rows += [{**row, "n_pairs": n_pairs} for row in _rows(result, pooled, metric, cause, level)]
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
 
@@ -204,6 +220,7 @@ def forest_figure(table: pd.DataFrame) -> go.Figure:
     """Effects of ``effects`` (pooled rows) with their intervals; hover names the aliases."""
     rows = table[table["cause"] == "all"]
     metric = rows["metric"].iloc[0] if len(rows) else "aupr"
+    level = rows["level"].iloc[0] if len(rows) else 0.95
     fig = go.Figure(go.Scatter(
         x=rows["effect"], y=rows["factor"], mode="markers", text=rows["aliases"].replace("", "none"),
         hovertemplate="%{y}: %{x:+.3f}<br>aliases: %{text}<extra></extra>",
@@ -211,7 +228,7 @@ def forest_figure(table: pd.DataFrame) -> go.Figure:
                  "arrayminus": rows["effect"] - rows["ci_low"]}))
     fig.add_vline(x=0, line_dash="dot")
     label = LABELS.get(metric, metric)
-    return styled(fig, f"Designed main effects on {label} (cbat_v2 value − baseline value, 95% CI)",
+    return styled(fig, f"Designed main effects on {label} (cbat_v2 value − baseline value, {level:.0%} CI)",
                   f"Δ{label}", "")
 
 
@@ -223,14 +240,19 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
     e.g. ``cbat_v2`` and ``baseline`` variants of the same size). Without both, the total is the sum of main
     effects and the residual bar is left out.
 
+    A nested factor (``REQUIRES``) moves by half a unit of its coding from baseline to cbat_v2 (its low level
+    is coded 0 where what it needs is off), so its bar is half its effect, as in the fitted model.
+
     Returns
     -------
     DataFrame
-        step, kind ("factor", "interactions", "total"), value.
+        step, kind ("factor", "interactions", "total"), value, metric.
     """
     sweep = load_sweep(sweep_dir)
     main = table[(table["cause"] == "all") & (table["kind"] == "main")]
-    rows = [{"step": r.factor, "kind": "factor", "value": r.effect} for r in main.itertuples()]
+    n = len(ablations.FACTORS)
+    weight = dict(zip(ablations.FACTORS, (ablations.coded(np.ones((1, n))) - ablations.coded(-np.ones((1, n))))[0]))
+    rows = [{"step": r.factor, "kind": "factor", "value": weight[r.factor] * r.effect} for r in main.itertuples()]
     metric, task, split = main["metric"].iloc[0], main["task"].iloc[0], main["split"].iloc[0]
     runs = sweep.ok(task=task, split=split)
     d = _design(sweep)
@@ -243,7 +265,7 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
             continue
         if levels and len(set(levels.values())) == 1:
             corner["high" if next(iter(levels.values())) > 0 else "low"].append(run.run_id)
-    explained = float(main["effect"].sum())
+    explained = float(np.nansum([row["value"] for row in rows]))  # a factor not estimable adds nothing
     if corner["high"] and corner["low"]:
         scores = {side: np.nanmean([getattr(r, metric) for r in runs.itertuples() if r.run_id in ids])
                   for side, ids in corner.items()}
@@ -252,7 +274,7 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
     else:
         total = explained
     rows.append({"step": "cbat_v2 − baseline", "kind": "total", "value": total})
-    return pd.DataFrame(rows, columns=["step", "kind", "value"])
+    return pd.DataFrame(rows, columns=["step", "kind", "value"]).assign(metric=metric)
 
 
 def _other_fields(config: dict) -> dict:
@@ -261,8 +283,10 @@ def _other_fields(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in factor_fields and k != "name"}
 
 
-def decomposition_figure(steps: pd.DataFrame, metric: str = "aupr") -> go.Figure:
-    """Waterfall of ``decomposition``: one bar per main effect, the interactions and residual, the total."""
+def decomposition_figure(steps: pd.DataFrame, metric: Optional[str] = None) -> go.Figure:
+    """Waterfall of ``decomposition``: one bar per main effect, the interactions and residual, the total, in the
+    steps' metric (``metric`` overrides it)."""
+    metric = metric or (steps["metric"].iloc[0] if "metric" in steps and len(steps) else "aupr")
     measure = steps["kind"].map({"factor": "relative", "interactions": "relative", "total": "total"})
     fig = go.Figure(go.Waterfall(x=steps["step"], y=np.where(measure == "total", 0.0, steps["value"]),
                                  measure=measure, connector={"line": {"dash": "dot"}}))

@@ -645,7 +645,7 @@ def _designed(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
 
 
 def _gather(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
-    if not h.variants and _designable(h, design._design(sweep)):
+    if not h.variants and _designable(h, design.fittable_design(sweep)):
         return _designed(sweep, h, s, fits)
     return _twin(sweep, h, s)
 
@@ -778,8 +778,8 @@ def assess(sweep_dir, hypotheses: Optional[list[str]] = None, probes: bool = Tru
     steps = waterfall(sweep, n_boot=n_boot, seed=seed)
     if not steps.empty and {"factor", "total"} <= set(steps["kind"]):
         figures["ablation.waterfall"] = waterfall_figure(steps)
-    if design._design(sweep) is not None:
-        effects = design.effects(sweep, n_boot=n_boot, seed=seed, causes=False)
+    if design.fittable_design(sweep) is not None:
+        effects = design.effects(sweep, n_boot=n_boot, level=level, seed=seed, causes=False)
         figures["design.forest"] = design.forest_figure(effects)
         figures["design.decomposition"] = design.decomposition_figure(design.decomposition(sweep, effects))
     return Assessment(table, figures, verdicts)

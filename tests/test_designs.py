@@ -212,31 +212,42 @@ def test_effects_say_not_learnt_when_a_run_did_not_learn(tmp_path):
     assert "AUROC interval includes 0.5" in table["claim"].iloc[0]
 
 
+def add_preset_run(path, name, noise):
+    """A finished run of preset ``name`` beside the design rows (scores: the planted signal plus noise)."""
+    labels, _ = labels_and_signal()
+    run_dir = path / "runs" / f"{name}__s0__chrom"
+    run_dir.mkdir()
+    p = probs_with_noise(noise)(name, 99)
+    pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels, "logit": 0.0,
+                  "prob": p}).to_parquet(run_dir / "predictions.parquet")
+    rundir.write_record(run_dir / "record.json", {
+        "run_id": run_dir.name, "variant": name, "seed": 0, "split": "chrom", "task": "mixture", "status": "ok",
+        "config": ablations.preset(name).to_dict(), "metrics": {"test": evaluate(labels, p)},
+        "learnt": learnt(labels, p), "paths": {}})
+
+
 def test_decomposition_splits_the_total_into_main_effects_and_the_rest(tmp_path):
     path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
     table = designed.effects(path, n_boot=10, causes=False)
     steps = designed.decomposition(path, table)
     assert list(steps["kind"]) == ["factor"] * len(FACTORS) + ["total"]  # no all-low/all-high runs here
-    assert steps["value"].iloc[-1] == pytest.approx(table["effect"].sum())
+    # the bars add up to what the fitted model predicts from baseline to cbat_v2: a nested factor (anchors,
+    # coded 0 where joint attention is off) moves half a unit, so its bar is half its effect
+    n = len(FACTORS)
+    move = ablations.coded(np.ones((1, n)))[0] - ablations.coded(-np.ones((1, n)))[0]
+    predicted = designed.fit(path, n_boot=10).fit.contrast(dict(zip(FACTOR_NAMES, move)))["estimate"]
+    assert sorted(set(move)) == [0.5, 1.0] and steps["value"].iloc[-1] == pytest.approx(predicted)
+    assert (steps["metric"] == "aupr").all()
     assert designed.forest_figure(table).data and designed.decomposition_figure(steps).data
-    labels, _ = labels_and_signal()
     for name, noise in (("baseline", 0.3), ("cbat_v2", 2.0)):  # observed corners: the total is measured
-        run_dir = path / "runs" / f"{name}__s0__chrom"
-        run_dir.mkdir()
-        p = probs_with_noise(noise)(name, 99)
-        pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "GM12878", "label": labels, "logit": 0.0,
-                      "prob": p}).to_parquet(run_dir / "predictions.parquet")
-        rundir.write_record(run_dir / "record.json", {
-            "run_id": run_dir.name, "variant": name, "seed": 0, "split": "chrom", "task": "mixture", "status": "ok",
-            "config": ablations.preset(name).to_dict(), "metrics": {"test": evaluate(labels, p)},
-            "learnt": learnt(labels, p), "paths": {}})
+        add_preset_run(path, name, noise)
     steps = designed.decomposition(path, table).set_index("step")
     runs = designed.load_sweep(path).ok()  # every corner run counts, design rows that are corners included
     side = {r: set(levels_of(c["config"]).values()) for r, c in designed.load_sweep(path).records.items()}
     corner = runs["run_id"].map(side)
     total = runs[corner == {1}]["aupr"].mean() - runs[corner == {-1}]["aupr"].mean()
     assert steps.loc["cbat_v2 − baseline", "value"] == pytest.approx(total)
-    assert steps.loc["interactions and residual", "value"] == pytest.approx(total - table["effect"].sum())
+    assert steps.loc["interactions and residual", "value"] == pytest.approx(total - predicted)
 
 
 # --- the interval method --------------------------------------------------------------------------------
@@ -302,3 +313,38 @@ def test_a_cause_that_some_run_cannot_score_is_left_out_not_a_crash(tmp_path):
                               lambda lv, row: None if row == 0 else planted(lv, row), lambda lv: 0.5)
     table = designed.effects(path, n_boot=10)
     assert set(table["cause"]) == {"all"} and len(table[table["kind"] == "main"]) == len(FACTOR_NAMES)
+
+
+def test_figures_follow_the_metric_and_the_interval_level(tmp_path):
+    path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
+    eighty = designed.effects(path, metric="auroc", level=0.8, n_boot=10, causes=False)
+    assert (eighty["level"] == 0.8).all()
+    assert "AUROC" in designed.forest_figure(eighty).layout.title.text
+    assert "80% CI" in designed.forest_figure(eighty).layout.title.text
+    steps = designed.decomposition(path, eighty)
+    assert (steps["metric"] == "auroc").all()
+    assert "AUROC" in designed.decomposition_figure(steps).layout.title.text
+
+
+def test_a_partly_finished_design_says_what_it_cannot_estimate(tmp_path):
+    import shutil
+
+    d = design(resolution=3)
+    path = write_design_sweep(tmp_path / "s", d, planted, lambda lv: 0.5)
+    for run in (path / "runs").iterdir():
+        if json.loads((run / "record.json").read_text())["variant"] in d.names[10:]:
+            shutil.rmtree(run)
+    with pytest.warns(UserWarning, match="10 of the design's 16 rows have finished"):
+        table = designed.effects(path, n_boot=10, causes=False)
+    unknown = table["ci_low"].isna()  # 13 coefficients from 10 rows: no interval, some effects none either
+    assert table["effect"].isna().any() and (table.loc[unknown, "claim"] == "not estimable").all()
+    assert not (table.loc[~unknown, "claim"] == "not estimable").any()
+    for run in (path / "runs").iterdir():  # no row finished: nothing to fit, and the assessment still runs
+        shutil.rmtree(run)
+    add_preset_run(path, "baseline", 0.3)
+    assert designed.fittable_design(path) is None
+    from diagnostics.verdicts import assess
+
+    assessment = assess(path, hypotheses=["H1"], probes=False, n_boot=10)
+    assert assessment.table.set_index("id").loc["H1", "verdict"] == "inconclusive"
+    assert "design.forest" not in assessment.figures
