@@ -40,7 +40,8 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: in
 
 def binary_metrics(labels: Sequence[int], probs: Sequence[float],
                    threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
-    """All keys of ``METRIC_KEYS`` for one group. Ranking metrics are NaN when only one class is present."""
+    """All keys of ``METRIC_KEYS`` for one group. Ranking and threshold metrics (precision, recall, F1) are NaN
+    when only one class is present: on a cause's easy negatives alone, recall has nothing to recall."""
     labels = np.asarray(labels).astype(int)
     probs = np.asarray(probs, dtype=float)
     if labels.shape != probs.shape or labels.ndim != 1:
@@ -52,9 +53,9 @@ def binary_metrics(labels: Sequence[int], probs: Sequence[float],
     return {
         "aupr": float(average_precision_score(labels, probs)) if both_classes else math.nan,
         "auroc": float(roc_auc_score(labels, probs)) if both_classes else math.nan,
-        "precision": float(precision_score(labels, predicted, zero_division=0)),
-        "recall": float(recall_score(labels, predicted, zero_division=0)),
-        "f1": float(f1_score(labels, predicted, zero_division=0)),
+        "precision": float(precision_score(labels, predicted, zero_division=0)) if both_classes else math.nan,
+        "recall": float(recall_score(labels, predicted, zero_division=0)) if both_classes else math.nan,
+        "f1": float(f1_score(labels, predicted, zero_division=0)) if both_classes else math.nan,
         "threshold": float(threshold),
         "mean_prob": float(probs.mean()) if probs.size else math.nan,
         "base_rate": float(labels.mean()) if labels.size else math.nan,

@@ -45,6 +45,9 @@ def test_evaluate_per_cell_line_and_single_class_group(scored):
     assert out["per_cell_line"]["GM12878"]["n"] == 150
     assert math.isnan(out["per_cell_line"]["K562"]["aupr"])
     assert not math.isnan(out["pooled"]["aupr"])
+    # threshold metrics too: with one class there is nothing to recall (they read a plain 0 or 1 before)
+    assert all(math.isnan(out["per_cell_line"]["K562"][k]) for k in ("precision", "recall", "f1"))
+    assert not any(math.isnan(out["pooled"][k]) for k in ("precision", "recall", "f1"))
 
 
 def test_bad_probabilities_are_rejected():
