@@ -25,7 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cbat import ablations, stats
-from diagnostics.ablation import LABELS, Effect, unlearnt
+from diagnostics.ablation import LABELS, Effect, _of_cause, unlearnt
 from diagnostics.figures import styled
 from diagnostics.io import Sweep, SweepError, load_sweep
 
@@ -36,7 +36,7 @@ NESTED_NOTE = {f: f"nested: the effect within {' and '.join(n)} on" for f, n in 
 
 @dataclass
 class DesignFit:
-    """The runs a designed effect rests on and their fitted model (pooled metric)."""
+    """The runs a designed effect rests on and their fitted model (pooled metric, or one planted cause's)."""
 
     fit: stats.LinearEffects
     run_ids: list[str]
@@ -45,6 +45,7 @@ class DesignFit:
     split: str
     design: Optional[ablations.Design]
     unlearnt: tuple[str, ...]
+    cause: str = ""  # the planted cause scored ("" = all test pairs)
 
     def aliases(self, term: str) -> tuple[str, ...]:
         """Terms the design cannot tell apart from ``term`` (for a nested factor, also those of its product
@@ -111,8 +112,8 @@ def _model(levels: np.ndarray, design: Optional[ablations.Design]) -> tuple[np.n
     return np.hstack(columns), names
 
 
-def _probs(sweep: Sweep, run_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    frames = [sweep.predictions(r).set_index("pair_index") for r in run_ids]
+def _probs(sweep: Sweep, run_ids: Sequence[str], cause: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+    frames = [_of_cause(sweep.predictions(r), cause).set_index("pair_index") for r in run_ids]
     common = frames[0].index
     for frame in frames[1:]:
         common = common.intersection(frame.index)
@@ -120,8 +121,10 @@ def _probs(sweep: Sweep, run_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray
 
 
 def fit(sweep: Sweep | str, metric: str = "aupr", task: Optional[str] = None, split: Optional[str] = None,
-        n_boot: int = 500, level: float = 0.95, seed: int = 0) -> DesignFit:
-    """The least-squares fit of ``metric`` on the designed (or corner) runs of a sweep; see ``effects``."""
+        n_boot: int = 500, level: float = 0.95, seed: int = 0, cause: Optional[str] = None) -> DesignFit:
+    """The least-squares fit of ``metric`` on the designed (or corner) runs of a sweep; see ``effects``.
+    ``cause`` scores one planted cause's test pairs (its positives and matched negatives), with the "did it
+    learn" guard read on the other pairs, as a twin pair's effect on a cause is."""
     sweep = load_sweep(sweep)
     design = _design(sweep)
     runs, levels = _corner_runs(sweep, design, task, split)
@@ -131,10 +134,10 @@ def fit(sweep: Sweep | str, metric: str = "aupr", task: Optional[str] = None, sp
                       "are those of the whole design", stacklevel=2)
     columns, names = _model(levels, design)
     run_ids = runs["run_id"].tolist()
-    labels, probs = _probs(sweep, run_ids)
+    labels, probs = _probs(sweep, run_ids, cause)
     result = stats.fit_effects(columns, names, labels, probs, metric, n_boot=n_boot, level=level, seed=seed)
     return DesignFit(result, run_ids, levels, runs["task"].iloc[0], runs["split"].iloc[0], design,
-                     unlearnt(sweep, run_ids))
+                     unlearnt(sweep, run_ids, cause), cause or "")
 
 
 def claim(metric: str, ci_low: float, ci_high: float, not_learnt: Sequence[str] = ()) -> str:
@@ -213,7 +216,7 @@ def designed_effect(design_fit: DesignFit, factors: Sequence[str], metric: str) 
     return Effect(f"{label} on", f"{label} off", metric, design_fit.task, design_fit.split, c["estimate"],
                   c["ci_low"], c["ci_high"], np.nan, np.nan, design_fit.fit.n_runs, design_fit.fit.n_pairs,
                   tuple(design_fit.run_ids), se=c["se"], df=design_fit.fit.df, p_value=c["p_value"],
-                  source="design", aliases=aliases, unlearnt=design_fit.unlearnt)
+                  source="design", aliases=aliases, unlearnt=design_fit.unlearnt, cause=design_fit.cause)
 
 
 def forest_figure(table: pd.DataFrame) -> go.Figure:

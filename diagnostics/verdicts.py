@@ -622,16 +622,19 @@ def planted_causes(sweep: Sweep) -> set[str]:
 
 def _designed(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
     chosen = tuple(h.design_factors or h.factors)
-    key = h.metric
-    if key not in fits:
-        fits[key] = design.fit(sweep, h.metric, n_boot=s["n_boot"], seed=s["seed"])
-    fitted = fits[key]
-    eff = design.designed_effect(fitted, chosen, h.metric)
-    colour = []
-    for m in h.colour:
-        if m not in fits:
-            fits[m] = design.fit(sweep, m, n_boot=s["n_boot"], seed=s["seed"])
-        colour.append(design.designed_effect(fits[m], chosen, m))
+    # as for a twin pair: a hypothesis that names a planted cause is judged on that cause's pairs, on AUROC
+    cause = h.cause if h.cause in planted_causes(sweep) else None
+    metric = CAUSE_METRIC if cause and h.metric in stats.RANKING else h.metric
+
+    def fitted_on(m: str) -> design.DesignFit:
+        if (m, cause) not in fits:
+            fits[m, cause] = design.fit(sweep, m, n_boot=s["n_boot"], seed=s["seed"], cause=cause)
+        return fits[m, cause]
+
+    fitted = fitted_on(metric)
+    eff = design.designed_effect(fitted, chosen, metric)
+    shown = [m for m in dict.fromkeys((*h.colour, h.metric)) if m != metric]
+    colour = [design.designed_effect(fitted_on(m), chosen, m) for m in shown]
     col = [list(ablations.FACTORS).index(f) for f in chosen]
     high = np.all(fitted.levels[:, col] > 0, axis=1)
     low = np.all(fitted.levels[:, col] < 0, axis=1)

@@ -369,3 +369,30 @@ def test_designed_sweep_assessment_has_the_forest_and_decomposition(tmp_path):
     assert {"design.forest", "design.decomposition"} <= set(assessment.figures)
     h1 = assessment.table.set_index("id").loc["H1"]
     assert h1.source == "design" and h1.verdict == "supported" and h1.p_adjusted >= h1.p_value
+
+
+def test_a_design_judges_a_hypothesis_with_a_planted_cause_on_that_cause(tmp_path):
+    """As a twin pair does: H1 on the long-range pairs' AUROC, the guard read on the other pairs."""
+    import json
+
+    from cbat import ablations, rundir
+    from cbat.metrics import evaluate
+    from test_designs import write_design_sweep
+    from test_diagnostics_fakes import labels_and_signal
+
+    path = write_design_sweep(tmp_path / "design", ablations.design(resolution=3), lambda lv, row: 0.5,
+                              lambda lv: 0.3)
+    labels, _ = labels_and_signal()
+    far = np.arange(N_PAIRS) < N_PAIRS // 2
+    for run_dir in (path / "runs").iterdir():
+        record = json.loads((run_dir / "record.json").read_text())
+        predictions = pd.read_parquet(run_dir / "predictions.parquet")
+        if ablations.levels_of(record["config"])["window"] > 0:  # the window loses the long-range pairs only
+            predictions.loc[far, "prob"] = np.random.default_rng(record["seed"]).uniform(0.01, 0.99, far.sum())
+        predictions["cause"] = np.where(far, "long_range", "diffuse")
+        predictions.to_parquet(run_dir / "predictions.parquet")
+        record["metrics"]["test"] = evaluate(labels, predictions["prob"], causes=predictions["cause"])
+        rundir.write_record(run_dir / "record.json", record)
+    (h1,) = judge(path, [HYPOTHESES["H1"]], n_boot=N_BOOT)
+    assert (h1.effect.source, h1.effect.cause, h1.effect.metric) == ("design", "long_range", "auroc")
+    assert h1.effect.n_pairs == far.sum() and h1.verdict == "supported"
