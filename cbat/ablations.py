@@ -243,7 +243,7 @@ def design(kind: str = "fractional", resolution: int = 4, foldover: bool = False
     """
     if kind not in DESIGN_KINDS:
         raise ValueError(f"design kind {kind!r}; expected one of {list(DESIGN_KINDS)}")
-    if isinstance(resolution, bool) or resolution not in RESOLUTIONS or not isinstance(resolution, int):
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution not in RESOLUTIONS:
         raise ValueError(f"design resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
     if not isinstance(foldover, bool):
         raise ValueError(f"design foldover {foldover!r}; expected true or false")

@@ -128,10 +128,11 @@ def fit(sweep: Sweep | str, metric: str = "aupr", task: Optional[str] = None, sp
     sweep = load_sweep(sweep)
     design = _design(sweep)
     runs, levels = _corner_runs(sweep, design, task, split)
-    if design is not None and len({tuple(row) for row in levels}) < len(design.matrix):
-        warnings.warn(f"{sweep.path}: {len({tuple(row) for row in levels})} of the design's {len(design.matrix)} rows "
-                      "have finished; effects the finished rows cannot separate are not estimable, and the aliases "
-                      "are those of the whole design", stacklevel=2)
+    finished_rows = len({tuple(row) for row in levels})
+    if design is not None and finished_rows < len(design.matrix):
+        warnings.warn(f"{sweep.path}: {finished_rows} of the design's {len(design.matrix)} rows have finished; "
+                      "effects the finished rows cannot separate are not estimable, and the aliases are those of "
+                      "the whole design", stacklevel=2)
     columns, names = _model(levels, design)
     run_ids = runs["run_id"].tolist()
     labels, probs = _probs(sweep, run_ids, cause)

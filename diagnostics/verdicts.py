@@ -593,14 +593,11 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
                 ctx = Context(sweep, None, s, ids, [], (", ".join(treated), ""))
                 return _Evidence(h, ctx=ctx)
         return _Evidence(h, reason=f"the sweep lacks {h.needs}")
-    # on data with planted causes, a hypothesis that names its cause is judged on that cause's pairs only
-    cause = h.cause if h.cause in planted_causes(sweep) else None
-    metric = CAUSE_METRIC if cause and h.metric in stats.RANKING else h.metric
+    cause, metric, shown = _scoring(sweep, h)
     eff = effect(sweep, pair[0], pair[1], metric, task=task or None, n_boot=s["n_boot"], seed=s["seed"],
                  cause=cause)
     if eff is None:
         return _Evidence(h, reason=f"{pair[0]} and {pair[1]} share no finished run", task=task)
-    shown = [m for m in dict.fromkeys((*h.colour, h.metric)) if m != metric]
     colour = [effect(sweep, pair[0], pair[1], m, task=eff.task, split=eff.split, n_boot=s["n_boot"], seed=s["seed"],
                      cause=cause) for m in shown]
     treated = [r for r in eff.run_ids if sweep.records[r]["variant"] == pair[0]]
@@ -614,6 +611,15 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
     return _Evidence(h, eff, colour, ctx, task=eff.task)
 
 
+def _scoring(sweep: Sweep, h: Hypothesis) -> tuple[Optional[str], str, list[str]]:
+    """What a hypothesis' effect is scored on, for a twin pair and a design alike: on data with planted causes,
+    a hypothesis that names its cause is judged on that cause's pairs only, on AUROC (``CAUSE_METRIC``).
+    Returns (cause or None, deciding metric, the other metrics shown beside it)."""
+    cause = h.cause if h.cause in planted_causes(sweep) else None
+    metric = CAUSE_METRIC if cause and h.metric in stats.RANKING else h.metric
+    return cause, metric, [m for m in dict.fromkeys((*h.colour, h.metric)) if m != metric]
+
+
 def planted_causes(sweep: Sweep) -> set[str]:
     """The planted causes the sweep's runs were scored on (per-cause test metrics; empty on user data)."""
     return {cause for record in sweep.records.values() if record["status"] == "ok"
@@ -622,9 +628,7 @@ def planted_causes(sweep: Sweep) -> set[str]:
 
 def _designed(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
     chosen = tuple(h.design_factors or h.factors)
-    # as for a twin pair: a hypothesis that names a planted cause is judged on that cause's pairs, on AUROC
-    cause = h.cause if h.cause in planted_causes(sweep) else None
-    metric = CAUSE_METRIC if cause and h.metric in stats.RANKING else h.metric
+    cause, metric, shown = _scoring(sweep, h)
 
     def fitted_on(m: str) -> design.DesignFit:
         if (m, cause) not in fits:
@@ -633,7 +637,6 @@ def _designed(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
 
     fitted = fitted_on(metric)
     eff = design.designed_effect(fitted, chosen, metric)
-    shown = [m for m in dict.fromkeys((*h.colour, h.metric)) if m != metric]
     colour = [design.designed_effect(fitted_on(m), chosen, m) for m in shown]
     col = [list(ablations.FACTORS).index(f) for f in chosen]
     high = np.all(fitted.levels[:, col] > 0, axis=1)
