@@ -56,10 +56,13 @@ def test_window_that_cuts_the_decisive_distance_is_found_on_long_range(tmp_path_
     overrides = {"d_model": 32}
     variants = [{"name": "global", "config": "baseline", "overrides": overrides},
                 {"name": "window", "config": "baseline", "overrides": {**overrides, "window_size": 16}}]
+    # Margins that hold on every CPU kind (training rounds differently on AVX2 and AVX-512 boxes): 1,500 pairs,
+    # so every global seed takes off by epoch 5 of 8 (1,000 pairs and 12 epochs left a seed at chance on one kind),
+    # and 60 % of the negatives easy, so the window, which sees no cause, still learns them clearly (test AUROC
+    # interval from 0.75 up, where a third easy left it at 0.51-0.61 and the guard dropped a seed).
     spec = SweepSpec(variants=variants, seeds=[0, 1, 2], splits=["chrom"],
-                     data={"task": "long_range", "n_pairs": 1000, "seed": 0},
-                     # 12 epochs: with attention updates starting at zero, global seed 2 takes off at epoch 12
-                     settings={"epochs": 12, "batch_size": 32, "lr": 3e-3, "lr_warmup_steps": 20, "patience": 12,
+                     data={"task": "long_range", "n_pairs": 1500, "seed": 0, "easy_negatives": 0.6},
+                     settings={"epochs": 8, "batch_size": 32, "lr": 3e-3, "lr_warmup_steps": 20, "patience": 8,
                                "hook_every": 10, "progress": False})
     path = tmp_path_factory.mktemp("truth") / "long_range"
     run_sweep(spec, path, workers=2, progress=False)
