@@ -10,8 +10,10 @@ import importlib
 import sys
 
 from cbat.config import ConfigError
+from cbat.interrupts import Terminated, sigterm_raises
 
 COMMANDS = ("synth", "train", "sweep", "report", "attribute")
+RESUMABLE = ("train", "sweep", "report")  # their folders keep finished runs and epochs
 
 
 class UserError(Exception):
@@ -38,13 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with sigterm_raises():
+            return int(args.handler(args) or 0)
     except (UserError, ConfigError, FileNotFoundError, ValueError) as err:
         print(f"cbat {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"cbat {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as err:
+        how = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
+        hint = "; the same command resumes where it stopped" if args.command in RESUMABLE else ""
+        print(f"cbat {args.command}: interrupted ({how}){hint}", file=sys.stderr)
+        return err.code if isinstance(err, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cbat import rundir
+from cbat import interrupts, rundir
 from cbat.ablations import Design, design as build_design, resolve_variants
 from cbat.config import CBATConfig, load_config
 from cbat.metrics import METRIC_KEYS
@@ -41,6 +41,7 @@ from cbat.train import TrainSettings, train
 
 BACKENDS = ("local", "ray")
 SKIPPED_EXIT = 75  # a worker's exit code when another process holds its run
+CHILD_STOP_TIMEOUT_S = 30.0  # an interrupted sweep waits this long for its children, then kills them
 RESULT_COLUMNS = ["run_id", "variant", "seed", "split", "task", "status", "learnt", "learnt_reason", *METRIC_KEYS,
                   "error"]
 # The quick report's sizes, in one place: `make report` trains exactly these, the report prints them on its first
@@ -329,7 +330,9 @@ def execute_run(run: dict, run_dir: str | Path, retry_failed: bool = False) -> O
             settings = TrainSettings.from_dict(run["settings"], f"run {run['run_id']} settings")
             dataset = load_data(run["data"])
             split = make_split(dataset, run["split"], run["split_seed"])
-            result = train(cfg, dataset, split, settings, seed=run["seed"], out_dir=run_dir, resume=True)
+            result = train(cfg, dataset, split, settings, seed=run["seed"], out_dir=run_dir, resume=True,
+                           keep_state=True)
+            rundir.announce(run_dir, "trained")
             record.update(status="ok", metrics=result.metrics, learnt=result.learnt, history=result.history,
                           timings=result.timings,
                           best_epoch=result.best_epoch, steps=result.steps, diagnostics=_diagnostics(result.trace))
@@ -337,6 +340,8 @@ def execute_run(run: dict, run_dir: str | Path, retry_failed: bool = False) -> O
             record["error"] = f"{type(err).__name__}: {err}"
             record["timings"] = {"total_s": time.perf_counter() - started}
         rundir.write_record(rundir.run_file(run_dir, "record"), record)
+        if record["status"] == "ok":  # recorded: nothing left to resume (a failed run keeps it for a retry)
+            rundir.run_file(run_dir, "state").unlink(missing_ok=True)
         return record
     finally:
         lock.release()
@@ -365,7 +370,8 @@ def _child_main(run: dict, run_dir: str, threads: int, parent_pid: Optional[int]
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     torch.set_num_threads(threads)
-    record = execute_run(run, run_dir, retry_failed)
+    with interrupts.sigterm_raises():  # exit through Python: the run lock and tqdm's semaphores are released
+        record = execute_run(run, run_dir, retry_failed)
     if record is None and parent_pid is not None:
         sys.exit(SKIPPED_EXIT)
     return record
@@ -524,10 +530,11 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
 
     skipped: list[str] = []
     try:
-        if backend == "ray":
-            _run_ray(pending, sweep_dir, workers, finished, skipped, retry_failed)
-        else:
-            _run_local(pending, sweep_dir, workers, finished, skipped, retry_failed)
+        with interrupts.sigterm_raises():  # stopped by SIGTERM, the runs' children are stopped too
+            if backend == "ray":
+                _run_ray(pending, sweep_dir, workers, finished, skipped, retry_failed)
+            else:
+                _run_local(pending, sweep_dir, workers, finished, skipped, retry_failed)
     finally:
         bar.close()
     if skipped:
@@ -596,12 +603,6 @@ def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished, ski
         # is what the first optimizer construction would otherwise import (several seconds) in every child.
         context.set_forkserver_preload(["cbat.sweep", "torch._dynamo"])
     queue, active = list(pending), {}
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
     try:
         while queue or active:
             while queue and len(active) < workers:
@@ -623,12 +624,19 @@ def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished, ski
                     _fail_record(run, run_dir, f"worker exited with code {proc.exitcode}")
                 finished(run)
     finally:
-        for proc, _, _ in active.values():  # interrupted: stop our own children, leave no orphans
-            proc.terminate()
-        for proc, _, _ in active.values():
+        _stop_children([proc for proc, _, _ in active.values()])
+
+
+def _stop_children(procs: list) -> None:
+    """Interrupted: stop our own children (SIGTERM lets them release their locks), leave no orphans."""
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():  # stuck past the timeout: a child may not outlive its sweep
+            proc.kill()
             proc.join()
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _run_ray(pending: list[dict], sweep_dir: Path, workers: int, finished, skipped: list[str],

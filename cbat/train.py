@@ -519,7 +519,7 @@ def _indices(split, part: str, n: int) -> np.ndarray:
 
 
 def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = None, seed: int = 0,
-          out_dir: str | Path | None = None, resume: bool = False) -> TrainResult:
+          out_dir: str | Path | None = None, resume: bool = False, keep_state: bool = False) -> TrainResult:
     """Train ``cfg`` on ``split.train``, early-stop on ``split.val`` AUPR, evaluate on ``split.test``.
 
     Parameters
@@ -532,6 +532,8 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
     out_dir : when given, ``model.pt``, ``trace.parquet`` and ``predictions.parquet`` are written there,
         and ``state.pt`` after every epoch while training runs.
     resume : continue from ``out_dir/state.pt`` when it exists.
+    keep_state : leave ``state.pt`` for the caller to remove once it has recorded the run (a sweep: stopped
+        before its ``record.json``, the run then resumes from its last epoch instead of training again).
 
     Raises
     ------
@@ -592,5 +594,6 @@ def train(cfg: CBATConfig, dataset, split, settings: Optional[TrainSettings] = N
                         best_epoch=progress.best_epoch, settings=settings.to_dict())
         rundir.write_parquet(rundir.run_file(run.out_dir, "trace"), trace)
         rundir.write_parquet(rundir.run_file(run.out_dir, "predictions"), predictions)
-        run.state_path.unlink(missing_ok=True)
+        if not keep_state:
+            run.state_path.unlink(missing_ok=True)
     return result

@@ -143,3 +143,29 @@ def test_killed_worker_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
     assert done.wait(timeout=TIMEOUT_S) == 0, done.stderr.read()
     table = _check_consistent(out)
     assert list(table.run_id) == [s0, s1]
+
+
+def test_sigterm_before_the_record_says_so_and_the_rerun_does_not_train_again(tmp_path):
+    """SIGTERM to a two-worker sweep while a run sits between its last epoch and its record: the CLI says so in
+    one line and exits 143, the child exits through Python (no leaked semaphores), and the rerun records the run
+    from its saved state instead of training it again."""
+    spec, out, events = tmp_path / "spec.json", tmp_path / "sweep", tmp_path / "events"
+    spec.write_text(json.dumps({**SPEC, "seeds": [0], "settings": {**SPEC["settings"], "epochs": 2}}))
+    events.mkdir()
+    run_id = RUN_IDS[0]
+    _hold(events, run_id, "trained")
+    proc = _sweep(spec, out, events, 2)
+    child = _wait_for(events, run_id, "trained", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    stderr = proc.stderr.read()
+    assert "cbat sweep: interrupted (SIGTERM); the same command resumes" in stderr
+    assert "leaked" not in stderr and "Traceback" not in stderr, stderr
+    _wait_gone([child])
+    assert _records(out) == [] and (out / "runs" / run_id / "state.pt").is_file()
+
+    (events / f"{run_id}.trained.hold").unlink()
+    done = _sweep(spec, out, events)
+    assert done.wait(timeout=TIMEOUT_S) == 0, done.stderr.read()
+    assert _records(out) == [run_id] and not list(out.rglob("state.pt"))
+    assert [_count(events, run_id, f"epoch{k}") for k in (1, 2)] == [1, 1]
