@@ -661,8 +661,9 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
 
     from cbat import rundir
     from cbat.sweep import load_data
-    from cbat.train import load_checkpoint, predictions_table
+    from cbat.train import TrainSettings, load_checkpoint, predictions_table
 
+    device = TrainSettings(device=device).resolved_device()  # a device the machine lacks: one line, up front
     path = Path(path)
     if path.is_dir():
         checkpoint, folder = rundir.run_file(path, "checkpoint"), path
@@ -672,8 +673,6 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
         raise FileNotFoundError(f"{path}: neither a run folder nor a checkpoint file")
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: no model.pt in this run folder")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     model, _ = load_checkpoint(checkpoint, device)  # a file that is no checkpoint fails here, naming itself
     content = rundir.read_spec(folder.parent.parent)  # a run folder sits in <sweep_dir>/runs/
     spec = content.get("spec", {}).get("data") if content is not None else None

@@ -193,3 +193,11 @@ def test_choose_run_takes_the_simplest_learnt_run_as_good_as_the_best(tmp_path):
     assert run_id == "mid__s0__chrom" and "best 0.990" in why and "2 runs within" in why
     assert A.choose_run(path, tolerance=0.0)[0] == "big__s0__chrom"
     assert A.choose_run(path, tolerance=0.05)[0] == "small__s0__chrom"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal of a CUDA device the machine lacks")
+def test_load_run_refuses_a_device_the_machine_lacks_before_reading_anything(tmp_path):
+    with pytest.raises(ValueError, match="0 CUDA device"):
+        A.load_run(tmp_path / "nowhere", device="cuda")
+    with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:<i>"):
+        A.load_run(tmp_path / "nowhere", device="gpu")  # was a torch RuntimeError after the checkpoint was read
