@@ -503,7 +503,7 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
     if glued is None:
         return ""
     rows = "".join(f"<tr><td>{html.escape(str(row['variant']))}</td><td>{html.escape(str(row['status']))}</td>"
-                   f"<td>{row['median_auroc']:.3f}</td></tr>" for row in glued["learnt_status"])
+                   f"<td>{_number(row['median_auroc'], 3)}</td></tr>" for row in glued["learnt_status"])
     parts = ["<h2>At a glance</h2>"]
     if "settings" in glued:
         spec = html.escape(json.dumps(glued["settings"], default=str))
@@ -519,12 +519,12 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
             by_variant.setdefault(row["variant"], {})[row["cause"]] = row["median_auroc"]
         head = "".join(f"<th>{html.escape(c)}</th>" for c in causes)
         body = "".join(f"<tr><td>{html.escape(v)}</td>" + "".join(
-            f"<td>{values[c]:.2f}</td>" if c in values else "<td></td>" for c in causes) + "</tr>"
-            for v, values in by_variant.items())
+            f"<td>{_number(values.get(c), 2)}</td>" for c in causes) + "</tr>" for v, values in by_variant.items())
         parts.append("<p>Median test AUROC per planted cause (its positives against its matched negatives):</p>"
                      f"<table><tr><th>variant</th>{head}</tr>{body}</table>")
-        if NO_INTERACTION in by_variant:
-            parts.append(_no_interaction_note(by_variant[NO_INTERACTION]))
+        scored = {c: v for c, v in by_variant.get(NO_INTERACTION, {}).items() if _number(v, 2) != NO_NUMBER}
+        if scored:
+            parts.append(_no_interaction_note(scored))
     if "planted_recovered" in glued:
         found, checked = glued["planted_recovered"]
         parts.append(f"<p><b>{found} of {checked} planted causes recovered</b> by the verdicts (expected vs found "
@@ -541,6 +541,11 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
 
 
 NO_INTERACTION = "no_cross"  # the preset without any interaction between the two sequences
+NO_NUMBER = "n/a"  # a median of no finished run (every run of a variant failed; glued as null)
+
+
+def _number(value: Any, digits: int) -> str:
+    return NO_NUMBER if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _no_interaction_note(per_cause: dict[str, float], chance_band: float = 0.65) -> str:

@@ -211,6 +211,17 @@ def test_first_page_names_the_planted_causes_recovered_and_missed():
     assert "recovered H1 (long_range); not recovered H2 (diffuse: expected supported, found inconclusive)" in page
 
 
+def test_first_page_shows_a_variant_whose_every_run_failed_without_failing_itself():
+    """Every run failed (e.g. a validation split too small for real files): its medians are glued as null."""
+    glued = {"learnt_status": [{"variant": "baseline", "status": "failed", "median_auroc": None}],
+             "cause_table": [{"variant": "no_cross", "cause": "diffuse", "median_auroc": None},
+                             {"variant": "baseline", "cause": "diffuse", "median_auroc": 0.9}]}
+    page = _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
+    assert "<td>baseline</td><td>failed</td><td>n/a</td>" in page
+    assert "<td>no_cross</td><td>n/a</td>" in page and "<td>0.90</td>" in page
+    assert "sees each sequence alone" not in page  # nothing to say about a control without numbers
+
+
 def test_first_page_says_what_the_no_interaction_control_shows_per_cause():
     near_chance = _glance({"diffuse": 0.57, "long_range": 0.35})
     assert "Trained: mixture benchmark, 24 pairs" in near_chance and "<details>" in near_chance
