@@ -110,6 +110,13 @@ def test_annotated_table_summary_and_cross_side_pairs(db):
     assert pairs[["enhancer_motif", "promoter_motif", "n_loops"]].values.tolist() == [["CTCF", "Spi1", 2]]
 
 
+@pytest.mark.parametrize("release", ["JASPAR1999", "2024"])
+def test_unknown_jaspar_release_is_named_with_the_bundled_ones(release):
+    with pytest.raises(ValueError, match=f"JASPAR release '{release}' is not bundled with pyjaspar; expected one of "
+                                         ".*JASPAR2024"):
+        M.MotifDB.from_jaspar(ids=("MA0139.1",), release=release)
+
+
 def test_unknown_jaspar_id_is_named():
     with pytest.raises(ValueError, match="MA9999.9"):
         M.MotifDB.from_jaspar(ids=("MA9999.9",), release="JASPAR2024")

@@ -11,7 +11,8 @@ HELP = "attribute a run's top predicted loops (IG, shuffled references) and matc
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, type=Path,
                         help="a run folder (model.pt, record.json, predictions.parquet), a model.pt checkpoint, or "
-                             "a sweep folder (the run is chosen as the report chooses it: diagnostics.choose_run)")
+                             "a sweep folder (the run is chosen as the report chooses it: "
+                             "diagnostics.attribution.choose_run)")
     parser.add_argument("--data", default=None,
                         help="synthetic task name, data file or JSON data spec (default: the run's own data; "
                              "required with a bare checkpoint)")
@@ -90,11 +91,12 @@ def run(args: argparse.Namespace) -> int:
         warnings.append(f"{Path(run_path).name} did not learn ({guard.get('reason')}); its attributions explain a "
                         "model at chance")
         print(f"cbat attribute: warning: {warnings[-1]}", file=sys.stderr)
+    motif_db = _motif_db(args, dataset)  # a bad --motifs or --jaspar-release is found before the attribution
     loops = select_loops(predictions, top=args.top, threshold=args.threshold,
                          by=None if args.by == "pooled" else args.by)
     if loops.empty:
         raise UserError("no predicted loops to attribute (lower --threshold?)")
-    report = explain_loops(model, dataset, loops, _motif_db(args, dataset), n_shuffles=args.n_shuffles,
+    report = explain_loops(model, dataset, loops, motif_db, n_shuffles=args.n_shuffles,
                            n_steps=args.n_steps, internal_batch_size=args.internal_batch_size, n_ism=args.ism,
                            delta_threshold=args.delta_threshold, max_steps=args.max_steps, seed=args.seed,
                            progress=not args.no_progress)
