@@ -140,3 +140,26 @@ def test_compare_with_the_baseline_alone_says_there_is_nothing_to_compare(tmp_pa
     shown = capsys.readouterr().out
     assert "nothing to compare" in shown and "Empty DataFrame" not in shown
     assert (out / "comparison.csv").is_file()
+
+
+def _sweep_spec(*flags: str):
+    from cbat.commands.sweep import _spec
+
+    return _spec(build_parser().parse_args(["sweep", "--out", "unused", *flags]))
+
+
+def test_quick_sweep_takes_the_data_seeds_and_settings_flags_given_on_top():
+    """--quick used to drop --n-pairs and --data-seed without a word, and kept cbat_v2's own three seeds."""
+    small = _sweep_spec("--quick", "--n-pairs", "200", "--seeds", "0", "--epochs", "1")
+    assert small.data == {"task": "mixture", "n_pairs": 200, "seed": 0}
+    assert small.settings["epochs"] == 1 and small.seeds == [0]
+    assert {run["seed"] for run in small.runs()} == {0}
+    reseeded = _sweep_spec("--quick", "--data-seed", "3")  # the quick size stays
+    assert reseeded.data == {"task": "mixture", "n_pairs": 2400, "seed": 3}
+    assert _sweep_spec("--quick").data == {"task": "mixture", "n_pairs": 2400, "seed": 0}
+    assert _sweep_spec("--data", "diffuse").data == {"task": "diffuse", "n_pairs": 2000, "seed": 0}
+
+
+def test_quick_sweep_refuses_variant_flags_it_would_ignore(capsys):
+    assert main(["sweep", "--quick", "--variants", "presets", "--out", "unused"]) == 2
+    assert "--quick runs the quick sweep's variants" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from cbat.cli import UserError
-from cbat.commands.train import add_data_arguments, data_spec, execute, settings_overrides
+from cbat.commands.train import add_data_arguments, data_flags_given, data_spec, execute, settings_overrides
 from cbat.ablations import DESIGN_KINDS, RESOLUTIONS
 from cbat.config import PRESETS, parse_yaml
 
@@ -64,9 +64,17 @@ def _base_spec(args: argparse.Namespace):
         data = parse_yaml(args.spec.read_text(), f"--spec {args.spec}")  # a JSON spec parses too
         return SweepSpec.from_dict(data, source=str(args.spec))
     settings = settings_overrides(args)
-    if args.quick:
+    if args.quick:  # the quick sweep, with the data, seeds and settings flags given on top
+        if args.variants or args.preset or args.config:
+            raise UserError("--quick runs the quick sweep's variants; leave out --variants/--preset/--config, or "
+                            "--quick")
         spec = quick_sweep_spec()
-        return dataclasses.replace(spec, settings={**spec.settings, **settings},
+        variants = spec.variants
+        if args.seeds:  # every variant runs the seeds asked for, also those with seeds of their own (cbat_v2)
+            variants = [{k: v for k, v in variant.items() if k != "seeds"} if isinstance(variant, dict) else variant
+                        for variant in variants]
+        return dataclasses.replace(spec, settings={**spec.settings, **settings}, variants=variants,
+                                   data=data_spec(args, spec.data) if data_flags_given(args) else spec.data,
                                    **({"seeds": args.seeds} if args.seeds else {}))
     default = ["baseline", "cbat_v2"] if args.design else ["presets"]
     variants = list(args.variants or ([] if (args.preset or args.config) else default))

@@ -14,15 +14,21 @@ SETTING_FLAGS = (("epochs", int), ("batch_size", int), ("lr", float), ("patience
                  ("hook_every", int))
 
 
+# What --data, --n-pairs and --data-seed stand for when not given (``cbat sweep --quick``: the quick sweep's data).
+DEFAULT_DATA = {"task": "mixture", "n_pairs": 2000, "seed": 0}
+DATA_FLAGS = ("data", "n_pairs", "data_seed", "genome")
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by ``cbat train`` and ``cbat sweep``."""
-    parser.add_argument("--data", nargs="+", default=["mixture"],
+    parser.add_argument("--data", nargs="+", default=None,
                         help="a synthetic task (mixture, grammar, long_range, diffuse, sparse_strong), data files or "
                              "a folder for cbat.data.load (several load as one data set), or a JSON object data spec "
                              "(default: mixture)")
     parser.add_argument("--genome", type=Path, help="genome FASTA for coordinate files (your hg19/hg38)")
-    parser.add_argument("--n-pairs", type=int, default=2000, help="pairs of a synthetic task (default 2000)")
-    parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default 0)")
+    parser.add_argument("--n-pairs", type=int, default=None,
+                        help="pairs of a synthetic task (default 2000; 2400 with --quick)")
+    parser.add_argument("--data-seed", type=int, default=None, help="seed of the synthetic data (default 0)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="run seeds")
     parser.add_argument("--out", required=True, type=Path, help="output folder (rerun to resume)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:<i> (default auto)")
@@ -36,16 +42,22 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def data_spec(args: argparse.Namespace) -> dict:
-    """The data spec named by ``--data`` (task name, paths or JSON object) and ``--genome``."""
-    values = [args.data] if isinstance(args.data, str) else list(args.data)
+def data_flags_given(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in DATA_FLAGS)
+
+
+def data_spec(args: argparse.Namespace, defaults: dict = DEFAULT_DATA) -> dict:
+    """The data spec named by ``--data`` (task name, paths or JSON object) and ``--genome``; ``defaults`` (task,
+    n_pairs, seed) stand in for the flags not given."""
+    data = defaults["task"] if args.data is None else args.data
+    values = [data] if isinstance(data, str) else list(data)
     if len(values) > 1:
         missing = [v for v in values if not Path(v).exists()]
         if missing:
             raise UserError(f"--data {missing[0]!r}: not found; several --data values must all be data files")
         spec = {"path": values}
     else:
-        spec = _one_data_spec(args, values[0])
+        spec = _one_data_spec(args, values[0], defaults)
     if getattr(args, "genome", None) is not None:
         if "path" not in spec:
             raise UserError("--genome applies to data files (--data pairs.csv ...), not to a synthetic task")
@@ -65,7 +77,7 @@ def absolute_paths(spec: dict) -> dict:
     return {k: resolve(v) if k in DATA_PATH_KEYS and v is not None else v for k, v in spec.items()}
 
 
-def _one_data_spec(args: argparse.Namespace, text: str) -> dict:
+def _one_data_spec(args: argparse.Namespace, text: str, defaults: dict) -> dict:
     from cbat.data.tasks import TASKS
 
     text = text.strip()
@@ -78,7 +90,8 @@ def _one_data_spec(args: argparse.Namespace, text: str) -> dict:
             raise UserError("--data: expected a JSON object")
         return spec
     if text in TASKS:
-        return {"task": text, "n_pairs": args.n_pairs, "seed": args.data_seed}
+        return {"task": text, "n_pairs": defaults["n_pairs"] if args.n_pairs is None else args.n_pairs,
+                "seed": defaults["seed"] if args.data_seed is None else args.data_seed}
     if not Path(text).exists():
         raise UserError(f"--data {text!r}: neither a synthetic task ({', '.join(TASKS)}) nor an existing file")
     return {"path": text}
