@@ -844,6 +844,8 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
     -------
     list of NotebookResult, in index order.
     """
+    from cbat.sweep import failure_lines
+
     out, notebook_dir = Path(out), Path(notebook_dir)
     sweep_spec(params)  # bad parameters fail before anything is written
     if not any(notebook_dir.glob("*.ipynb")):
@@ -864,7 +866,8 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
         return value
 
     sweep_dir = Path(params.sweep_dir) if params.sweep_dir else out / "sweep"
-    timed("sweep", lambda: run_sweep(params, sweep_dir))
+    for line in failure_lines(timed("sweep", lambda: run_sweep(params, sweep_dir))):  # why, before the pages fail
+        log(f"[report]   {line}")
     jobs = plan_notebooks(params, sweep_dir, out, notebook_dir)
 
     def report_one(result: NotebookResult) -> None:

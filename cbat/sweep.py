@@ -429,6 +429,11 @@ def cause_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CAUSE_COLUMNS)
 
 
+def failure_lines(results: pd.DataFrame) -> list[str]:
+    """``<run_id>: failed: <error>`` per failed run of a results table, so a command shows why, not only that."""
+    return [f"{row.run_id}: failed: {row.error}" for row in results[results["status"] == "failed"].itertuples()]
+
+
 def write_results(sweep_dir: str | Path, order: Optional[list[str]] = None) -> pd.DataFrame:
     """Rebuild ``results.parquet`` and ``results_by_cause.parquet`` from the records (never appended) under the
     folder's lock and return the first."""

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from cbat.sweep import SweepSpec, load_results, read_records, run_sweep
+from cbat.sweep import SweepSpec, failure_lines, load_results, read_records, run_sweep
 
 TINY_SETTINGS = {"epochs": 1, "batch_size": 32, "hook_every": 2, "num_threads": 1, "device": "cpu"}
 
@@ -47,6 +47,9 @@ def test_numerical_fault_marks_run_failed_and_sweep_goes_on(local_sweep):
     assert (failed.status == "failed").all()
     assert failed.error.str.contains(r"non-finite .* at step \d+ .*blocks\.0", regex=True).all()
     assert (results[results.variant == "baseline"].status == "ok").all()
+    lines = failure_lines(results)  # what cbat train and cbat report print: which run failed, and why
+    assert len(lines) == len(failed) and all(line.startswith("exploding__s") for line in lines)
+    assert all(": failed: NumericalFault: non-finite" in line for line in lines), lines
 
 
 def test_rerun_skips_finished_runs_and_refuses_another_spec(local_sweep):

@@ -117,14 +117,14 @@ def settings_overrides(args: argparse.Namespace) -> dict:
 def execute(spec, args: argparse.Namespace) -> int:
     """Run the spec (a ``cbat.sweep.SweepSpec``), print the results table, return 0 when every run succeeded
     else 1."""
-    from cbat.sweep import run_sweep
+    from cbat.sweep import failure_lines, run_sweep
 
     results = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
                         retry_failed=getattr(args, "retry_failed", False), progress=not args.no_progress)
     columns = ["run_id", "status", "aupr", "auroc", "f1", "ece", "mean_prob", "base_rate"]
     print(results[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    for _, row in results[results.status == "failed"].iterrows():
-        print(f"{row.run_id}: failed: {row.error}")
+    for line in failure_lines(results):
+        print(line)
     print(f"results: {Path(args.out) / 'results.parquet'}")
     return 0 if (results.status == "ok").all() else 1
 
