@@ -716,6 +716,9 @@ def choose_run(sweep, tolerance: float = 0.005) -> tuple[str, str]:
     params = {v: sum(p.numel() for p in cbat.build_model(cbat.CBATConfig.from_dict(sweep.variant_config(v)))
                      .parameters()) for v in pool["variant"].unique()}
     table = pool.assign(val_aupr=val_aupr.astype(float), params=pool["variant"].map(params))
+    if table["val_aupr"].isna().all():
+        raise ValueError(f"{sweep.path}: no finished run has a validation AUPR (a validation split with one class or "
+                         "none), so none can be chosen; name the run with --run <sweep>/runs/<run_id>")
     best = table["val_aupr"].max()
     near = table[table["val_aupr"] >= best - tolerance].sort_values(["params", "val_aupr", "run_id"],
                                                                        ascending=[True, False, True])

@@ -193,6 +193,13 @@ def test_choose_run_takes_the_simplest_learnt_run_as_good_as_the_best(tmp_path):
     assert run_id == "mid__s0__chrom" and "best 0.990" in why and "2 runs within" in why
     assert A.choose_run(path, tolerance=0.0)[0] == "big__s0__chrom"
     assert A.choose_run(path, tolerance=0.05)[0] == "small__s0__chrom"
+    for variant in val_aupr:  # a validation split with one class: no AUPR anywhere, so no choice (was IndexError)
+        record = path / "runs" / f"{variant}__s0__chrom" / "record.json"
+        content = json.loads(record.read_text())
+        content["metrics"]["val"] = {"pooled": {"aupr": None}}
+        record.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match="no finished run has a validation AUPR"):
+        A.choose_run(path)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal of a CUDA device the machine lacks")
