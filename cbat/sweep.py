@@ -160,6 +160,10 @@ class SweepSpec:
                 continue
             if not isinstance(entry, dict) or "name" not in entry:
                 raise ValueError(f"sweep spec: variant {entry!r} must be a name or a mapping with a 'name'")
+            name = entry["name"]
+            if not isinstance(name, str) or not name.strip() or set(name) & set("/\\") or name in (".", ".."):
+                raise ValueError(f"sweep spec: variant name {name!r}: expected a non-empty name without '/' or "
+                                 "'\\' (it names the run folders)")
             fields = {**load_config(entry.get("config", "baseline")).to_dict(), **entry.get("overrides", {}),
                       "name": entry["name"]}
             cfg = CBATConfig.from_dict(fields, source=f"sweep spec: variant {entry['name']!r}")

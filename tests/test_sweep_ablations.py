@@ -50,3 +50,12 @@ def test_a_variant_may_carry_its_own_seeds_and_the_quick_spec_uses_that():
     per_variant = Counter(run["variant"] for run in quick.runs())
     assert per_variant["cbat_v2"] == 3 and per_variant["baseline"] == len(QUICK_SEEDS) == 4
     assert quick.data["task"] == "mixture" and quick.settings["warmup_epochs"] < quick.settings["epochs"]
+
+
+@pytest.mark.parametrize("name", ["x/y", "../escape", "", "  ", "..", "a\\b", 3])
+def test_a_variant_name_that_cannot_name_a_run_folder_is_refused(name):
+    """'x/y' was trained into runs/x/y__s0__chrom and then left out of the table without a word; '../escape'
+    wrote beside runs/; '' gave run ids '__s0__chrom'."""
+    spec = SweepSpec(variants=[{"name": name, "config": "baseline"}], seeds=[0])
+    with pytest.raises(ValueError, match="expected a non-empty name without '/'"):
+        spec.variant_table()
