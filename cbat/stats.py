@@ -17,7 +17,7 @@ A variant "beats" or "trails" the baseline only when the interval excludes zero;
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -151,7 +151,9 @@ class LinearEffects:
     """Least-squares effects over runs with their covariance (runs + test pairs) and degrees of freedom.
 
     ``estimate[j]`` is the coefficient of column ``names[j]``; with columns coded -0.5 / +0.5 it is the effect
-    high - low. Columns the runs cannot separate from earlier ones are not estimable (NaN).
+    high - low. Columns the runs cannot separate from earlier ones are not estimable (NaN). ``confounded`` names,
+    per column, the columns these runs cannot tell it from: an estimate also carries the effects of the
+    non-estimable columns listed with it.
     """
 
     names: tuple[str, ...]
@@ -161,6 +163,7 @@ class LinearEffects:
     n_runs: int
     n_pairs: int
     level: float = 0.95
+    confounded: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def contrast(self, weights: dict[str, float]) -> dict[str, float]:
         """``sum(w * coefficient)`` with its interval and two-sided p value (t with ``df``)."""
@@ -272,7 +275,22 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
     rows = position[1 + index]
     estimate[index] = np.asarray(fit.params)[rows]
     full_cov[np.ix_(index, index)] = cov[np.ix_(rows, rows)]
-    return LinearEffects(tuple(names), estimate, full_cov, df, int(ok.sum()), n_pairs, level)
+    return LinearEffects(tuple(names), estimate, full_cov, df, int(ok.sum()), n_pairs, level,
+                         _confounded(X, keep, list(names)))
+
+
+def _confounded(X: np.ndarray, keep: np.ndarray, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each dropped factor column (X's columns 1..k) as a combination of the kept ones: the kept factor columns
+    it loads on absorb its effect, and it is confounded with them (both ways round)."""
+    kept = np.flatnonzero(keep)
+    pairs: dict[str, list[str]] = {}
+    for j in np.flatnonzero(~keep[1:1 + len(names)]) + 1:
+        weights = np.linalg.lstsq(X[:, kept], X[:, j], rcond=None)[0]
+        partners = [names[c - 1] for c, w in zip(kept, weights) if 1 <= c <= len(names) and abs(w) > 1e-9]
+        pairs.setdefault(names[j - 1], []).extend(partners)
+        for partner in partners:
+            pairs.setdefault(partner, []).append(names[j - 1])
+    return {name: tuple(dict.fromkeys(partners)) for name, partners in pairs.items()}
 
 
 def runs_effect(labels: np.ndarray, reference: np.ndarray, treatment: np.ndarray, metric: str = "aupr",

@@ -161,7 +161,10 @@ def _rows(result: stats.LinearEffects, design_fit: DesignFit, metric: str, cause
         rows.append({"factor": r.term, "kind": kind, "metric": metric, "cause": cause, "effect": r.effect,
                      "ci_low": r.ci_low, "ci_high": r.ci_high, "level": level, "se": r.se, "df": r.df,
                      "p_value": r.p_value, "n_runs": r.n_runs, "n_pairs": r.n_pairs,
-                     "aliases": ", ".join(design_fit.aliases(r.term)), "note": NESTED_NOTE.get(r.term, ""),
+                     # the design's aliases, then what these runs cannot separate (a partial design, a corner set)
+                     "aliases": ", ".join(dict.fromkeys([*design_fit.aliases(r.term),
+                                                         *result.confounded.get(r.term, ())])),
+                     "note": NESTED_NOTE.get(r.term, ""),
                      "claim": claim(metric, r.ci_low, r.ci_high, design_fit.unlearnt),
                      "task": design_fit.task, "split": design_fit.split})
     return rows
@@ -186,8 +189,8 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
     -------
     DataFrame
         Columns ``EFFECT_COLUMNS``: factor (or "a:b" interaction), kind, metric, cause ("all" pooled), effect,
-        ci_low, ci_high, level (of the interval), se, df, p_value, n_runs, n_pairs, aliases (terms the design
-        confounds with it), note, claim ("higher" / "lower" / "no clear difference" / "not learnt: ..."), task, split.
+        ci_low, ci_high, level (of the interval), se, df, p_value, n_runs, n_pairs, aliases (terms the design,
+        or the finished runs, confound with it: an effect also carries those of the non-estimable terms named), note, claim ("higher" / "lower" / "no clear difference" / "not learnt: ..."), task, split.
     """
     sweep = load_sweep(sweep_dir)
     pooled = fit(sweep, metric, task, split, n_boot, level, seed)

@@ -262,6 +262,15 @@ def test_fit_effects_recovers_a_planted_linear_model():
     assert sum(inside) >= 11 and fit.df == 19
 
 
+def test_fit_effects_names_what_the_runs_confound():
+    """Corner runs (baseline, a twin, cbat_v2): the factors switched together from baseline to cbat_v2 cannot be
+    told apart. The first of them took their whole effect with no alias named."""
+    columns = np.array([[-0.5, -0.5, -0.5], [0.5, -0.5, -0.5], [-0.5, 0.5, 0.5], [0.5, 0.5, 0.5]] * 2)
+    fit = stats.fit_effects(columns, ["window", "local", "sparsity"], scores=columns @ [0.1, 0.2, 0.3] + 0.5)
+    assert np.isnan(fit.estimate[2]) and fit.estimate[1] == pytest.approx(0.5)  # local carries sparsity's 0.3
+    assert fit.confounded == {"sparsity": ("local",), "local": ("sparsity",)}
+
+
 def seed_varying_runs(n_runs: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """One config under many seeds whose quality varies a lot between seeds (as on the placement task)."""
     labels, signal = labels_and_signal()
@@ -339,6 +348,13 @@ def test_a_partly_finished_design_says_what_it_cannot_estimate(tmp_path):
     unknown = table["ci_low"].isna()  # 13 coefficients from 10 rows: no interval, some effects none either
     assert table["effect"].isna().any() and (table.loc[unknown, "claim"] == "not estimable").all()
     assert not (table.loc[~unknown, "claim"] == "not estimable").any()
+    # each factor without an effect names the estimated ones that absorb it, and they name it back
+    lost = table.set_index("factor").loc[table["effect"].isna().to_numpy(), "aliases"]
+    estimated = table.set_index("factor")["aliases"]
+    for factor, aliases in lost.items():
+        partners = [a for a in aliases.split(", ") if a in estimated.index and a not in lost.index]
+        assert partners, (factor, aliases)
+        assert all(factor in estimated[p].split(", ") for p in partners), (factor, partners)
     for run in (path / "runs").iterdir():  # no row finished: nothing to fit, and the assessment still runs
         shutil.rmtree(run)
     add_preset_run(path, "baseline", 0.3)
