@@ -174,11 +174,13 @@ class LinearEffects:
         used = w != 0
         estimate = float(w[used] @ self.estimate[used])
         var = float(w[used] @ self.cov[np.ix_(used, used)] @ w[used])
-        se = float(np.sqrt(var)) if self.df > 0 and var >= 0 else np.nan
+        # no spread over runs and test pairs (e.g. two test pairs): nothing measures the noise, so no interval;
+        # p 0 for a float-rounding difference of 1e-17 would read as the strongest claim
+        se = float(np.sqrt(var)) if self.df > 0 and var > 0 else np.nan
         if np.isnan(se) or np.isnan(estimate):
             return {"estimate": estimate, "se": se, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
         half = student_t.ppf(0.5 + self.level / 2, self.df) * se
-        p = 2 * student_t.sf(abs(estimate) / se, self.df) if se > 0 else (1.0 if estimate == 0 else 0.0)
+        p = 2 * student_t.sf(abs(estimate) / se, self.df)
         return {"estimate": estimate, "se": se, "ci_low": estimate - half, "ci_high": estimate + half,
                 "p_value": float(p)}
 

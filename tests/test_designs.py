@@ -269,6 +269,9 @@ def test_fit_effects_names_what_the_runs_confound():
     fit = stats.fit_effects(columns, ["window", "local", "sparsity"], scores=columns @ [0.1, 0.2, 0.3] + 0.5)
     assert np.isnan(fit.estimate[2]) and fit.estimate[1] == pytest.approx(0.5)  # local carries sparsity's 0.3
     assert fit.confounded == {"sparsity": ("local",), "local": ("sparsity",)}
+    # no spread at all (two test pairs, as a helper met): no interval and no p value, not p 0 on rounding noise
+    flat = stats.LinearEffects(("window",), np.array([5.6e-17]), np.zeros((1, 1)), df=4, n_runs=6, n_pairs=2)
+    assert np.isnan([flat.contrast({"window": 1.0})[key] for key in ("ci_low", "ci_high", "p_value")]).all()
 
 
 def seed_varying_runs(n_runs: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
