@@ -244,8 +244,9 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
 
     The total is observed: mean metric of the sweep's runs with every factor high minus those with every
     factor low (same task and split as the table, and the same other config fields as the design's rows,
-    e.g. ``cbat_v2`` and ``baseline`` variants of the same size). Without both, the total is the sum of main
-    effects and the residual bar is left out.
+    e.g. ``cbat_v2`` and ``baseline`` variants of the same size). Without both, the total is the fitted model's
+    prediction, the sum of main effects ("cbat_v2 − baseline (predicted)"), and the residual bar is left out; with
+    a factor not estimable as well (runs that cannot separate it), there is no total to show.
 
     A nested factor (``REQUIRES``) moves by half a unit of its coding from baseline to cbat_v2 (its low level
     is coded 0 where what it needs is off), so its bar is half its effect, as in the fitted model.
@@ -278,9 +279,9 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
                   for side, ids in corner.items()}
         total = float(scores["high"] - scores["low"])
         rows.append({"step": "interactions and residual", "kind": "interactions", "value": total - explained})
-    else:
-        total = explained
-    rows.append({"step": "cbat_v2 − baseline", "kind": "total", "value": total})
+        rows.append({"step": "cbat_v2 − baseline", "kind": "total", "value": total})
+    elif not any(np.isnan(row["value"]) for row in rows):  # the fitted model's prediction, every factor in it
+        rows.append({"step": "cbat_v2 − baseline (predicted)", "kind": "total", "value": explained})
     return pd.DataFrame(rows, columns=["step", "kind", "value"]).assign(metric=metric)
 
 

@@ -237,6 +237,7 @@ def test_decomposition_splits_the_total_into_main_effects_and_the_rest(tmp_path)
     move = ablations.coded(np.ones((1, n)))[0] - ablations.coded(-np.ones((1, n)))[0]
     predicted = designed.fit(path, n_boot=10).fit.contrast(dict(zip(FACTOR_NAMES, move)))["estimate"]
     assert sorted(set(move)) == [0.5, 1.0] and steps["value"].iloc[-1] == pytest.approx(predicted)
+    assert steps["step"].iloc[-1] == "cbat_v2 − baseline (predicted)"  # no cbat_v2 or baseline run observed it
     assert (steps["metric"] == "aupr").all()
     assert designed.forest_figure(table).data and designed.decomposition_figure(steps).data
     for name, noise in (("baseline", 0.3), ("cbat_v2", 2.0)):  # observed corners: the total is measured
@@ -358,6 +359,8 @@ def test_a_partly_finished_design_says_what_it_cannot_estimate(tmp_path):
         partners = [a for a in aliases.split(", ") if a in estimated.index and a not in lost.index]
         assert partners, (factor, aliases)
         assert all(factor in estimated[p].split(", ") for p in partners), (factor, partners)
+    # no cbat_v2 or baseline run to observe the total, and the model cannot predict it without every factor
+    assert "total" not in set(designed.decomposition(path, table)["kind"])
     for run in (path / "runs").iterdir():  # no row finished: nothing to fit, and the assessment still runs
         shutil.rmtree(run)
     add_preset_run(path, "baseline", 0.3)
