@@ -243,4 +243,8 @@ def preset(name: str, **overrides: Any) -> CBATConfig:
 
 def load_config(spec: str | Path) -> CBATConfig:
     """A preset name or a path to a YAML/JSON config file."""
-    return preset(str(spec)) if str(spec) in PRESETS else CBATConfig.from_file(spec)
+    if str(spec) in PRESETS:
+        return preset(str(spec))
+    if not Path(spec).is_file():  # e.g. an ablation name such as baseline+window, which names a variant instead
+        raise ConfigError(f"{spec}: neither a preset ({', '.join(PRESETS)}) nor a config file")
+    return CBATConfig.from_file(spec)

@@ -70,7 +70,7 @@ def test_a_data_spec_key_that_no_loader_takes_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--config", "no_such.yaml"], "no_such.yaml: config file not found"),
+    (["--config", "no_such.yaml"], "no_such.yaml: neither a preset (baseline, cbat_v1"),
     (["--settings", "broken.yaml"], "--settings broken.yaml: not valid YAML (while parsing a flow sequence"),
     (["--spec", "broken.yaml"], "--spec broken.yaml: not valid YAML"),
     (["--device", "cuda:99"], "'cuda:99', but this machine has"),
