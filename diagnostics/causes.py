@@ -26,8 +26,11 @@ def run_settings(sweep: str | Sweep) -> dict:
     so a reader knows the sizes every figure of the report was measured with."""
     spec = load_sweep(sweep).spec.get("spec", {})
     names = [v if isinstance(v, str) else v["name"] for v in spec.get("variants", [])]
+    # what a variant ran differently from the rest: its own training settings and seeds
+    own = {v["name"]: {**({"seeds": v["seeds"]} if "seeds" in v else {}), **(v.get("settings") or {})}
+           for v in spec.get("variants", []) if isinstance(v, dict) and (v.get("settings") or "seeds" in v)}
     return {"data": spec.get("data"), "splits": spec.get("splits"), "seeds": spec.get("seeds"), "variants": names,
-            "design": spec.get("design"), "settings": spec.get("settings")}
+            "design": spec.get("design"), "settings": spec.get("settings"), "variant_settings": own}
 
 
 def describe_settings(settings: dict) -> str:
@@ -46,9 +49,14 @@ def describe_settings(settings: dict) -> str:
         f" and a {design.get('kind', 'designed')} design" if design else "")
     train = TrainSettings.from_dict(settings.get("settings") or {}, "sweep settings")
     warmup = f" ({train.lr_warmup_steps}-step warm-up)" if train.lr_warmup_steps else ""
+    def listed(value) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    own = "".join(f"; {name} with " + ", ".join(f"{key} {listed(value)}" for key, value in values.items())
+                  for name, values in (settings.get("variant_settings") or {}).items())
     return (f"{what}, split {', '.join(settings.get('splits') or [])}; {runs}; up to {train.epochs} epochs, batch "
             f"{train.batch_size}, AdamW lr {train.lr:g}{warmup}; early stopping after epoch {train.warmup_epochs} "
-            f"with patience {train.patience} (validation AUPR gain below {train.min_delta:g} counts as none)")
+            f"with patience {train.patience} (validation AUPR gain below {train.min_delta:g} counts as none){own}")
 
 
 def learnt_status(sweep: str | Sweep) -> pd.DataFrame:

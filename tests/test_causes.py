@@ -78,3 +78,18 @@ def test_describe_settings_reads_the_spec_and_fills_training_defaults():
     assert "and a fractional design" in user and "warm-up" not in user
     with pytest.raises(ValueError, match="sweep settings"):
         describe_settings({**quick, "settings": {"epoch": 3}})
+    own = describe_settings({**quick, "variant_settings": {"cbat_v2": {"seeds": [0, 1]}, "boom": {"lr": 1e12}}})
+    assert own.endswith("counts as none); cbat_v2 with seeds 0, 1; boom with lr 1000000000000.0")
+
+
+def test_run_settings_names_what_a_variant_ran_differently(tmp_path):
+    """A variant's own settings (lr 1e12 that failed every run) and seeds were missing from the sentence."""
+    from cbat.sweep import quick_sweep_spec
+
+    from diagnostics.causes import run_settings
+
+    path = write_sweep(tmp_path / "s", {"baseline": cbat.preset("baseline")}, [0], _probs)
+    spec = quick_sweep_spec(variants=["baseline", {"name": "boom", "config": "baseline", "settings": {"lr": 1e12}},
+                                      {"name": "cbat_v2", "config": "cbat_v2", "seeds": [0, 1, 2]}])
+    (path / "sweep.json").write_text(json.dumps({"spec": spec.to_dict()}))
+    assert run_settings(path)["variant_settings"] == {"boom": {"lr": 1e12}, "cbat_v2": {"seeds": [0, 1, 2]}}
