@@ -16,6 +16,7 @@ anchors need joint attention): its effect is the one within joint_attn on.
 from __future__ import annotations
 
 import itertools
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -89,6 +90,12 @@ def _corner_runs(sweep: Sweep, design: Optional[ablations.Design], task: Optiona
         runs = runs[runs["variant"].isin(design.names)]
     levels = {r: ablations.levels_of(sweep.config(r)) for r in runs["run_id"]}
     runs = runs[[levels[r] is not None for r in runs["run_id"]]]
+    # the same config, settings and seed under two variant names is one model trained twice: counted once, or the
+    # interval would shrink with every copy
+    identity = [json.dumps([{k: v for k, v in sweep.config(r).items() if k != "name"},
+                            sweep.records[r].get("settings"), seed, split_], sort_keys=True, default=str)
+                for r, seed, split_ in zip(runs["run_id"], runs["seed"], runs["split"])]
+    runs = runs[~pd.Series(identity).duplicated().to_numpy()]
     if runs.empty:
         what = "rows of its design" if design is not None else "runs on the corners of the factor space"
         raise SweepError(f"{sweep.path}: no finished {what} (task={task}, split={split})")

@@ -2,6 +2,7 @@
 intervals (A/A), and the design in sweep specs and the CLI. Hand-made results, no training."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -370,3 +371,20 @@ def test_a_partly_finished_design_says_what_it_cannot_estimate(tmp_path):
     assessment = assess(path, hypotheses=["H1"], probes=False, n_boot=10)
     assert assessment.table.set_index("id").loc["H1", "verdict"] == "inconclusive"
     assert "design.forest" not in assessment.figures
+
+
+def test_one_model_under_two_variant_names_is_counted_once(tmp_path):
+    """Five names for the windowed config gave the window effect 16 degrees of freedom from three models."""
+    from test_diagnostics_fakes import write_sweep
+
+    base = ablations.preset("baseline")
+    window = dataclasses.replace(base, window_size=16)
+    noise = {"baseline": 1.0, "window": 2.0, "window_copy": 2.0}
+    path = write_sweep(tmp_path / "s", {"baseline": base, "window": window, "window_copy": window}, [0, 1, 2],
+                       lambda variant, seed: probs_with_noise(noise[variant])(variant, seed))
+    once = write_sweep(tmp_path / "once", {"baseline": base, "window": window}, [0, 1, 2],
+                       lambda variant, seed: probs_with_noise(noise[variant])(variant, seed))
+    twice, single = (designed.effects(p, n_boot=10, causes=False).set_index("factor").loc["window"]
+                     for p in (path, once))
+    assert twice["n_runs"] == single["n_runs"] == 6 and twice["df"] == single["df"]
+    assert twice["ci_high"] - twice["ci_low"] == pytest.approx(single["ci_high"] - single["ci_low"])
