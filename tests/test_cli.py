@@ -61,6 +61,15 @@ def test_a_held_out_cell_line_missing_from_the_data_fails_before_the_folder_is_w
     assert not out.exists()
 
 
+def test_data_too_small_for_the_split_fails_before_the_folder_is_written(tmp_path, capsys):
+    """Every run used to fail with 'split.val is empty', each in its own record, and the report named none."""
+    out = tmp_path / "runs"
+    assert main(["sweep", "--data", "grammar", "--n-pairs", "12", "--out", str(out), *TINY[2:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "split 'chrom': val holds one class only (train 7, val 1, test 4 of 12 pairs)" in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
 def test_a_data_spec_key_that_no_loader_takes_is_one_line(tmp_path, capsys):
     spec = json.dumps({"task": "long_range", "n_pairs": 40, "enhancer_length": 600})
     assert main(["sweep", "--data", spec, "--out", str(tmp_path / "runs"), *TINY[2:]]) == 2
