@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -306,6 +307,26 @@ def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL
                           glued, cell, code)
 
 
+# Notebook children now running, so an interrupted report stops them instead of waiting for them to finish.
+_RUNNING: set = set()
+_RUNNING_LOCK = threading.Lock()
+CHILD_STOP_S = 15.0  # a stopped child's time to shut its kernel down before it is killed
+
+
+def _stop_children(children: Sequence[subprocess.Popen]) -> None:
+    """SIGTERM (each child then shuts its kernel down), SIGKILL for any still running after ``CHILD_STOP_S``.
+    The threads that started them still read their pipes, so waiting here cannot block on a full pipe."""
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + CHILD_STOP_S
+    for child in children:
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
 def _execute_in_child(request: dict[str, Any], wall_s: Optional[float],
                       threads: Optional[int] = None) -> tuple[str, str]:
     """Run ``_child_main`` on ``request`` in a fresh process; (status, error). Past ``wall_s`` the child
@@ -319,16 +340,21 @@ def _execute_in_child(request: dict[str, Any], wall_s: Optional[float],
         child = subprocess.Popen([sys.executable, "-c", "from cbat.report import _child_main; _child_main()",
                                   json.dumps(request, default=str), str(answer)], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        with _RUNNING_LOCK:
+            _RUNNING.add(child)
         try:
             _, stderr = child.communicate(timeout=wall_s)
         except subprocess.TimeoutExpired:
             child.send_signal(signal.SIGTERM)
             try:
-                child.communicate(timeout=15)
+                child.communicate(timeout=CHILD_STOP_S)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.communicate()
             return "failed", f"Timeout: the notebook ran past its {wall_s:.0f} s limit and was stopped"
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(child)
         if answer.exists():
             reply = json.loads(answer.read_text())
             return reply["status"], reply["error"]
@@ -630,10 +656,18 @@ def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notebook") as pool:
         started = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)  # stable: equal costs keep job order
         futures = {pool.submit(execute_notebook, jobs[i], out_dir, kernel, timeout_s, threads): i for i in started}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            if on_result is not None:
-                on_result(results[futures[future]])
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if on_result is not None:
+                    on_result(results[futures[future]])
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop the running notebooks, start no other
+            for future in futures:
+                future.cancel()
+            with _RUNNING_LOCK:
+                running = list(_RUNNING)
+            _stop_children(running)
+            raise
     return results
 
 

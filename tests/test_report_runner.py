@@ -15,6 +15,7 @@ from cbat.report import (NOTEBOOK_DIR, PLOTLY_JS, PROJECT_ROOT, NotebookJob, exe
                          run_notebooks, write_index)
 from cbat.sweep import threads_per_worker
 from test_report_support import tiny_params, tiny_sweep
+from test_sweep_kill import _alive
 
 CELL_LIMIT_S = 10.0
 
@@ -143,3 +144,37 @@ def test_source_notebook_runs_from_notebooks_and_from_the_root(source_runs, sour
     result = source_runs[f"{source.stem}-{cwd}"]
     assert result.status == "ok", f"{result.error} (cell {result.cell}: {result.cell_code})"
     assert not (NOTEBOOK_DIR / "sweep").exists() and not (NOTEBOOK_DIR / PLOTLY_JS).exists()
+
+
+def test_sigterm_stops_the_running_notebooks_instead_of_waiting_for_them(tmp_path):
+    """An interrupted report used to wait for every running notebook (up to its wall limit, here none) before
+    it could exit; its kernels now get stopped. The kernel writes its pid when it starts: no polling for luck."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "kernel.pid"
+    source = notebook(tmp_path / "hang.ipynb",
+                      f"import os, pathlib, time\npathlib.Path({str(marker)!r}).write_text(str(os.getpid()))\n"
+                      "time.sleep(10**6)")
+    script = ("import sys; from pathlib import Path; from cbat.interrupts import sigterm_raises; "
+              "from cbat.report import NotebookJob, run_notebooks\n"
+              "with sigterm_raises():\n"
+              "    run_notebooks([NotebookJob('hang', Path(sys.argv[1]))], sys.argv[2], timeout_s=None)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(source), str(tmp_path / "out")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (marker.exists() and marker.read_text().strip()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the notebook's kernel never started"
+            time.sleep(0.1)
+        kernel = int(marker.read_text())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while _alive(kernel):
+            assert time.monotonic() < deadline, "the kernel outlived its interrupted report"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
