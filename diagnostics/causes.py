@@ -49,6 +49,7 @@ def describe_settings(settings: dict) -> str:
         f" and a {design.get('kind', 'designed')} design" if design else "")
     train = TrainSettings.from_dict(settings.get("settings") or {}, "sweep settings")
     warmup = f" ({train.lr_warmup_steps}-step warm-up)" if train.lr_warmup_steps else ""
+
     def listed(value) -> str:
         return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 

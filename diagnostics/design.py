@@ -197,7 +197,8 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
     DataFrame
         Columns ``EFFECT_COLUMNS``: factor (or "a:b" interaction), kind, metric, cause ("all" pooled), effect,
         ci_low, ci_high, level (of the interval), se, df, p_value, n_runs, n_pairs, aliases (terms the design,
-        or the finished runs, confound with it: an effect also carries those of the non-estimable terms named), note, claim ("higher" / "lower" / "no clear difference" / "not learnt: ..."), task, split.
+        or the finished runs, confound with it: an effect also carries those of the non-estimable terms named),
+        note, claim ("higher" / "lower" / "no clear difference" / "not learnt: ..."), task, split.
     """
     sweep = load_sweep(sweep_dir)
     pooled = fit(sweep, metric, task, split, n_boot, level, seed)

@@ -239,11 +239,12 @@ def _fetch_jaspar(ids, collection, tax_group, release):
     from pyjaspar import jaspardb
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyjaspar warns on every empty selection
-        releases = jaspardb().get_releases()
+        newest = jaspardb()
+        releases = newest.get_releases()
         if release and release not in releases:  # pyjaspar would fail later with an AttributeError
             raise ValueError(f"JASPAR release {release!r} is not bundled with pyjaspar; expected one of "
                              f"{', '.join(releases)}")
-        db = jaspardb(release=release) if release else jaspardb()
+        db = jaspardb(release=release) if release else newest
         if ids is None:
             motifs = db.fetch_motifs(collection=collection, tax_group=[tax_group])
         else:

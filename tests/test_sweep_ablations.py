@@ -64,5 +64,6 @@ def test_a_variant_name_that_cannot_name_a_run_folder_is_refused(name):
 def test_a_variant_config_that_is_no_preset_or_file_names_both():
     """An ablation name in 'config' (it names variants, not configs) read "config file not found"."""
     spec = SweepSpec(variants=[{"name": "w", "config": "baseline+window"}], seeds=[0])
-    with pytest.raises(cbat.ConfigError, match=r"baseline\+window: neither a preset \(baseline, .*\) nor a config file"):
+    with pytest.raises(cbat.ConfigError,
+                       match=r"baseline\+window: neither a preset \(baseline, .*\) nor a config file"):
         spec.variant_table()
