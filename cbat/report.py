@@ -888,7 +888,6 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
     if unknown:
         raise ValueError(f"report parameter 'notebooks' names {unknown}, which are not notebooks in {notebook_dir}")
     check_notebook_overrides(params.notebooks, notebook_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stage_seconds: dict[str, float] = {}
 
     def timed(stage: str, work):
@@ -902,6 +901,7 @@ def build_report(out: str | Path, params: ReportParams, notebook_dir: str | Path
     sweep_dir = Path(params.sweep_dir) if params.sweep_dir else out / "sweep"
     for line in failure_lines(timed("sweep", lambda: run_sweep(params, sweep_dir))):  # why, before the pages fail
         log(f"[report]   {line}")
+    out.mkdir(parents=True, exist_ok=True)  # after the sweep: data it refuses leave no empty report folder behind
     jobs = plan_notebooks(params, sweep_dir, out, notebook_dir)
 
     def report_one(result: NotebookResult) -> None:

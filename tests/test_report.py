@@ -159,12 +159,15 @@ def test_params_from_yaml_with_cli_overrides(tmp_path):
     (["--task", "nope"], "report parameter 'task' is 'nope'"),
     (["--variants", "baseline,nope"], "unknown variant 'nope'"),
     (["--params", "missing.yaml"], "missing.yaml: report parameters file not found"),
+    (["--data", "pairs.csv"], "pairs.csv: unrecognised format; columns seen ['a', 'b']"),  # refused by the sweep
 ])
 def test_cli_rejects_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "out"
+    (tmp_path / "pairs.csv").write_text("a,b\n1,2\n")
+    args = [a.replace("pairs.csv", str(tmp_path / "pairs.csv")) for a in args]
     assert main(["report", "--out", str(out), *args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("[report]")]  # progress
+    assert len(errors) == 1 and message in errors[0]
     assert not out.exists()
 
 
