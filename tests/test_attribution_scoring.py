@@ -156,4 +156,8 @@ def test_cli_attribute_names_bad_input(tmp_path, capsys):
     assert "pairs.csv: truncated or corrupt checkpoint" in capsys.readouterr().err
     assert main(["attribute", "--run", str(tmp_path / "missing"), "--out", str(not_a_checkpoint)]) == 2
     assert "--out " + str(not_a_checkpoint) + ": is a file" in capsys.readouterr().err
+    # sizing flags without --data used to be ignored without a word (the run's own data were attributed)
+    assert main(["attribute", "--run", str(tmp_path / "missing"), "--n-pairs", "50", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "--n-pairs and --data-seed size the synthetic task given by --data" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -61,6 +61,18 @@ def test_a_held_out_cell_line_missing_from_the_data_fails_before_the_folder_is_w
     assert not out.exists()
 
 
+@pytest.mark.parametrize("data", [["pairs.csv"], ['{"task": "grammar", "n_pairs": 40}']])
+def test_sizing_flags_on_a_data_file_or_json_spec_are_refused(tmp_path, capsys, data):
+    """--n-pairs with a data file (or a JSON spec) was dropped without a word."""
+    (tmp_path / "pairs.csv").write_text("enhancer_seq,promoter_seq,label,cell_line\n")
+    data = [str(tmp_path / d) if d.endswith(".csv") else d for d in data]
+    out = tmp_path / "runs"
+    assert main(["train", "--data", *data, "--data-seed", "3", "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--n-pairs and --data-seed size a synthetic task" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
 def test_data_too_small_for_the_split_fails_before_the_folder_is_written(tmp_path, capsys):
     """Every run used to fail with 'split.val is empty', each in its own record, and the report named none."""
     out = tmp_path / "runs"

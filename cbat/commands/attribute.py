@@ -16,8 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
                         help="synthetic task name, data file or JSON data spec (default: the run's own data; "
                              "required with a bare checkpoint)")
-    parser.add_argument("--n-pairs", type=int, default=2000, help="pairs of a synthetic task (default 2000)")
-    parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default 0)")
+    parser.add_argument("--n-pairs", type=int, default=None,
+                        help="pairs of the synthetic task given by --data (default 2000)")
+    parser.add_argument("--data-seed", type=int, default=None,
+                        help="seed of the synthetic task given by --data (default 0)")
     parser.add_argument("--top", type=int, default=10, help="loops per group of --by (default 10)")
     grouping = parser.add_mutually_exclusive_group()
     grouping.add_argument("--by", choices=["auto", "cell_line", "cause", "pooled"], default="auto",
@@ -75,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
     if args.max_steps < args.n_steps:
         raise UserError(f"--max-steps ({args.max_steps}) must be at least --n-steps ({args.n_steps})")
+    if args.data is None and (args.n_pairs is not None or args.data_seed is not None):
+        raise UserError("--n-pairs and --data-seed size the synthetic task given by --data; without --data the run's "
+                        "own data are attributed")
     if Path(args.out).exists() and not Path(args.out).is_dir():  # found now, not after the attribution
         raise UserError(f"--out {args.out}: is a file; expected a folder for the report")
     run_path = args.run

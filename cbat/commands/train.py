@@ -49,8 +49,15 @@ def data_flags_given(args: argparse.Namespace) -> bool:
 def data_spec(args: argparse.Namespace, defaults: dict = DEFAULT_DATA) -> dict:
     """The data spec named by ``--data`` (task name, paths or JSON object) and ``--genome``; ``defaults`` (task,
     n_pairs, seed) stand in for the flags not given."""
+    from cbat.data.tasks import TASKS
+
     data = defaults["task"] if args.data is None else args.data
     values = [data] if isinstance(data, str) else list(data)
+    sizing = [flag for flag, name in (("--n-pairs", "n_pairs"), ("--data-seed", "data_seed"))
+              if getattr(args, name, None) is not None]
+    if sizing and not (len(values) == 1 and values[0].strip() in TASKS):  # they would be dropped without a word
+        raise UserError(f"{' and '.join(sizing)} size a synthetic task (--data {'|'.join(TASKS)}); a data file or "
+                        "JSON spec --data keeps its own pairs (put n_pairs/seed inside a JSON spec)")
     if len(values) > 1:
         missing = [v for v in values if not Path(v).exists()]
         if missing:
