@@ -7,9 +7,14 @@ sweep stops its children, the report shuts its kernels down, and the CLI prints 
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from multiprocessing.process import BaseProcess
+from typing import Iterator, Optional, Sequence, Union
+
+Child = Union[BaseProcess, subprocess.Popen]  # a sweep's workers, a report's notebook processes
 
 
 class Terminated(SystemExit):
@@ -35,3 +40,26 @@ def sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def stop_children(children: Sequence[Child], timeout_s: float) -> None:
+    """Interrupted: SIGTERM every child (so it can release its locks or shut its kernel down), then SIGKILL any
+    still running ``timeout_s`` seconds later; no child outlives the command."""
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + timeout_s
+    for child in children:
+        if not _exited(child, max(0.0, deadline - time.monotonic())):
+            child.kill()
+            _exited(child, None)
+
+
+def _exited(child: Child, timeout_s: Optional[float]) -> bool:
+    if isinstance(child, subprocess.Popen):
+        try:
+            child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    child.join(timeout_s)
+    return not child.is_alive()

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
+from cbat import interrupts
 from cbat.config import PRESETS
 from cbat.rundir import write_text
 
@@ -311,20 +312,6 @@ def execute_notebook(job: NotebookJob, out_dir: str | Path, kernel: str = KERNEL
 _RUNNING: set = set()
 _RUNNING_LOCK = threading.Lock()
 CHILD_STOP_S = 15.0  # a stopped child's time to shut its kernel down before it is killed
-
-
-def _stop_children(children: Sequence[subprocess.Popen]) -> None:
-    """SIGTERM (each child then shuts its kernel down), SIGKILL for any still running after ``CHILD_STOP_S``.
-    The threads that started them still read their pipes, so waiting here cannot block on a full pipe."""
-    for child in children:
-        child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + CHILD_STOP_S
-    for child in children:
-        try:
-            child.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def _execute_in_child(request: dict[str, Any], wall_s: Optional[float],
@@ -666,7 +653,7 @@ def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str 
                 future.cancel()
             with _RUNNING_LOCK:
                 running = list(_RUNNING)
-            _stop_children(running)
+            interrupts.stop_children(running, CHILD_STOP_S)  # their threads still read the pipes: no wait on a full one
             raise
     return results
 

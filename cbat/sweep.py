@@ -646,19 +646,7 @@ def _run_local(pending: list[dict], sweep_dir: Path, workers: int, finished, ski
                     _fail_record(run, run_dir, f"worker exited with code {proc.exitcode}")
                 finished(run)
     finally:
-        _stop_children([proc for proc, _, _ in active.values()])
-
-
-def _stop_children(procs: list) -> None:
-    """Interrupted: stop our own children (SIGTERM lets them release their locks), leave no orphans."""
-    for proc in procs:
-        proc.terminate()
-    deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
-    for proc in procs:
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():  # stuck past the timeout: a child may not outlive its sweep
-            proc.kill()
-            proc.join()
+        interrupts.stop_children([proc for proc, _, _ in active.values()], CHILD_STOP_TIMEOUT_S)
 
 
 def _run_ray(pending: list[dict], sweep_dir: Path, workers: int, finished, skipped: list[str],
