@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from cbat import interrupts
+from cbat import interrupts, rundir
 from cbat.config import PRESETS
 from cbat.rundir import write_text
 
@@ -683,7 +683,10 @@ class ReportParams:
 
     Attributes
     ----------
-    task : synthetic task of the sweep (``cbat.data.TASKS``).
+    task : synthetic task of the sweep (``cbat.data.TASKS``; None: mixture).
+        A ``sweep_dir`` that already holds a sweep is reported as it is when none of task, variants, seeds,
+        quick and sweep is given (e.g. ``cbat report --sweep <a cbat sweep folder>``); given, they must describe
+        that sweep.
     variants, seeds : the sweep's variants and seeds (None: the sweep's defaults).
     device : "auto", "cpu", "cuda" or "cuda:<i>", for the sweep and the notebooks.
     quick : the small CPU default (the quick sweep, small notebook sizes).
@@ -697,7 +700,7 @@ class ReportParams:
     notebooks : per-notebook parameter overrides, ``{notebook stem: {parameter: value}}``.
     """
 
-    task: str = "mixture"
+    task: Optional[str] = None
     variants: Optional[list[str]] = None
     seeds: Optional[list[int]] = None
     device: str = "auto"
@@ -735,7 +738,7 @@ class ReportParams:
     def shown(self) -> dict[str, Any]:
         """``to_dict()`` without what the sweep did not use: the synthetic ``task`` when the user's files replace it."""
         shown = self.to_dict()
-        if "path" in self.sweep.get("data", {}):
+        if "path" in self.sweep.get("data", {}) or self.task is None:
             del shown["task"]
         return shown
 
@@ -750,13 +753,14 @@ def sweep_spec(params: ReportParams):
     from cbat.data import TASKS
     from cbat.sweep import SweepSpec, quick_sweep_spec
 
-    if params.task not in TASKS:
+    if params.task is not None and params.task not in TASKS:
         raise ValueError(f"report parameter 'task' is {params.task!r}; expected one of {list(TASKS)}")
     base = quick_sweep_spec() if params.quick else SweepSpec()
     fields_ = dict(params.sweep)
     user_data = fields_.pop("data", {})
     # The user's files (sweep.data.path) replace the synthetic task rather than merge with it.
-    data = dict(user_data) if "path" in user_data else {**base.data, "task": params.task, **user_data}
+    data = dict(user_data) if "path" in user_data else {**base.data, "task": params.task or base.data["task"],
+                                                         **user_data}
     settings = {**base.settings, "device": params.device, "progress": False, **fields_.pop("settings", {})}
     chosen = {"variants": params.variants, "seeds": params.seeds}
     fields_.update({k: v for k, v in chosen.items() if v is not None})
@@ -774,7 +778,20 @@ def run_sweep(params: ReportParams, sweep_dir: str | Path):
     Returns the results table (``cbat.sweep.run_sweep``)."""
     from cbat import sweep as sweeps
 
-    return sweeps.run_sweep(sweep_spec(params), sweep_dir, workers=params.resolved_workers())
+    return sweeps.run_sweep(report_spec(params, sweep_dir), sweep_dir, workers=params.resolved_workers())
+
+
+def report_spec(params: ReportParams, sweep_dir: str | Path):
+    """The sweep a report runs in ``sweep_dir``: the folder's own (resumed as it is) when it holds one and the
+    parameters describe none (no task, variants, seeds, quick or sweep fields), else ``sweep_spec(params)``."""
+    from cbat.sweep import SweepSpec
+
+    stored = rundir.read_spec(sweep_dir)
+    describes_none = (params.task is None and params.variants is None and params.seeds is None and not params.quick
+                      and not params.sweep)
+    if stored is not None and describes_none:
+        return SweepSpec.from_dict(stored["spec"], str(rundir.sweep_file(sweep_dir)))
+    return sweep_spec(params)
 
 
 def ensure_sweep(sweep_dir: Optional[str | Path], output_dir: str | Path, **params: Any) -> Path:

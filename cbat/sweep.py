@@ -486,11 +486,30 @@ def _prepare(spec: SweepSpec, sweep_dir: Path) -> None:
     path = rundir.sweep_file(sweep_dir)
     with rundir.sweep_lock(sweep_dir):  # two sweeps starting together write it once
         if path.exists():
-            if rundir.read_json(path).get("spec") != content["spec"]:
+            if not same_sweep(rundir.read_json(path).get("spec"), content["spec"]):
                 raise ValueError(f"{path}: this folder holds a different sweep; resume it with the same spec "
                                  "or choose another output folder")
             return
         rundir.write_json(path, content)
+
+
+DISPLAY_SETTINGS = ("progress",)  # settings that change what a run shows, not what it computes
+
+
+def same_sweep(stored: Optional[dict], spec: dict) -> bool:
+    """Whether two ``SweepSpec.to_dict()`` outputs describe the same runs: settings are compared by their values
+    as ``TrainSettings`` resolves them (a default given or left out alike), display-only ones not at all, so a
+    folder made by ``cbat sweep`` resumes under ``cbat report`` and the other way round."""
+    if not isinstance(stored, dict):
+        return False
+    defaults = dataclasses.asdict(TrainSettings())
+
+    def meaning(content: dict) -> dict:
+        settings = {k: v for k, v in content.get("settings", {}).items()
+                    if k not in DISPLAY_SETTINGS and not (k in defaults and v == defaults[k])}
+        return {**content, "settings": settings}
+
+    return meaning(stored) == meaning(spec)
 
 
 def threads_per_worker(workers: int) -> int:

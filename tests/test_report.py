@@ -10,7 +10,7 @@ import pytest
 
 from cbat.cli import main
 from cbat.report import (GLUE_MIME, PAGE_CSS, PLOTLY_JS, NotebookResult, ReportParams, _at_a_glance, folder_bytes,
-                         read_glue, render_html, run_sweep, sweep_spec)
+                         read_glue, render_html, report_spec, run_sweep, sweep_spec)
 from cbat.sweep import QUICK_VARIANTS
 from test_report_support import BROKEN_ERROR, shared_report, tiny_params, tiny_sweep
 
@@ -130,6 +130,20 @@ def test_rerun_reuses_finished_runs(tmp_path_factory):
     table = run_sweep(tiny_params(sweep_dir), sweep_dir)
     assert {p: p.stat().st_mtime_ns for p in records} == before
     assert sorted(table["run_id"]) == sorted(p.parent.name for p in records)
+
+
+def test_a_folder_that_holds_a_sweep_is_reported_as_it_is(tmp_path_factory):
+    """cbat report --sweep <a cbat sweep folder> (no task, variants, seeds or sweep fields) used to build the
+    default sweep from its own defaults and refuse the folder as "a different sweep"."""
+    sweep_dir = tiny_sweep(tmp_path_factory)
+    records = sorted((sweep_dir / "runs").glob("*/record.json"))
+    before = {p: p.stat().st_mtime_ns for p in records}
+    params = ReportParams(sweep_dir=str(sweep_dir), device="cpu")
+    assert report_spec(params, sweep_dir) == report_spec(tiny_params(sweep_dir), sweep_dir)
+    table = run_sweep(params, sweep_dir)
+    assert {p: p.stat().st_mtime_ns for p in records} == before and len(table) == len(records)
+    with pytest.raises(ValueError, match="different sweep"):  # a sweep described by the parameters must match
+        run_sweep(ReportParams(sweep_dir=str(sweep_dir), device="cpu", seeds=[7]), sweep_dir)
 
 
 def test_read_glue_last_value_wins():

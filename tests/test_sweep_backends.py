@@ -60,6 +60,17 @@ def test_rerun_skips_finished_runs_and_refuses_another_spec(local_sweep):
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/record.json")} == stamps
     with pytest.raises(ValueError, match="different sweep"):
         run_sweep(tiny_spec(seeds=[5]), out, progress=False)
+    with pytest.raises(ValueError, match="different sweep"):  # a setting that changes the runs
+        run_sweep(tiny_spec(settings={**TINY_SETTINGS, "epochs": 2}), out, progress=False)
+
+
+def test_settings_that_change_no_run_still_resume(local_sweep):
+    """cbat report adds device 'auto' and progress off to the settings: a folder made by cbat sweep (without
+    them) was refused as "a different sweep"."""
+    results, out = local_sweep
+    as_reported = {**TINY_SETTINGS, "progress": False, "lr_warmup_steps": 0}  # a display flag, a default given
+    again = run_sweep(tiny_spec(settings=as_reported), out, workers=1, progress=False)
+    pd.testing.assert_frame_equal(again, results)
 
 
 def test_ray_backend_gives_the_same_table(local_sweep, tmp_path):
