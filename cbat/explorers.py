@@ -236,9 +236,9 @@ class AttentionExplorer:
         """Explore a run of a sweep on its ``n_samples`` top-scoring test pairs (its predicted loops).
 
         ``run_id`` None picks the first finished run whose model has attention. The pairs are rebuilt
-        from the sweep's data spec (``cbat.sweep.load_data``), so nothing but the sweep folder is needed.
+        from the sweep's data spec (``cbat.sweep.sweep_data``), so nothing but the sweep folder is needed.
         """
-        from cbat.sweep import load_data
+        from cbat.sweep import sweep_data
 
         sweep = load_sweep(sweep_dir)
         with_attention = attention_runs(sweep)
@@ -251,11 +251,9 @@ class AttentionExplorer:
                              f"expected one of {with_attention}")
         if n_samples < 1:
             raise ValueError(f"n_samples={n_samples}; expected a positive integer")
-        data = sweep.spec.get("spec", {}).get("data")
-        if data is None:
-            raise ValueError(f"{sweep.path / 'sweep.json'}: no 'spec.data' field; cannot rebuild the run's pairs")
+        dataset = sweep_data(sweep.path)
         top = sweep.predictions(run_id).nlargest(n_samples, "prob")["pair_index"].to_numpy()
-        enhancer, promoter = load_data(data).onehot(top)
+        enhancer, promoter = dataset.onehot(top)
         explorer = cls.from_checkpoint(sweep.file(run_id, "checkpoint"), enhancer, promoter, names)
         explorer.run_id = run_id
         return explorer

@@ -240,7 +240,7 @@ def parse_split(split: str) -> tuple[str, Optional[str]]:
 
 # --- data ----------------------------------------------------------------------------------------
 @lru_cache(maxsize=4)
-def _load_data_cached(key: str):
+def _load_data_cached(key: str, stamps: tuple):  # noqa: ARG001 - ``stamps`` only keys the cache
     import cbat.data
 
     spec = json.loads(key)
@@ -266,8 +266,40 @@ def data_keys(spec: dict) -> set[str]:
 
 
 def load_data(spec: dict):
-    """The ``EPIDataset`` of a data spec (cached per process)."""
-    return _load_data_cached(json.dumps(spec, sort_keys=True))
+    """The ``EPIDataset`` of a data spec (cached per process, until one of its files changes on disk)."""
+    return _load_data_cached(json.dumps(spec, sort_keys=True), _file_stamps(spec))
+
+
+def _file_stamps(spec: dict) -> tuple:
+    """(path, size, mtime) of every file the spec names, and of the files inside a folder it names."""
+    from cbat.data.loaders import PATH_ARGUMENTS
+
+    named = [Path(v) for key in PATH_ARGUMENTS for v in np.atleast_1d(spec.get(key) or []).tolist()]
+    files = [f for path in named for f in (sorted(path.iterdir()) if path.is_dir() else [path])]
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file())
+
+
+def sweep_data(sweep_dir: str | Path):
+    """The ``EPIDataset`` a sweep trained on, rebuilt from its ``sweep.json`` data spec; refused in one line when
+    the data no longer match the fingerprint the sweep stored (files edited, reordered or replaced since), as
+    every run's predictions name pairs by their index."""
+    path = rundir.sweep_file(sweep_dir)
+    content = rundir.read_spec(sweep_dir) or {}
+    data = content.get("spec", {}).get("data")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: no data spec ('spec.data'); cannot rebuild the sweep's pairs")
+    dataset = load_data(data)
+    _check_fingerprint(dataset, content, path, data)
+    return dataset
+
+
+def _check_fingerprint(dataset, content: dict, path: Path, data: dict) -> None:
+    stored = content.get("data_fingerprint")  # absent in a sweep.json written before fingerprints
+    if stored is not None and dataset.fingerprint() != stored:
+        source = data.get("path", data.get("task"))
+        raise ValueError(f"{path}: the data ({source}) changed since this sweep trained on them (fingerprint "
+                         f"{dataset.fingerprint()[:12]}, stored {stored[:12]}); restore them, or start a new sweep "
+                         "folder")
 
 
 def make_split(dataset, split: str, seed: int):
@@ -475,14 +507,17 @@ def _spec_order(sweep_dir: str | Path) -> Optional[list[str]]:
 
 
 # --- running -------------------------------------------------------------------------------------
-def _prepare(spec: SweepSpec, sweep_dir: Path) -> None:
-    """Write ``sweep.json``, or check that an existing one holds the same spec (resume)."""
+def _prepare(spec: SweepSpec, sweep_dir: Path, dataset=None) -> None:
+    """Write ``sweep.json`` (with the fingerprint of ``dataset``, the spec's data), or check that an existing one
+    holds the same spec (resume)."""
     content = {"spec": spec.to_dict(),
                "variants": {name: {"config": v["config"].to_dict(), "parent": v["parent"], "factors": v["factors"]}
                             for name, v in spec.variant_table().items()}}
     design = spec.built_design()
     if design is not None:
         content["design"] = design.to_dict()
+    if dataset is not None:
+        content["data_fingerprint"] = dataset.fingerprint()
     path = rundir.sweep_file(sweep_dir)
     with rundir.sweep_lock(sweep_dir):  # two sweeps starting together write it once
         if path.exists():
@@ -544,6 +579,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     sweep_dir = Path(out_dir)
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise ValueError(f"{sweep_dir}: is a file; expected a sweep folder (new or to resume)")
+    dataset = None
     if not rundir.sweep_file(sweep_dir).exists():  # bad input fails before the folder is written, so the
         spec.variant_table()                       # corrected command can use it: variants and configs first,
         if backend == "local":                     # the device (Ray's workers may have GPUs the driver lacks),
@@ -552,12 +588,12 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
         for split in spec.splits:
             make_split(dataset, split, spec.split_seed)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    _prepare(spec, sweep_dir)
+    _prepare(spec, sweep_dir, dataset)
     runs = spec.runs()
     order = [run["run_id"] for run in runs]
     pending = _scan(runs, sweep_dir, retry_failed)
-    if pending:
-        load_data(spec.data)  # generate (and cache) the data once before workers read it
+    if pending:  # generate (and cache) the data once before workers read it; resumed, they must be the same data
+        sweep_data(sweep_dir)
     # Progress is presentation, not part of the experiment: per-run bars only when runs do not interleave.
     pending = [{**run, "settings": {**run["settings"],
                                     "progress": progress and workers == 1 and run["settings"].get("progress", True)}}

@@ -660,7 +660,7 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     from pathlib import Path
 
     from cbat import rundir
-    from cbat.sweep import load_data
+    from cbat.sweep import load_data, sweep_data
     from cbat.train import TrainSettings, load_checkpoint, predictions_table
 
     device = TrainSettings(device=device).resolved_device()  # a device the machine lacks: one line, up front
@@ -679,7 +679,7 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     if data is None and not isinstance(spec, dict):
         raise ValueError(f"{path}: no data spec (a checkpoint outside a sweep, or a sweep.json without one); "
                          "pass the data explicitly")
-    dataset = load_data(dict(data if data is not None else spec))
+    dataset = load_data(dict(data)) if data is not None else sweep_data(folder.parent.parent)
     if data is None and rundir.run_file(folder, "predictions").is_file():
         return model, dataset, rundir.read_parquet(rundir.run_file(folder, "predictions"))
     index = np.arange(len(dataset))

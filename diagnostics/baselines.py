@@ -73,13 +73,13 @@ def baselines_table(sweep_dir, metric: str = "aupr", n_boot: int = 1000, level: 
         rows cover every test pair (``cell_line`` is the held-out cell line, or ``"all"`` when the test set holds
         several, each of which then gets its own rows too).
     """
-    from cbat.sweep import load_data, make_split
+    from cbat.sweep import make_split, sweep_data
 
     if metric not in ("aupr", "auroc"):
         raise ValueError(f"baselines_table: metric {metric!r}; expected 'aupr' or 'auroc'")
     sweep = load_sweep(sweep_dir)
     spec = _spec(sweep)
-    dataset = load_data(spec["data"])
+    dataset = sweep_data(sweep.path)
     runs = sweep.ok()
     rows = []
     for split_name in dict.fromkeys(sweep.runs["split"]):

@@ -266,8 +266,8 @@ class _Probe:
             self.reason = "sweep.json has no data spec to rebuild the test pairs"
             return
         try:
-            from cbat.sweep import load_data
-            self.dataset = load_data(data)
+            from cbat.sweep import sweep_data
+            self.dataset = sweep_data(sweep.path)
         except Exception as err:  # noqa: BLE001 - a probe is extra evidence; its absence is reported
             self.reason = f"data could not be rebuilt ({type(err).__name__}: {err})"
 

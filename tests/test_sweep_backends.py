@@ -99,3 +99,31 @@ def test_spec_settings_turn_per_run_bars_off(tmp_path, capfd):
         shown = capfd.readouterr().err
         assert "sweep" in shown
         assert ("train baseline s0" in shown) == (name == "default")
+
+
+def test_data_changed_on_disk_are_refused_before_a_resume_or_a_diagnostic(tmp_path, capsys):
+    """Runs name their test pairs by index: a sweep resumed, or a run attributed, on a reordered file used to train
+    or explain other pairs than the finished runs had, without a word."""
+    from cbat.cli import main
+    from cbat.data import synthetic
+    from cbat.explorers import AttentionExplorer
+
+    table = synthetic("grammar", 120, seed=0).to_table()
+    pairs = tmp_path / "pairs.csv"
+    table.to_csv(pairs, index=False)
+    spec = tiny_spec(variants=["baseline"], data={"path": str(pairs)})
+    out = tmp_path / "sweep"
+    run_sweep(spec, out, progress=False)
+    assert json.loads((out / "sweep.json").read_text())["data_fingerprint"]
+    (out / "runs" / "baseline__s1__chrom" / "record.json").unlink()  # an interrupted run, to be resumed
+    table.iloc[::-1].to_csv(pairs, index=False)  # the same pairs, reordered
+    with pytest.raises(ValueError, match=r"sweep.json: the data \(.*pairs.csv\) changed since this sweep trained"):
+        run_sweep(spec, out, progress=False)
+    assert not (out / "runs" / "baseline__s1__chrom" / "record.json").exists()
+    with pytest.raises(ValueError, match="changed since this sweep trained"):
+        AttentionExplorer.from_run(out, "baseline__s0__chrom", n_samples=1)
+    assert main(["attribute", "--run", str(out / "runs" / "baseline__s0__chrom"), "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "changed since this sweep trained on them" in err and len(err.splitlines()) == 1
+    table.to_csv(pairs, index=False)  # restored: the sweep resumes
+    assert (run_sweep(spec, out, progress=False)["status"] == "ok").all()

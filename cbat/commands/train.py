@@ -72,16 +72,15 @@ def data_spec(args: argparse.Namespace, defaults: dict = DEFAULT_DATA) -> dict:
     return absolute_paths(spec)
 
 
-DATA_PATH_KEYS = ("path", "promoter", "labels", "genome", "ccres", "tss")
-
-
 def absolute_paths(spec: dict) -> dict:
     """The data spec with its file paths made absolute, so notebooks and workers that run in another folder
     (the report runs each notebook inside its output folder) read the same files."""
+    from cbat.data.loaders import PATH_ARGUMENTS
+
     def resolve(value):
         return [resolve(v) for v in value] if isinstance(value, list) else str(Path(value).expanduser().resolve())
 
-    return {k: resolve(v) if k in DATA_PATH_KEYS and v is not None else v for k, v in spec.items()}
+    return {k: resolve(v) if k in PATH_ARGUMENTS and v is not None else v for k, v in spec.items()}
 
 
 def _one_data_spec(args: argparse.Namespace, text: str, defaults: dict) -> dict:

@@ -1,6 +1,7 @@
 """``EPIDataset``: enhancer/promoter pairs as uint8 codes, labels, per-pair metadata and ground truth."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,18 @@ class EPIDataset:
     @property
     def promoter_len(self) -> int:
         return self.promoter.shape[1]
+
+    def fingerprint(self) -> str:
+        """A hash of the pairs, in order: sequences, labels and the meta columns a split reads (``META_COLUMNS``).
+        A sweep stores it, so data that changed on disk since (rows reordered, edited, added) are found before a
+        run resumes or a diagnostic reads pairs by their index."""
+        digest = hashlib.blake2b(digest_size=16)
+        for codes in (self.enhancer, self.promoter, self.labels):
+            digest.update(str(codes.shape).encode())
+            digest.update(np.ascontiguousarray(codes).tobytes())
+        digest.update(pd.util.hash_pandas_object(self.meta[list(META_COLUMNS)].astype(str), index=False).to_numpy()
+                      .tobytes())
+        return digest.hexdigest()
 
     def onehot(self, index) -> tuple[torch.Tensor, torch.Tensor]:
         """Float one-hot tensors ``([B, 4, Le], [B, 4, Lp])`` for the pairs at ``index``."""

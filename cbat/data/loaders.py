@@ -76,6 +76,7 @@ FORMATS = {
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
 TABLE_SUFFIXES = tuple(s + z for s in (".csv", ".tsv", ".txt") for z in ("", ".gz")) + (".parquet", ".pq")
 DEFAULT_LENGTHS = (3000, 2000)
+PATH_ARGUMENTS = ("path", "promoter", "labels", "genome", "ccres", "tss")  # arguments of ``load`` that name files
 
 
 class DataError(ValueError):
