@@ -4,6 +4,7 @@ The thresholds must hold for the real attribution and fail for broken ones: rand
 attribution of another loop (the wrong input for these sequences).
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -147,6 +148,21 @@ def test_cli_attribute_on_a_sweep_run(trained, tmp_path, capsys):
                  "--no-progress"]) == 0
 
 
+def test_cli_attribute_reads_a_coordinates_file_with_its_genome(trained, tmp_path, capsys):
+    """--genome was missing from cbat attribute, so a coordinates file could only come as a JSON data spec."""
+    from cbat.train import save_checkpoint
+
+    formats = Path(__file__).parent / "fixtures" / "formats"
+    _, model, _, _, _ = trained
+    save_checkpoint(tmp_path / "model.pt", model, model.cfg)
+    assert main(["attribute", "--run", str(tmp_path / "model.pt"), "--data",
+                 str(formats / "targetfinder" / "HUVEC" / "output-ep" / "pairs.csv"), "--genome",
+                 str(formats / "genome.fa"), "--top", "1", "--by", "pooled", "--n-shuffles", "1", "--n-steps", "4",
+                 "--max-steps", "4", "--ism", "0", "--motifs", "MA0139.1", "--device", "cpu",
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0, capsys.readouterr().err
+    assert len(pd.read_parquet(tmp_path / "out" / "loops.parquet")) == 1
+
+
 def test_cli_attribute_names_bad_input(tmp_path, capsys):
     assert main(["attribute", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "neither a run folder nor a checkpoint file" in capsys.readouterr().err
@@ -159,5 +175,5 @@ def test_cli_attribute_names_bad_input(tmp_path, capsys):
     # sizing flags without --data used to be ignored without a word (the run's own data were attributed)
     assert main(["attribute", "--run", str(tmp_path / "missing"), "--n-pairs", "50", "--out",
                  str(tmp_path / "o")]) == 2
-    assert "--n-pairs and --data-seed size the synthetic task given by --data" in capsys.readouterr().err
+    assert "--n-pairs, --data-seed and --genome describe the data given by --data" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
                         help="synthetic task name, data file or JSON data spec (default: the run's own data; "
                              "required with a bare checkpoint)")
+    parser.add_argument("--genome", type=Path, help="genome FASTA for a coordinates file given by --data")
     parser.add_argument("--n-pairs", type=int, default=None,
                         help="pairs of the synthetic task given by --data (default 2000)")
     parser.add_argument("--data-seed", type=int, default=None,
@@ -77,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
     if args.max_steps < args.n_steps:
         raise UserError(f"--max-steps ({args.max_steps}) must be at least --n-steps ({args.n_steps})")
-    if args.data is None and (args.n_pairs is not None or args.data_seed is not None):
-        raise UserError("--n-pairs and --data-seed size the synthetic task given by --data; without --data the run's "
-                        "own data are attributed")
+    if args.data is None and (args.n_pairs is not None or args.data_seed is not None or args.genome is not None):
+        raise UserError("--n-pairs, --data-seed and --genome describe the data given by --data; without --data the "
+                        "run's own data are attributed")
     if Path(args.out).exists() and not Path(args.out).is_dir():  # found now, not after the attribution
         raise UserError(f"--out {args.out}: is a file; expected a folder for the report")
     run_path = args.run
