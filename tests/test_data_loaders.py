@@ -115,9 +115,13 @@ def test_fasta_triplet_files_and_folder(tmp_path):
     assert len(both) == 2 and both.cell_lines == ["NHEK"]
 
 
-def test_coordinates_centre_and_pad_with_n(genome, tmp_path):
+@pytest.mark.parametrize("spaced", [False, True])
+def test_coordinates_centre_and_pad_with_n(genome, tmp_path, spaced):
     path = tmp_path / "pairs.csv"
-    _coords().to_csv(path, index=False)
+    frame = _coords()
+    if spaced:  # " chr1 " is chr1 for the genome too (only the split's label was cleaned before)
+        frame = frame.assign(enhancer_chrom=" " + frame["enhancer_chrom"] + " ")
+    frame.to_csv(path, index=False)
     ds = load(path, genome=genome[0], enhancer_len=60, promoter_len=20)
     seqs = genome[1]
     assert decode(ds.enhancer[0]) == seqs["chr1"][90:150]        # centre 120, 60 bp
@@ -187,7 +191,17 @@ def _bad_cases():
         ("coordinates without genome", table(_coords()), ["needs genome="]),
         ("fasta label line of several words", triplet(">a\nACGT\n", ">p\nACGT\n", "1 0 1\n"),
          ["c_label.txt", "label 1", "'1 0 1' is not 0 or 1"]),
+        # blank lines are skipped, but the error names the file's own line of the row (it said line 3)
+        ("label not 0/1 after blank lines", raw("pairs.csv", "\n \n".join(  # header, blank, first row, blank...
+            _table(label=["1", "2", "0"]).to_csv(index=False).splitlines()).encode()), ["line 5", "'label'", "'2'"]),
+        ("non-integer start after a blank line", lambda tmp, g: (lambda: load(_blank_after_header(
+            _write_csv(tmp, _coords(enhancer_start=["100", "ten"]))), genome=g)), ["line 4", "'ten'"]),
     ]
+
+
+def _blank_after_header(path):
+    path.write_text(path.read_text().replace("\n", "\n\n", 1))
+    return path
 
 
 CASES = _bad_cases()

@@ -221,8 +221,12 @@ def read_table(path: Path, names=None) -> pd.DataFrame:
             table = pd.read_parquet(path)
         else:
             sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")) else ","
-            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
+            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False,
                                 header=None if names else "infer", names=list(names) if names else None)
+            # blank lines are skipped, but errors name the file line of a row, so each row keeps its line number
+            blank = table.apply(lambda column: column.str.strip() == "").all(axis=1).to_numpy()
+            table = table[~blank].reset_index(drop=True)
+            table.attrs["file_lines"] = np.flatnonzero(~blank) + (1 if names else 2)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header line and rows") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
@@ -234,10 +238,14 @@ def read_table(path: Path, names=None) -> pd.DataFrame:
     return table.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)  # "label " is "label"
 
 
-def _line(path: Path, row: int, header: bool = True) -> str:
-    """Human position of a data row: file line for text tables, row for Parquet."""
+def _line(path: Path, row: int, header: bool = True, table: pd.DataFrame | None = None) -> str:
+    """Human position of a data row: file line for text tables (blank lines counted, from ``read_table``'s
+    ``file_lines`` when ``table`` is given), row for Parquet."""
     if path.name.lower().endswith((".parquet", ".pq")):
         return f"row {row + 1}"
+    lines = table.attrs.get("file_lines") if table is not None else None
+    if lines is not None and row < len(lines):
+        return f"line {lines[row]}"
     return f"line {row + 2 if header else row + 1}"
 
 
@@ -327,10 +335,11 @@ def _assemble(path, enhancer, promoter, labels, meta, where) -> EPIDataset:
 
 
 def _from_sequence_table(path: Path, table: pd.DataFrame, enhancer_len, promoter_len, cell_line=None) -> EPIDataset:
+    read = table
     if cell_line is not None:
         table = table.assign(cell_line=cell_line)
     _require(path, table, SEQUENCE_COLUMNS, "a sequences")
-    where = lambda row: _line(path, row)  # noqa: E731
+    where = lambda row: _line(path, row, table=read)  # noqa: E731
     labels = _labels(path, table["label"].to_numpy(), where)
     encoded = []
     for field, length in (("enhancer_seq", enhancer_len), ("promoter_seq", promoter_len)):
@@ -517,12 +526,13 @@ def load_coordinates(path, genome, enhancer_len: int = DEFAULT_LENGTHS[0], promo
     if genome is None:
         raise DataError(f"{path}: a coordinates table needs genome=<FASTA> (your hg19/hg38; never downloaded)")
     fasta = open_genome(genome)
-    where = where or (lambda row: _line(path, row, header))
+    read = table
+    where = where or (lambda row: _line(path, row, header, read))
     labels = _labels(path, table["label"].to_numpy(), where)
     cells = _cell_lines(path, table, cell_line, where)
     sides, loci = {}, {}
     for side, length in (("enhancer", enhancer_len), ("promoter", promoter_len)):
-        chrom = table[f"{side}_chrom"].astype(str).to_numpy()
+        chrom = table[f"{side}_chrom"].astype(str).str.strip().to_numpy()  # " chr1" is chr1, as in the split
         start = _integers(path, table, f"{side}_start", where)
         end = _integers(path, table, f"{side}_end", where)
         codes = np.empty((len(table), length), dtype=np.uint8)
@@ -618,7 +628,8 @@ def load_bengi(path, genome, ccres, tss, cell_line: str | None = None, enhancer_
         raise DataError(f"{path}: a BENGI pair file has no coordinates; pass ccres=<hg19-cCREs.bed.gz> and "
                         "tss=<GENCODEv19-TSSs.bed.gz> (weng-lab/BENGI Benchmark/Annotations)")
     table = read_table(path, BENGI_COLUMNS) if table is None else table
-    where = lambda row: _line(path, row, header=False)  # noqa: E731
+    read = table
+    where = lambda row: _line(path, row, header=False, table=read)  # noqa: E731
     elements = _bed(ccres, {0: "chrom", 1: "start", 2: "end", 4: "ccre"}, "the cCRE BED (ccres=)")
     elements = elements.drop_duplicates("ccre").set_index("ccre")
     starts = _bed(tss, {0: "chrom", 1: "start", 6: "gene"}, "the TSS BED (tss=)")
