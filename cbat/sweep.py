@@ -311,17 +311,17 @@ def make_split(dataset, split: str, seed: int):
         parts = cbat.data.split(dataset, by="cell_line", test=held_out, seed=seed)
     else:
         parts = cbat.data.split(dataset, by=by, seed=seed)
-    # Training needs both classes in train and val (early stopping reads validation AUPR) and some test pairs;
-    # found here, a sweep refuses the data in one line before it writes anything.
+    # Every part needs both classes: training, early stopping (validation AUPR) and the test's ranking metrics,
+    # without which a run trains for nothing; found here, a sweep refuses the data in one line before it writes.
     labels = np.asarray(dataset.labels)
     sizes = ", ".join(f"{part} {len(getattr(parts, part))}" for part in ("train", "val", "test"))
     for part in ("train", "val", "test"):
         index = np.asarray(getattr(parts, part), dtype=np.int64)
-        problem = "no pairs" if index.size == 0 else (
-            "one class only" if part != "test" and np.unique(labels[index]).size < 2 else "")
+        problem = "no pairs" if index.size == 0 else "one class only" if np.unique(labels[index]).size < 2 else ""
         if problem:
-            raise ValueError(f"split {split!r}: {part} holds {problem} ({sizes} of {labels.size} pairs); the data "
-                             "are too small for this split")
+            why = "a held-out cell line with one label" if by == "cell_line" and part == "test" else \
+                "the data are too small for this split"
+            raise ValueError(f"split {split!r}: {part} holds {problem} ({sizes} of {labels.size} pairs); {why}")
     return parts
 
 

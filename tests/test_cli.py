@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import numpy as np
 import pytest
 
 from cbat.cli import build_parser, main
@@ -71,6 +72,22 @@ def test_sizing_flags_on_a_data_file_or_json_spec_are_refused(tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert "--n-pairs and --data-seed size a synthetic task" in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_a_held_out_cell_line_with_one_label_fails_before_the_folder_is_written(tmp_path, capsys):
+    """It used to train, then score NaN AUPR/AUROC and mark the run "not learnt: test set holds one class"."""
+    from cbat.data import synthetic
+
+    table = synthetic("grammar", 120, seed=0).to_table()
+    held_out = np.arange(len(table)) >= 80
+    table = table.assign(cell_line=np.where(held_out, "HeLa", "GM12878"), label=np.where(held_out, 0, table["label"]))
+    table.to_csv(tmp_path / "pairs.csv", index=False)
+    out = tmp_path / "runs"
+    assert main(["train", "--data", str(tmp_path / "pairs.csv"), "--split", "cell_line:HeLa", "--out", str(out),
+                 *TINY[2:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "split 'cell_line:HeLa': test holds one class only" in err and "one label" in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()
 
 
 def test_data_too_small_for_the_split_fails_before_the_folder_is_written(tmp_path, capsys):
