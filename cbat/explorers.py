@@ -68,10 +68,13 @@ class GateExplorer:
         self.controls: dict = {}
 
     def first_runs(self, variants: Sequence[str]) -> list[str]:
-        """The lowest-seed gated run of each of ``variants`` that has one (order kept)."""
+        """The lowest-seed gated run of each of ``variants`` that has one (order kept); when none of them has
+        one (e.g. a designed sweep, or a gate twin without cbat_v1/cbat_v2), that of the first gated variants
+        of the sweep instead, as many as ``variants`` names (at least one)."""
         ok = self.sweep.ok()
         chosen = ok[ok["run_id"].isin(self.run_ids)].drop_duplicates("variant").set_index("variant")["run_id"]
-        return [chosen[v] for v in variants if v in chosen.index]
+        named = [chosen[v] for v in variants if v in chosen.index]
+        return named or chosen.tolist()[:max(len(variants), 1)]
 
     def saturation_by_variant(self) -> pd.DataFrame:
         """Late-training saturation per gated variant with its gate kind (``diagnostics.gates.compare_kinds``)."""
@@ -263,6 +266,14 @@ class AttentionExplorer:
         return tempered_cores(self.model)
 
     @property
+    def trained_temperature(self) -> Optional[float]:
+        """The temperature the adaptive cores were trained at (1 for a plain softmax); None for hard top-k."""
+        cores = self.tempered_cores()
+        if not cores:
+            return None
+        return 1.0 if cores[0].sparsity == "softmax" else float(cores[0].temperature)
+
+    @property
     def temperature_applies(self) -> bool:
         """Whether the what-if can act: False for hard top-k models (their selection has no temperature)."""
         return bool(self.tempered_cores())
@@ -392,19 +403,28 @@ class AttentionExplorer:
                           layout=w.Layout(width="auto"))
         head = w.Dropdown(options=[("mean", -1)] + [(f"head {h}", h) for h in range(n_heads)], value=self.head,
                           description="head", style=_LABEL)
-        applies = self.temperature_applies
-        temperature = w.FloatLogSlider(value=self.temperature or 1.0, base=10, min=-1, max=1, step=0.05,
+        applies, trained = self.temperature_applies, self.trained_temperature or 1.0
+        # starts where the model was trained (cbat_v2: 0.5), so the slider never reads 1 under an as-trained map
+        temperature = w.FloatLogSlider(value=self.temperature or trained, base=10, min=-1, max=1, step=0.05,
                                        description="what-if temperature", style=_LABEL, disabled=not applies)
+        reset = w.Button(description="as trained", disabled=not applies, tooltip=f"trained at T = {trained:g}")
         why = w.HTML("" if applies else "<i>temperature disabled: this run's adaptive attention is hard top-k, "
                                         "whose selection has no temperature</i>")
         output = w.Output()
-        self.controls = {"sample": sample, "name": name, "head": head, "temperature": temperature, "output": output}
+        self.controls = {"sample": sample, "name": name, "head": head, "temperature": temperature, "reset": reset,
+                         "output": output}
         sample.observe(lambda c: _show(output, self.select(sample=c["new"])), names="value")
         name.observe(lambda c: _show(output, self.select(name=c["new"])), names="value")
         head.observe(lambda c: _show(output, self.select(head=c["new"])), names="value")
         temperature.observe(lambda c: _show(output, self.set_temperature(c["new"])), names="value")
+
+        def as_trained(_) -> None:  # the log slider snaps to its steps, so the trained map comes from None
+            temperature.value = trained
+            _show(output, self.set_temperature(None))
+
+        reset.on_click(as_trained)
         _show(output, self.figure)
-        return w.VBox([w.HBox([sample, name, head]), w.HBox([temperature, why]), output])
+        return w.VBox([w.HBox([sample, name, head]), w.HBox([temperature, reset, why]), output])
 
     def static_figure(self, temperatures: Sequence[float] = (0.5, 1.0, 2.0)) -> go.Figure:
         """The current selection with a slider over what-if temperatures (as trained first); a hard top-k

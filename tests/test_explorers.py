@@ -61,6 +61,10 @@ def test_gate_run_and_block_switches(sweep_dir):
         explorer.select(run_id="baseline__s0__chrom")
     compared = explorer.compare(explorer.run_ids)
     assert [a.text for a in compared.layout.annotations] == explorer.run_ids
+    assert explorer.first_runs(["cbat_v2"]) == [v2]
+    # a sweep whose gated variants are not the named ones (a design, a gate twin): its first gated variants
+    # stand in, so the notebook's comparison does not fail on compare([])
+    assert explorer.first_runs(["baseline+deep_gates", "design-r00"]) == explorer.run_ids
 
 
 def test_gate_widget_controls_call_the_explorer(sweep_dir):
@@ -201,9 +205,15 @@ def test_attention_widget_temperature_slider_recomputes(v2_explorer):
     explorer.select(name=next(n for n in explorer.names if ".cross_ep." in n))
     explorer.widget()
     before = heatmap(explorer.figure)
+    trained = cbat.preset("cbat_v2").temperature
+    assert explorer.trained_temperature == trained != 1.0
+    assert explorer.controls["temperature"].value == pytest.approx(trained, rel=0.02)  # it read 1.0 as trained
     explorer.controls["temperature"].value = 5.0
     assert explorer.temperature == pytest.approx(5.0)
     assert not np.allclose(heatmap(explorer.figure), before)
+    explorer.controls["reset"].click()  # back to the map as trained
+    assert explorer.temperature is None and np.allclose(heatmap(explorer.figure), before)
+    explorer.controls["temperature"].value = 5.0
     explorer.controls["sample"].value = 2
     assert explorer.sample == 2
     explorer.set_temperature(None)
