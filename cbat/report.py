@@ -539,10 +539,15 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
         if scored:
             parts.append(_no_interaction_note(scored))
     if "planted_recovered" in glued:
-        found, checked = glued["planted_recovered"]
-        parts.append(f"<p><b>{found} of {checked} planted causes recovered</b> by the verdicts (expected vs found "
-                     f"in the ablation report){_recovery_list(glued.get('expected_vs_found', []))}</p>" if checked else
-                     "<p>No planted truth in these data: expected vs found is skipped.</p>")
+        found, tested = glued["planted_recovered"]
+        rows = glued.get("expected_vs_found", [])
+        if tested:
+            parts.append(f"<p><b>{found} of {tested} planted causes recovered</b> by the verdicts (expected vs found "
+                         f"in the ablation report){_recovery_list(rows)}</p>")
+        elif rows:
+            parts.append(f"<p>No planted cause could be tested{_recovery_list(rows)}.</p>")
+        else:
+            parts.append("<p>No planted truth in these data: expected vs found is skipped.</p>")
     if "verdicts" in glued:
         counts: dict[str, int] = {}
         for row in glued["verdicts"]:
@@ -575,11 +580,14 @@ def _no_interaction_note(per_cause: dict[str, float], chance_band: float = 0.65)
 
 
 def _recovery_list(rows: Sequence[dict]) -> str:
-    """": recovered ...; not recovered ... (expected X, found Y)" from the expected-vs-found rows."""
-    hit = [f"{html.escape(r['check'])} ({html.escape(r['cause'])})" for r in rows if r["recovered"]]
+    """": recovered ...; not recovered ... (expected X, found Y); not tested ..." from the expected-vs-found rows."""
+    tested = [r for r in rows if r.get("tested", True)]
+    hit = [f"{html.escape(r['check'])} ({html.escape(r['cause'])})" for r in tested if r["recovered"]]
     miss = [f"{html.escape(r['check'])} ({html.escape(r['cause'])}: expected {html.escape(r['expected'])}, found "
-            f"{html.escape(r['found'])})" for r in rows if not r["recovered"]]
-    said = ([f"recovered {', '.join(hit)}"] if hit else []) + ([f"not recovered {', '.join(miss)}"] if miss else [])
+            f"{html.escape(r['found'])})" for r in tested if not r["recovered"]]
+    untested = [f"{html.escape(r['check'])} ({html.escape(r['cause'])})" for r in rows if not r.get("tested", True)]
+    said = ([f"recovered {', '.join(hit)}"] if hit else []) + ([f"not recovered {', '.join(miss)}"] if miss else []) \
+        + ([f"not tested, the sweep lacks the variants they need: {', '.join(untested)}"] if untested else [])
     return ": " + "; ".join(said) if said else ""
 
 

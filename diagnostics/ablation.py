@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cbat import ablations, metrics, stats
-from diagnostics.figures import styled
+from diagnostics.figures import mark_not_learnt, not_learnt_title, styled
 from diagnostics.io import Sweep, load_sweep
 
 LABELS = {"aupr": "AUPR", "auroc": "AUROC", "recall": "recall", "precision": "precision", "f1": "F1", "ece": "ECE"}
@@ -184,7 +184,7 @@ def effects_frame(effects: list[Optional[Effect]]) -> pd.DataFrame:
 
 
 WATERFALL_COLUMNS = ["step", "kind", "add_one_in", "add_ci_low", "add_ci_high", "leave_one_out", "loo_ci_low",
-                     "loo_ci_high", "n_seeds", "run_ids"]
+                     "loo_ci_high", "n_seeds", "run_ids", "not_learnt"]
 
 
 def waterfall(sweep: Sweep | str, metric: str = "aupr", **kwargs) -> pd.DataFrame:
@@ -194,8 +194,9 @@ def waterfall(sweep: Sweep | str, metric: str = "aupr", **kwargs) -> pd.DataFram
     what the single-factor steps leave unexplained of cbat_v2 − baseline.
 
     Columns: step, kind ("absolute", "factor", "interactions", "total"), add_one_in, add_ci_low, add_ci_high,
-    leave_one_out, loo_ci_low, loo_ci_high, n_seeds, run_ids (``WATERFALL_COLUMNS``; no rows when the sweep
-    holds no single-factor twin and not both references). ``kwargs`` go to ``effect``.
+    leave_one_out, loo_ci_low, loo_ci_high, n_seeds, run_ids, not_learnt (a side of the step's effect has no run
+    that learnt: its bar is no effect; ``WATERFALL_COLUMNS``; no rows when the sweep holds no single-factor twin
+    and not both references). ``kwargs`` go to ``effect``.
     """
     sweep = load_sweep(sweep)
     variants = set(sweep.runs["variant"])
@@ -212,15 +213,19 @@ def waterfall(sweep: Sweep | str, metric: str = "aupr", **kwargs) -> pd.DataFram
                      "leave_one_out": loo.mean_diff if loo else np.nan, "loo_ci_low": loo.ci_low if loo else np.nan,
                      "loo_ci_high": loo.ci_high if loo else np.nan,
                      "n_seeds": min(e.n_seeds for e in (add, loo) if e),
-                     "run_ids": sorted({r for e in (add, loo) if e for r in e.run_ids})})
+                     "run_ids": sorted({r for e in (add, loo) if e for r in e.run_ids}),
+                     "not_learnt": any(bool(e.unlearnt) for e in (add, loo) if e)})
     total = effect(sweep, full, base, metric, **kwargs) if {base, full} <= variants else None
     if total is None:
         return pd.DataFrame(rows, columns=WATERFALL_COLUMNS)
     explained = sum(r["add_one_in"] for r in rows if not np.isnan(r["add_one_in"]))
-    head = {"step": base, "kind": "absolute", "add_one_in": total.reference_mean}
-    rest = [{"step": "interactions", "kind": "interactions", "add_one_in": total.mean_diff - explained},
+    at_chance = bool(total.unlearnt)
+    head = {"step": base, "kind": "absolute", "add_one_in": total.reference_mean, "not_learnt": at_chance}
+    rest = [{"step": "interactions", "kind": "interactions", "add_one_in": total.mean_diff - explained,
+             "not_learnt": at_chance or any(r["not_learnt"] for r in rows)},
             {"step": full, "kind": "total", "add_one_in": total.treatment_mean, "add_ci_low": total.ci_low,
-             "add_ci_high": total.ci_high, "n_seeds": total.n_seeds, "run_ids": list(total.run_ids)}]
+             "add_ci_high": total.ci_high, "n_seeds": total.n_seeds, "run_ids": list(total.run_ids),
+             "not_learnt": at_chance}]
     return pd.DataFrame([head] + rows + rest, columns=WATERFALL_COLUMNS)
 
 
@@ -250,7 +255,10 @@ def waterfall_figure(table: pd.DataFrame, metric: str = "aupr") -> go.Figure:
                      "arrayminus": loo["leave_one_out"] - loo["loo_ci_low"]}))
         fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "title": f"leave-one-out Δ{label}",
                                   "zeroline": True})
-    title = f"From baseline to cbat_v2: {label} per mechanism (95% CI)"
+    flags = table["not_learnt"].fillna(False).astype(bool).tolist() if "not_learnt" in table else []
+    if any(flags):
+        fig.update_xaxes(tickmode="array", tickvals=steps, ticktext=mark_not_learnt(steps, flags))
+    title = not_learnt_title(f"From baseline to cbat_v2: {label} per mechanism (95% CI)", flags)
     if table.empty:
         title += ": nothing to show, the sweep holds no single-factor twin (baseline+<factor>, cbat_v2-<factor>)"
     return styled(fig, title, "", label)

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 
 from cbat import ablations, stats
 from diagnostics.ablation import LABELS, Effect, _of_cause, unlearnt
-from diagnostics.figures import styled
+from diagnostics.figures import mark_not_learnt, not_learnt_title, styled
 from diagnostics.io import Sweep, SweepError, load_sweep
 
 EFFECT_COLUMNS = ["factor", "kind", "metric", "cause", "effect", "ci_low", "ci_high", "level", "se", "df", "p_value",
@@ -236,15 +236,17 @@ def forest_figure(table: pd.DataFrame) -> go.Figure:
     rows = table[table["cause"] == "all"]
     metric = rows["metric"].iloc[0] if len(rows) else "aupr"
     level = rows["level"].iloc[0] if len(rows) else 0.95
+    flags = rows["claim"].astype(str).str.startswith("not learnt").tolist()
     fig = go.Figure(go.Scatter(
-        x=rows["effect"], y=rows["factor"], mode="markers", text=rows["aliases"].replace("", "none"),
+        x=rows["effect"], y=mark_not_learnt(rows["factor"], flags), mode="markers",
+        text=rows["aliases"].replace("", "none"),
         hovertemplate="%{y}: %{x:+.3f}<br>aliases: %{text}<extra></extra>",
         error_x={"type": "data", "symmetric": False, "array": rows["ci_high"] - rows["effect"],
                  "arrayminus": rows["effect"] - rows["ci_low"]}))
     fig.add_vline(x=0, line_dash="dot")
     label = LABELS.get(metric, metric)
-    return styled(fig, f"Designed main effects on {label} (cbat_v2 value − baseline value, {level:.0%} CI)",
-                  f"Δ{label}", "")
+    return styled(fig, not_learnt_title(f"Designed main effects on {label} (cbat_v2 value − baseline value, "
+                                        f"{level:.0%} CI)", flags), f"Δ{label}", "")
 
 
 def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
@@ -262,12 +264,14 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        step, kind ("factor", "interactions", "total"), value, metric.
+        step, kind ("factor", "interactions", "total"), value, metric, not_learnt (the fit rests on runs that did
+        not learn: the bars are no effects).
     """
     sweep = load_sweep(sweep_dir)
     main = table[(table["cause"] == "all") & (table["kind"] == "main")]
     n = len(ablations.FACTORS)
     weight = dict(zip(ablations.FACTORS, (ablations.coded(np.ones((1, n))) - ablations.coded(-np.ones((1, n))))[0]))
+    at_chance = main["claim"].astype(str).str.startswith("not learnt").any()  # the fit rests on runs at chance
     rows = [{"step": r.factor, "kind": "factor", "value": weight[r.factor] * r.effect} for r in main.itertuples()]
     metric, task, split = main["metric"].iloc[0], main["task"].iloc[0], main["split"].iloc[0]
     runs = sweep.ok(task=task, split=split)
@@ -290,7 +294,7 @@ def decomposition(sweep_dir: Sweep | str, table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"step": "cbat_v2 − baseline", "kind": "total", "value": total})
     elif not any(np.isnan(row["value"]) for row in rows):  # the fitted model's prediction, every factor in it
         rows.append({"step": "cbat_v2 − baseline (predicted)", "kind": "total", "value": explained})
-    return pd.DataFrame(rows, columns=["step", "kind", "value"]).assign(metric=metric)
+    return pd.DataFrame(rows, columns=["step", "kind", "value"]).assign(metric=metric, not_learnt=bool(at_chance))
 
 
 def _other_fields(config: dict) -> dict:
@@ -307,5 +311,8 @@ def decomposition_figure(steps: pd.DataFrame, metric: Optional[str] = None) -> g
     fig = go.Figure(go.Waterfall(x=steps["step"], y=np.where(measure == "total", 0.0, steps["value"]),
                                  measure=measure, connector={"line": {"dash": "dot"}}))
     label = LABELS.get(metric, metric)
-    return styled(fig, f"cbat_v2 − baseline in {label}: designed main effects + interactions and residual", "",
-                  f"Δ{label}")
+    flags = steps["not_learnt"].tolist() if "not_learnt" in steps else []
+    if any(flags):
+        fig.update_xaxes(tickmode="array", tickvals=list(steps["step"]), ticktext=mark_not_learnt(steps["step"], flags))
+    return styled(fig, not_learnt_title(f"cbat_v2 − baseline in {label}: designed main effects + interactions and "
+                                        "residual", flags), "", f"Δ{label}")

@@ -15,8 +15,10 @@ from diagnostics.io import Sweep, load_sweep
 from diagnostics.verdicts import HYPOTHESES, NOT_LEARNT, SUPPORTED, Verdict, judge, planted_causes
 
 NO_LOSS = "no loss claimed"  # a control: any verdict but "supported" (and a learnt model) recovers it
-COLUMNS = ["check", "hypothesis", "cause", "expected", "found", "recovered", "metric", "effect", "ci_low",
+COLUMNS = ["check", "hypothesis", "cause", "expected", "found", "recovered", "tested", "metric", "effect", "ci_low",
            "ci_high", "p_adjusted", "evidence", "why"]
+# Verdicts that could not be judged on the sweep at all: a check they hold is untested, not missed.
+UNTESTED_REASONS = ("the sweep lacks", "the design leaves no residual")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ EXPECTATIONS = (
 
 def expected_vs_found(sweep: str | Sweep, verdicts: Optional[Sequence[Verdict]] = None,
                       expectations: Sequence[Expectation] = EXPECTATIONS, **settings) -> pd.DataFrame:
-    """One row per expectation whose cause is planted in the sweep's data: expected, found, recovered, numbers.
+    """One row per expectation whose cause is planted in the sweep's data: expected, found, recovered, numbers;
+    ``tested`` is False where the sweep cannot judge the hypothesis at all (it lacks the variants it needs).
 
     Parameters
     ----------
@@ -73,7 +76,7 @@ def expected_vs_found(sweep: str | Sweep, verdicts: Optional[Sequence[Verdict]] 
         v = found[e.check]
         eff = v.effect
         rows.append([e.check, e.hypothesis, e.cause, e.expected, v.verdict, _recovered(e.expected, v),
-                     eff.metric if eff else "", eff.mean_diff if eff else float("nan"),
+                     not v.reason.startswith(UNTESTED_REASONS), eff.metric if eff else "", eff.mean_diff if eff else float("nan"),
                      eff.ci_low if eff else float("nan"), eff.ci_high if eff else float("nan"), v.p_adjusted,
                      v.evidence, e.why])
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -86,5 +89,5 @@ def _recovered(expected: str, found: Verdict) -> bool:
 
 
 def recovered_count(table: pd.DataFrame) -> tuple[int, int]:
-    """(recovered, checked) planted causes, for the report's index."""
-    return int(table["recovered"].sum()), len(table)
+    """(recovered, tested) planted causes, for the report's index; untested checks count in neither."""
+    return int(table["recovered"].sum()), int(table["tested"].sum()) if len(table) else 0

@@ -28,3 +28,17 @@ def require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{what}: frame lacks column(s) {missing}; has {list(frame.columns)}")
+
+
+NOT_LEARNT_MARK = " (not learnt)"
+
+
+def mark_not_learnt(labels, flags) -> list[str]:
+    """Axis labels with ``NOT_LEARNT_MARK`` on the entries that rest on runs that did not learn."""
+    return [f"{label}{NOT_LEARNT_MARK}" if flag else str(label) for label, flag in zip(labels, flags)]
+
+
+def not_learnt_title(title: str, flags) -> str:
+    """``title``, led by a warning when any entry rests on runs that did not learn (their bars show no effect)."""
+    return f"Runs that did not learn are marked {NOT_LEARNT_MARK.strip()}: read no effect there. {title}" \
+        if any(bool(f) for f in flags) else title

@@ -211,6 +211,12 @@ def test_effects_say_not_learnt_when_a_run_did_not_learn(tmp_path):
     table = designed.effects(path, n_boot=10, causes=False)
     assert table["claim"].str.startswith("not learnt: 1 run(s)").all()
     assert "AUROC interval includes 0.5" in table["claim"].iloc[0]
+    forest = designed.forest_figure(table.assign(cause="all"))  # the figures say so too, not only the table
+    assert all(label.endswith("(not learnt)") for label in forest.data[0].y)
+    assert forest.layout.title.text.startswith("Runs that did not learn")
+    steps = designed.decomposition(path, table.assign(cause="all"))
+    assert steps["not_learnt"].all()
+    assert designed.decomposition_figure(steps).layout.title.text.startswith("Runs that did not learn")
 
 
 def add_preset_run(path, name, noise):

@@ -67,13 +67,14 @@ def test_ablation_report_leads_with_learnt_status_causes_and_expected_vs_found(r
     # the tiny test split holds whichever causes the deal put on its chromosomes (here not long_range)
     causes = {row["cause"] for row in glued["cause_table"]}
     assert causes <= {"long_range", "diffuse", "sparse_strong"} and len(causes) >= 2
-    found, checked = glued["planted_recovered"]
-    assert checked >= 1 and 0 <= found <= checked
+    found, tested = glued["planted_recovered"]  # the tiny sweep has no twins: its checks may all be untested
+    assert 0 <= found <= tested == sum(row["tested"] for row in glued["expected_vs_found"])
     index = (tmp_path_factory.getbasetemp() / "cbat_report" / "index.html").read_text()
-    assert "At a glance" in index and f"{found} of {checked} planted causes recovered" in index
+    assert "At a glance" in index
+    assert f"{found} of {tested} planted causes recovered" in index if tested else "No planted cause could be" in index
     assert glued["settings_text"].startswith("mixture benchmark") and html.escape(glued["settings_text"]) in index
     checks = [row["check"] for row in glued["expected_vs_found"]]
-    assert len(checks) == checked and all(check in index for check in checks)
+    assert checks and all(check in index for check in checks)
     row = glued["cause_table"][0]  # the per-cause table heads the index too
     assert "per planted cause" in index and f"<td>{row['median_auroc']:.2f}</td>" in index
     assert all(f"{v['id']} {v['verdict']}" in index for v in glued["verdicts"])

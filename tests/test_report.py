@@ -228,6 +228,21 @@ def test_first_page_names_the_planted_causes_recovered_and_missed():
     assert "recovered H1 (long_range); not recovered H2 (diffuse: expected supported, found inconclusive)" in page
 
 
+def test_first_page_tells_untested_planted_causes_from_missed_ones():
+    """A sweep without the twins a check needs used to read "0 of 3 planted causes recovered"."""
+    rows = [{"check": "H1", "cause": "long_range", "expected": "supported", "found": "inconclusive",
+             "recovered": False, "tested": False}]
+    glued = {"learnt_status": [], "planted_recovered": [0, 0], "expected_vs_found": rows}
+    page = _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
+    assert "No planted cause could be tested: not tested, the sweep lacks the variants they need: H1 (long_range)" \
+        in page and "0 of" not in page
+    rows.append({"check": "H2", "cause": "diffuse", "expected": "supported", "found": "supported", "recovered": True,
+                 "tested": True})
+    glued["planted_recovered"] = [1, 1]
+    page = _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
+    assert "1 of 1 planted causes recovered" in page and "recovered H2 (diffuse); not tested" in page
+
+
 def test_first_page_shows_a_variant_whose_every_run_failed_without_failing_itself():
     """Every run failed (e.g. a validation split too small for real files): its medians are glued as null."""
     glued = {"learnt_status": [{"variant": "baseline", "status": "failed", "median_auroc": None}],
