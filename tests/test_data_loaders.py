@@ -194,6 +194,9 @@ def _bad_cases():
         # blank lines are skipped, but the error names the file's own line of the row (it said line 3)
         ("label not 0/1 after blank lines", raw("pairs.csv", "\n \n".join(  # header, blank, first row, blank...
             _table(label=["1", "2", "0"]).to_csv(index=False).splitlines()).encode()), ["line 5", "'label'", "'2'"]),
+        ("tab-separated file named .csv", raw("pairs.csv", _table().to_csv(index=False, sep="\t").encode()),
+         ["pairs.csv", "looks tab-separated", "name it .tsv"]),
+        ("empty cell line", table(_table(cell_line=["GM12878", " ", "GM12878"])), ["line 3", "'cell_line'", "empty"]),
         ("non-integer start after a blank line", lambda tmp, g: (lambda: load(_blank_after_header(
             _write_csv(tmp, _coords(enhancer_start=["100", "ten"]))), genome=g)), ["line 4", "'ten'"]),
     ]

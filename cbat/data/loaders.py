@@ -235,6 +235,11 @@ def read_table(path: Path, names=None) -> pd.DataFrame:
         raise DataError(f"{path}: cannot be read as a table ({str(err).splitlines()[0]})") from None
     if table.empty:
         raise DataError(f"{path}: the table has no rows")
+    if names is None and len(table.columns) == 1 and not name.endswith((".parquet", ".pq")):
+        other = {",": ("\t", "tab", ".tsv"), "\t": (",", "comma", ".csv")}[sep]
+        if other[0] in str(table.columns[0]):  # the separator follows the file name: say which one it holds
+            raise DataError(f"{path}: one column {str(table.columns[0])[:60]!r}...; the file looks "
+                            f"{other[1]}-separated, so name it {other[2]} (tables are read by their suffix)")
     return table.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)  # "label " is "label"
 
 
@@ -330,6 +335,12 @@ def _meta(table: pd.DataFrame, enhancer_seqs, promoter_seqs) -> pd.DataFrame:
 
 
 def _assemble(path, enhancer, promoter, labels, meta, where) -> EPIDataset:
+    cells = meta["cell_line"].astype(str).str.strip()  # " GM12878" is GM12878 for a cell-line split
+    empty = np.flatnonzero((cells == "").to_numpy())
+    if empty.size:
+        raise DataError(f"{path}: {where(empty[0])}, field 'cell_line': empty; expected a cell line name (or pass "
+                        "cell_line=<name>)")
+    meta = meta.assign(cell_line=cells.to_numpy())
     keep = _check_duplicates(path, meta, labels, where, enhancer, promoter)
     return EPIDataset(enhancer[keep], promoter[keep], labels[keep], meta.iloc[keep].reset_index(drop=True))
 
