@@ -605,6 +605,9 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
     convergence = attribution.convergence_table(delta_threshold)
     # the attributed logit replaces the predicted one (same model, same inputs)
     loops = pd.concat([loops.drop(columns=["logit"], errors="ignore").reset_index(drop=True), convergence], axis=1)
+    # which pair each loop is, beyond its index: the pair id and both elements (loci for coordinate data)
+    identity = dataset.meta.iloc[index][["pair_id", "enhancer_id", "promoter_id"]].reset_index(drop=True)
+    loops = loops.join(identity[[c for c in identity.columns if c not in loops.columns]])
     if "outcome" not in loops:
         loops["outcome"] = "predicted"
     motif_db = motif_db if motif_db is not None else motifs.MotifDB.from_jaspar()

@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 SIDES = ("enhancer", "promoter")
+NO_TRUTH = ("No planted truth in these data (your own data): the motifs below are what the model uses; nothing scores "
+            "them against known causes.")
 ROLE_COLOURS = {"causal": "rgba(214, 39, 40, 0.25)", "decoy": "rgba(127, 127, 127, 0.25)"}
 
 
@@ -188,6 +190,8 @@ def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6,
     if report.recovery is not None:
         sections.append(("Planted-motif recovery on true-positive loops (a family match counts as right; "
                          "motif_exact_fraction is the exact-id figure)", pd.DataFrame([report.recovery])))
+    else:
+        sections.append(("Planted-motif recovery", NO_TRUTH))
     if report.recovery_groups is not None:
         sections.append(("Recovery per planted cause (or task), with why a cause is not recovered",
                          report.recovery_groups))

@@ -4,6 +4,7 @@ The thresholds must hold for the real attribution and fail for broken ones: rand
 attribution of another loop (the wrong input for these sequences).
 """
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +161,12 @@ def test_cli_attribute_reads_a_coordinates_file_with_its_genome(trained, tmp_pat
                  str(formats / "genome.fa"), "--top", "1", "--by", "pooled", "--n-shuffles", "1", "--n-steps", "4",
                  "--max-steps", "4", "--ism", "0", "--motifs", "MA0139.1", "--device", "cpu",
                  "--out", str(tmp_path / "out"), "--no-progress"]) == 0, capsys.readouterr().err
-    assert len(pd.read_parquet(tmp_path / "out" / "loops.parquet")) == 1
+    loops = pd.read_parquet(tmp_path / "out" / "loops.parquet")
+    # a loop names its pair and both loci, not only its index in the data (helper: "can't be traced back")
+    assert len(loops) == 1 and loops["pair_id"].iloc[0]
+    assert re.fullmatch(r"chr\w+:\d+-\d+", loops["enhancer_id"].iloc[0])
+    assert "recovery: No planted truth in these data" in capsys.readouterr().err
+    assert "No planted truth in these data" in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_cli_attribute_names_bad_input(tmp_path, capsys):

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from cbat.cli import UserError
     from cbat.commands.train import data_spec
     from diagnostics.attribution import choose_run, explain_loops, load_run, select_loops
-    from diagnostics.attribution_figures import write_loop_report
+    from diagnostics.attribution_figures import NO_TRUTH, write_loop_report
 
     if args.top < 1 or args.n_shuffles < 1 or args.n_steps < 1 or args.internal_batch_size < 1:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
@@ -114,4 +114,6 @@ def run(args: argparse.Namespace) -> int:
           f"{written['report']}", file=sys.stderr)
     if report.recovery is not None:
         print("recovery: " + ", ".join(f"{k}={v:.3f}" for k, v in report.recovery.items()), file=sys.stderr)
+    else:
+        print(f"recovery: {NO_TRUTH}", file=sys.stderr)
     return 0
