@@ -531,7 +531,8 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
         for row in glued["cause_table"]:
             by_variant.setdefault(row["variant"], {})[row["cause"]] = row["median_auroc"]
         head = "".join(f"<th>{html.escape(c)}</th>" for c in causes)
-        body = "".join(f"<tr><td>{html.escape(v)}</td>" + "".join(
+        unlearnt = {row["variant"] for row in glued["learnt_status"] if row["status"] == "not learnt"}
+        body = "".join(f"<tr><td>{html.escape(v)}{' (not learnt)' if v in unlearnt else ''}</td>" + "".join(
             f"<td>{_number(values.get(c), 2)}</td>" for c in causes) + "</tr>" for v, values in by_variant.items())
         parts.append("<p>Median test AUROC per planted cause (its positives against its matched negatives):</p>"
                      f"<table><tr><th>variant</th>{head}</tr>{body}</table>")

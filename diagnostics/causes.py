@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from cbat.data.tasks import NO_CAUSE
 from cbat.sweep import cause_table as cause_rows
 from cbat.train import TrainSettings
-from diagnostics.figures import styled
+from diagnostics.figures import mark_not_learnt, styled
 from diagnostics.io import Sweep, load_sweep
 
 STATUS_COLUMNS = ["variant", "runs", "learnt", "status", "median_auroc", "min_auroc", "max_auroc", "reasons"]
@@ -55,9 +55,12 @@ def describe_settings(settings: dict) -> str:
 
     own = "".join(f"; {name} with " + ", ".join(f"{key} {listed(value)}" for key, value in values.items())
                   for name, values in (settings.get("variant_settings") or {}).items())
-    return (f"{what}, split {', '.join(settings.get('splits') or [])}; {runs}; up to {train.epochs} epochs, batch "
-            f"{train.batch_size}, AdamW lr {train.lr:g}{warmup}; early stopping after epoch {train.warmup_epochs} "
-            f"with patience {train.patience} (validation AUPR gain below {train.min_delta:g} counts as none){own}")
+    stopping = (f"early stopping after epoch {train.warmup_epochs} with patience {train.patience} (validation AUPR "
+                f"gain below {train.min_delta:g} counts as none)" if train.epochs > train.warmup_epochs else
+                f"no early stopping (it waits {train.warmup_epochs} epochs)")
+    epochs = f"{train.epochs} epoch{'s' if train.epochs != 1 else ''}"
+    return (f"{what}, split {', '.join(settings.get('splits') or [])}; {runs}; up to {epochs}, batch "
+            f"{train.batch_size}, AdamW lr {train.lr:g}{warmup}; {stopping}{own}")
 
 
 def learnt_status(sweep: str | Sweep) -> pd.DataFrame:
@@ -115,7 +118,9 @@ def cause_figure(table: pd.DataFrame) -> go.Figure:
     text = table.assign(label=[f"{m:.2f}<br>[{lo:.2f}, {hi:.2f}]" for m, lo, hi in
                                zip(table["median_auroc"], table["min_auroc"], table["max_auroc"])])
     labels = text.pivot(index="variant", columns="cause", values="label").reindex(index=variants, columns=causes)
-    fig = go.Figure(go.Heatmap(z=grid.to_numpy(dtype=float), x=causes, y=variants, zmin=0.5, zmax=1.0,
+    none_learnt = table.groupby("variant")["n_learnt"].sum().reindex(variants).eq(0).tolist()
+    fig = go.Figure(go.Heatmap(z=grid.to_numpy(dtype=float), x=causes, y=mark_not_learnt(variants, none_learnt),
+                               zmin=0.5, zmax=1.0,
                                colorscale="Viridis", text=labels.fillna("").to_numpy(), texttemplate="%{text}",
                                colorbar_title="AUROC", hovertemplate="%{y} on %{x}: %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")

@@ -76,7 +76,8 @@ def expected_vs_found(sweep: str | Sweep, verdicts: Optional[Sequence[Verdict]] 
         v = found[e.check]
         eff = v.effect
         rows.append([e.check, e.hypothesis, e.cause, e.expected, v.verdict, _recovered(e.expected, v),
-                     not v.reason.startswith(UNTESTED_REASONS), eff.metric if eff else "", eff.mean_diff if eff else float("nan"),
+                     not v.reason.startswith(UNTESTED_REASONS), eff.metric if eff else "",
+                     eff.mean_diff if eff else float("nan"),
                      eff.ci_low if eff else float("nan"), eff.ci_high if eff else float("nan"), v.p_adjusted,
                      v.evidence, e.why])
     return pd.DataFrame(rows, columns=COLUMNS)

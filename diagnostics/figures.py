@@ -13,6 +13,11 @@ def run_keys(frame: pd.DataFrame) -> list[str]:
     return [key for key in RUN_KEYS if key in frame.columns]
 
 
+def training_rows(trace: pd.DataFrame) -> pd.DataFrame:
+    """Rows recorded during training (the trainer appends one 'final' evaluation forward after the last step)."""
+    return trace[trace["phase"] == "train"] if "phase" in trace.columns else trace
+
+
 def styled(fig: go.Figure, title: str, x: str | None = None, y: str | None = None) -> go.Figure:
     """One look for all diagnostics figures: white template, title, axis labels."""
     fig.update_layout(template=TEMPLATE, title=title, legend_title_text="")

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from diagnostics.figures import require_columns, run_keys, styled
+from diagnostics.figures import require_columns, run_keys, styled, training_rows
 
 GATE_STATISTICS = ("mean", "std", "frac_saturated", "frac_low", "frac_high", "sample_var")
 
@@ -105,8 +105,9 @@ def compare_kinds(saturation_table: pd.DataFrame, gate_kind: dict[str, str]) -> 
 
 
 def saturation_figure(trace: pd.DataFrame) -> go.Figure:
-    """Fraction saturated over training, one line per gate (and per variant when stacked)."""
-    timeline = gate_timeline(trace)
+    """Fraction saturated over training, one line per gate (and per variant when stacked); the final evaluation
+    forward is no training step, so it is left out."""
+    timeline = gate_timeline(training_rows(trace))
     color = "variant" if "variant" in timeline.columns else None
     fig = px.line(timeline, x="step", y="frac_saturated", color=color, line_dash="name",
                   line_group="run_id" if "run_id" in timeline.columns else None)

@@ -163,7 +163,11 @@ class Verdict:
     def evidence(self) -> str:
         """The text, rendered from the fields."""
         parts = [self.reason] if self.reason else []
-        if self.effect is not None:
+        if self.effect is not None and np.isnan(self.p_value):  # no test was run: say why, not "p nan"
+            why = "it rests on runs that did not learn" if self.effect.unlearnt else \
+                "no interval: too few runs to measure the noise"
+            parts.append(f"{self.effect.text()}; no test ({why})")
+        elif self.effect is not None:
             parts.append(f"{self.effect.text()}; for the claim: one-sided p {self.p_value:.3g}, adjusted "
                          f"{self.p_adjusted:.3g}; against it (margin {self.margin:g}): adjusted p {self.p_against:.3g}")
         parts += [f"{c.text()} ({'threshold metric, ' if c.metric in stats.THRESHOLDED else ''}colour only)"

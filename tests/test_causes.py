@@ -55,6 +55,7 @@ def test_cause_table_shows_which_positives_a_variant_misses(tmp_path):
     assert table.loc[("noise", "diffuse"), "n_learnt"] == 0 and table.loc[("baseline", "diffuse"), "n_runs"] == 3
     fig = cause_figure(cause_table(tmp_path / "s"))
     assert list(fig.data[0].x) == ["diffuse", "long_range"] and list(fig.data[0].y)[0] == "baseline"
+    assert "noise (not learnt)" in list(fig.data[0].y)  # its cells are not what that variant finds
 
 
 def test_no_causes_gives_an_empty_table_and_a_figure_that_says_so(tmp_path):
@@ -76,6 +77,8 @@ def test_describe_settings_reads_the_spec_and_fills_training_defaults():
                               "seeds": [7], "variants": [], "design": {"kind": "fractional"}, "settings": {}})
     assert user.startswith("data pairs.csv, labels permuted (a null control), split cell_line:NHEK")
     assert "and a fractional design" in user and "warm-up" not in user
+    short = describe_settings({**quick, "settings": {"epochs": 1, "warmup_epochs": 4}})  # it read "1 epochs ...
+    assert "up to 1 epoch, batch" in short and "no early stopping (it waits 4 epochs)" in short  # after epoch 4"
     with pytest.raises(ValueError, match="sweep settings"):
         describe_settings({**quick, "settings": {"epoch": 3}})
     own = describe_settings({**quick, "variant_settings": {"cbat_v2": {"seeds": [0, 1]}, "boom": {"lr": 1e12}}})

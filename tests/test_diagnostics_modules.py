@@ -42,7 +42,11 @@ def test_gate_kinds_compare_per_variant_with_seed_spread():
     row = table.set_index("variant")
     assert row.loc["v1", "gate_kind"] == "sigmoid" and row.loc["v1", "n_seeds"] == 3
     assert row.loc["v1", "late"] > row.loc["v2", "late"]
-    assert isinstance(gates.saturation_figure(stacked), go.Figure)
+    figure = gates.saturation_figure(stacked)
+    steps = {x for trace in figure.data for x in trace.x}
+    phased = stacked.assign(phase=np.where(stacked["step"] == stacked["step"].max(), "final", "train"))
+    # the trainer's final evaluation forward is no training step: it was drawn as the last one
+    assert {x for trace in gates.saturation_figure(phased).data for x in trace.x} == steps - {stacked["step"].max()}
     assert isinstance(gates.histogram_figure(gates.histogram(stacked)), go.Figure)
 
 

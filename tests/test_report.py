@@ -252,6 +252,9 @@ def test_first_page_shows_a_variant_whose_every_run_failed_without_failing_itsel
     assert "<td>baseline</td><td>failed</td><td>n/a</td>" in page
     assert "<td>no_cross</td><td>n/a</td>" in page and "<td>0.90</td>" in page
     assert "sees each sequence alone" not in page  # nothing to say about a control without numbers
+    glued["learnt_status"].append({"variant": "no_cross", "status": "not learnt", "median_auroc": 0.5})
+    page = _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok", glued=glued)])
+    assert "<td>no_cross (not learnt)</td><td>n/a</td>" in page  # its per-cause row carried no mark
 
 
 def test_first_page_says_what_the_no_interaction_control_shows_per_cause():

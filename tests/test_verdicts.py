@@ -147,6 +147,7 @@ def test_a_verdict_resting_on_an_unlearnt_run_says_so(tmp_path):
     assert v.verdict == "not learnt" and v.effect.unlearnt[1] == ("sparse__s1__chrom: predicts one class for 97% "
                                                                   "of test pairs")
     assert "not learnt: sparse__s0__chrom" in v.evidence
+    assert "no test (it rests on runs that did not learn)" in v.evidence and "nan" not in v.evidence
 
 
 def test_too_few_seeds_none_of_them_learnt_reads_not_learnt_without_a_mechanism_claim(tmp_path):
