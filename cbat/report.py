@@ -824,7 +824,7 @@ QUICK_NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
 NOTEBOOK_COST = {"quickstart": 4.0, "loop_attribution": 4.0, "ablation_report": 2.0}
 # Known notebooks in report order; any other notebook in the folder runs once after them.
 NOTEBOOK_ORDER = ("quickstart", "ablation_report", "gate_explorer", "attention_explorer", "loop_attribution")
-TITLES = {"quickstart": "Quickstart: train two presets and compare them",
+TITLES = {"quickstart": "Quickstart: train two presets on the embedded benchmark and compare them",
           "ablation_report": "Ablation report and verdicts",
           "gate_explorer": "Gate explorer", "attention_explorer": "Attention explorer",
           "loop_attribution": "Loop attribution"}
