@@ -70,6 +70,16 @@ def test_bengi_pairs_load_with_annotations():
     assert decode(ds.promoter[0]) == _genome_seq("1")[13819:13919]
 
 
+def test_bed_annotations_exported_by_a_genome_browser_load(tmp_path):
+    """A UCSC export starts with track/browser lines; they failed with a raw tokenizer message."""
+    ccres = tmp_path / "cCREs.bed.gz"
+    header = 'browser position chr1:1-20000\ntrack name="cCREs" description="ENCODE cCREs"\n'
+    ccres.write_bytes(gzip.compress((header + (BENGI / "hg19-cCREs.bed").read_text()).encode()))
+    ds = load(BENGI / "NHEK.HiC-Benchmark.v3.txt", genome=GENOME, ccres=ccres, tss=BENGI / "GENCODEv19-TSSs.bed",
+              enhancer_len=100, promoter_len=100)
+    assert list(ds.labels) == [1, 0, 1, 0] and ds.meta["promoter_start"].iloc[0] == 13869
+
+
 def test_bengi_files_of_two_cell_lines_keep_their_shared_pairs(tmp_path):
     # BENGI's cell lines share cCRE-gene pairs (HeLa and NHEK both list EH37E0511410-ENSG00000270677.1):
     # each cell line's copy is a sample of its own, whatever its label there

@@ -602,13 +602,25 @@ def _fetch(fasta, genome, path, where, side, chrom, start, end, length) -> np.nd
 
 
 # --- BENGI -----------------------------------------------------------------------------------------------
+def _bed_header_lines(path: Path) -> int:
+    """Leading UCSC ``track``/``browser`` lines of a BED file (a genome browser's export starts with them)."""
+    count = 0
+    with (gzip.open(path, "rt") if path.name.lower().endswith(".gz") else open(path)) as handle:
+        for line in handle:
+            if not line.startswith(("track", "browser")):
+                break
+            count += 1
+    return count
+
+
 def _bed(path, columns: dict[int, str], what: str) -> pd.DataFrame:
     """Selected 0-based columns of a headerless BED (gzip allowed)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
     try:
-        bed = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False, comment="#")
+        header = _bed_header_lines(path)
+        bed = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False, comment="#", skiprows=header)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path}: cannot be read as a BED file ({str(err).splitlines()[0]})") from None
     if bed.shape[1] <= max(columns):
@@ -621,7 +633,7 @@ def _bed(path, columns: dict[int, str], what: str) -> pd.DataFrame:
         bed[column] = pd.to_numeric(bed[column], errors="coerce")
         bad = np.flatnonzero(bed[column].isna().to_numpy() | (bed[column].to_numpy() % 1 != 0))
         if bad.size:
-            raise DataError(f"{path}: line {bad[0] + 1}, column {number}: {column} is not an integer")
+            raise DataError(f"{path}: line {bad[0] + 1 + header}, column {number}: {column} is not an integer")
         bed[column] = bed[column].astype(np.int64)
     bed["chrom"] = canonical_chrom(bed["chrom"].to_numpy())
     return bed
