@@ -352,12 +352,12 @@ def late_saturation(ctx: Context) -> Statistic:
     values = {"treated": ctx.labels[0], "n_seeds": int(late.size), "min_seeds": s["min_seeds"], **summary,
               "threshold": s["saturation_threshold"]}
     if late.size < s["min_seeds"]:
-        return Statistic("late_saturation", values, "gate traces of {n_seeds} seed(s), need {min_seeds}",
+        return Statistic("late_saturation", values, "gate traces of {n_seeds} run(s), need {min_seeds}",
                          verdict=INCONCLUSIVE)
     verdict = (SUPPORTED if values["late_min"] >= values["threshold"]
                else NOT_SUPPORTED if values["late_max"] < values["threshold"] else INCONCLUSIVE)
     return Statistic("late_saturation", values,
-                     "{treated}: late saturation {late:.2f} (seeds {late_min:.2f}-{late_max:.2f}; threshold "
+                     "{treated}: late saturation {late:.2f} (runs {late_min:.2f}-{late_max:.2f}; threshold "
                      "{threshold:.2f} of values <0.05 or >0.95)", verdict=verdict,
                      figures={"saturation": gates.saturation_figure(traces),
                               "histogram": gates.histogram_figure(gates.histogram(traces))})
@@ -443,7 +443,7 @@ def depth_trouble(ctx: Context) -> Statistic:
     return Statistic("depth_trouble", values,
                      "{treated} ({n_blocks} blocks): gradient norm first/last block {decay:.2f} (lowest seed "
                      "{decay_min:.2f}), early gate noise (sample variance) {noise:.2e} (highest seed {noise_max:.2e}); "
-                     "{troubled} of {seeds} seeds troubled", holds=bool(troubled.any()), verdict=verdict,
+                     "{troubled} of {seeds} runs troubled", holds=bool(troubled.any()), verdict=verdict,
                      figures={"depth": gradients.depth_figure(gradients.depth_profile(traces)),
                               "grad_norm": gradients.grad_norm_figure(traces)})
 
@@ -501,8 +501,8 @@ def loss_dominance(ctx: Context) -> Statistic:
               "share_threshold": s["share_threshold"], "competing_cosine": s["competing_cosine"],
               "dominant": not dominant.empty, "conflict": bool(worst.conflict)}
     template = ("{variant}/{component}: share {share:.2f} (first quarter of training {early:.2f}), cosine with "
-                "BCE {cosine:+.2f} ({seeds} seeds); dominant (>= {share_threshold} early in every seed): {dominant}; "
-                "competing (cosine < {competing_cosine} in every seed): {conflict}")
+                "BCE {cosine:+.2f} ({seeds} runs); dominant (>= {share_threshold} early in every run): {dominant}; "
+                "competing (cosine < {competing_cosine} in every run): {conflict}")
     if dominant.empty:
         verdict = INCONCLUSIVE if per["any_dominant"].any() else NOT_SUPPORTED
     else:
