@@ -381,9 +381,11 @@ class AttentionExplorer:
         fig.update_xaxes(title_text="query token", row=1, col=2)
         fig.update_xaxes(title_text="distance (bp)", row=2, col=1)
         fig.update_yaxes(range=[0, 1], row=2, col=2)
-        if not (meta.q_is_anchor.any() or meta.k_is_anchor.any()):
-            fig.add_annotation(text="no anchor tokens in this hook<br>(only the joint attention has anchors)",
-                               showarrow=False, xref="x4 domain", yref="y4 domain", x=0.5, y=0.5)
+        if not meta.k_is_anchor.any():  # the panel is the mass on anchor keys: say why there is none
+            why = ("the anchors are this hook's queries: they gather from the tokens" if meta.q_is_anchor.any() else
+                   "anchors are keys only in the joint attention and in the anchors' broadcast")
+            fig.add_annotation(text=f"no anchor keys in this hook<br>({why})", showarrow=False, xref="x4 domain",
+                               yref="y4 domain", x=0.5, y=0.5)
         fig.update_layout(height=720, showlegend=False)
         return styled(fig, f"{self.name}, sample {self.sample}, {head_label}, {t_label}")
 

@@ -166,10 +166,17 @@ def test_controls_say_what_they_cannot_do():
     v2.widget()
     assert not v2.controls["temperature"].disabled
     figure = v2.select(name=next(n for n in v2.names if ".cross_ep." in n))
-    assert any("no anchor tokens" in a.text for a in figure.layout.annotations)  # cross attention has none
+    assert any("no anchor keys" in a.text for a in figure.layout.annotations)  # cross attention has none
     joint = next((n for n in v2.names if ".joint" in n), None)
     if joint is not None and v2.metas[joint].k_is_anchor.any():
-        assert not any("no anchor tokens" in a.text for a in v2.select(name=joint).layout.annotations)
+        assert not any("no anchor keys" in a.text for a in v2.select(name=joint).layout.annotations)
+    # cbat_v3's gather/broadcast anchors: the gather's queries are the anchors (it said "only the joint attention
+    # has anchors" on neither hook and showed the gather's anchor mass 0 without a word)
+    v3 = AttentionExplorer(cbat.build_model(cbat.preset("cbat_v3"), seed=0), enhancer, promoter)
+    gather = v3.select(name=next(n for n in v3.names if "anchors.gather" in n))
+    assert any("the anchors are this hook's queries" in a.text for a in gather.layout.annotations)
+    broadcast = v3.select(name=next(n for n in v3.names if "anchors.broadcast" in n))
+    assert not any("no anchor keys" in a.text for a in broadcast.layout.annotations)
 
 
 def slider_states(figure):
