@@ -213,6 +213,7 @@ def test_cell_line_hold_out_over_two_files_keeps_held_out_pairs_out_of_training(
 def test_folder_of_tables_loads_every_table(tmp_path):
     shutil.copy(HUVEC, tmp_path / "HUVEC.pairs.csv")
     shutil.copy(NHEK, tmp_path / "NHEK.pairs.csv")
+    (tmp_path / "README.txt").write_text("TargetFinder pairs of two cell lines, downloaded 2026\n")  # blocked the load
     ds = load(tmp_path, genome=GENOME, enhancer_len=50, promoter_len=50)
     assert ds.cell_lines == ["HUVEC", "NHEK"] and len(ds) == 8
 

@@ -162,11 +162,12 @@ def concat(parts: list[EPIDataset], enhancer_len: int | None = None, promoter_le
 
 
 def _load_folder(folder: Path, options: dict) -> EPIDataset:
-    """A folder of FASTA triplets, else every table directly inside it."""
+    """A folder of FASTA triplets, else every table directly inside it (a README or LICENSE file beside the data,
+    as downloads carry, is no table)."""
     if any(_triplet_enhancer(p) for p in folder.iterdir()):
         return _load_fasta_folder(folder, options["enhancer_len"], options["promoter_len"])
     tables = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(TABLE_SUFFIXES)
-                    and not _is_truth_companion(p))
+                    and not _is_truth_companion(p) and not p.name.lower().startswith(("readme", "license")))
     if not tables:
         raise DataError(f"{folder}: no data files; expected tables ({', '.join(TABLE_SUFFIXES)}) or FASTA triplets "
                         "<cell>_enhancer.fa, <cell>_promoter.fa, <cell>_label.txt")
