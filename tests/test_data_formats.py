@@ -58,6 +58,15 @@ def test_transepi_table_loads_without_header():
     assert ds.meta["enhancer_distance_to_promoter"].iloc[0] == "13500.0"
 
 
+def test_a_transepi_table_with_a_bad_first_label_names_it(tmp_path):
+    """It was taken for a header line and the file read as an unrecognised format, naming no line or field."""
+    lines = gzip.decompress(TRANSEPI.read_bytes()).decode().splitlines()
+    path = tmp_path / "NHEK.tsv"
+    path.write_text("\n".join(["2" + lines[0][1:], *lines[1:]]) + "\n")
+    with pytest.raises(DataError, match=r"NHEK.tsv: line 1, field 'label': '2' is not 0 or 1"):
+        load(path, genome=GENOME, enhancer_len=100, promoter_len=100)
+
+
 def test_bengi_pairs_load_with_annotations():
     ds = load(BENGI / "NHEK.HiC-Benchmark.v3.txt", genome=GENOME, ccres=BENGI / "hg19-cCREs.bed",
               tss=BENGI / "GENCODEv19-TSSs.bed", enhancer_len=100, promoter_len=100)

@@ -205,7 +205,9 @@ def sniff(path: Path) -> tuple[str, pd.DataFrame]:
         fields = _first_line(path).split("\t")
         if len(fields) == 4 and fields[2].strip() in ("0", "1") and fields[3].strip().startswith("cv-"):
             return "bengi", read_table(path, BENGI_COLUMNS)
-        if len(fields) >= 9 and fields[0].strip() in ("0", "1") and _is_int(fields[3]) and _is_int(fields[4]):
+        # recognised by its integer enhancer start/end, not by its label: a bad first label (e.g. 2) is then named on
+        # its line instead of the whole file reading as an unknown header
+        if len(fields) >= 9 and _is_int(fields[3]) and _is_int(fields[4]):
             if len(fields) != len(TRANSEPI_COLUMNS):
                 raise DataError(f"{path}: line 1 has {len(fields)} tab-separated fields; a TransEPI table has "
                                 f"{len(TRANSEPI_COLUMNS)}: {', '.join(TRANSEPI_COLUMNS)}")
