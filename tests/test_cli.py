@@ -62,6 +62,17 @@ def test_a_held_out_cell_line_missing_from_the_data_fails_before_the_folder_is_w
     assert not out.exists()
 
 
+def test_a_config_file_names_its_run_by_the_file_in_train_as_in_sweep(tmp_path):
+    """cbat train named the run by the config's own name, cbat sweep by the file (a helper got two names)."""
+    config = tmp_path / "small.yaml"
+    config.write_text("name: baseline_small\nd_model: 16\n")
+    for command in ("train", "sweep"):
+        out = tmp_path / command
+        assert main([command, "--config", str(config), "--data", "grammar", "--seeds", "0", "--out", str(out),
+                     *TINY]) == 0
+        assert [p.name for p in (out / "runs").iterdir()] == ["small__s0__chrom"]
+
+
 @pytest.mark.parametrize("data", [["pairs.csv"], ['{"task": "grammar", "n_pairs": 40}']])
 def test_sizing_flags_on_a_data_file_or_json_spec_are_refused(tmp_path, capsys, data):
     """--n-pairs with a data file (or a JSON spec) was dropped without a word."""

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from cbat.cli import UserError
-from cbat.config import PRESETS, CBATConfig, parse_yaml
+from cbat.config import PRESETS, parse_yaml
 
 HELP = "Train one config (--preset or --config) on a data set; writes record.json, model.pt, trace and predictions."
 
@@ -146,8 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cbat.sweep import SweepSpec
 
-    if args.config is not None:
-        variant = {"name": CBATConfig.from_file(args.config).name, "config": str(args.config)}
+    if args.config is not None:  # named by its file, as cbat sweep --config names it (not by the config's own name)
+        variant = {"name": args.config.stem, "config": str(args.config)}
     else:
         variant = args.preset or "baseline"
     spec = SweepSpec(variants=[variant], seeds=args.seeds or [0], splits=[args.split], data=data_spec(args),
