@@ -295,11 +295,13 @@ def sweep_data(sweep_dir: str | Path):
 
 def _check_fingerprint(dataset, content: dict, path: Path, data: dict) -> None:
     stored = content.get("data_fingerprint")  # absent in a sweep.json written before fingerprints
-    if stored is not None and dataset.fingerprint() != stored:
+    if stored is None:
+        return
+    found = dataset.fingerprint()
+    if found != stored:
         source = data.get("path", data.get("task"))
         raise ValueError(f"{path}: the data ({source}) changed since this sweep trained on them (fingerprint "
-                         f"{dataset.fingerprint()[:12]}, stored {stored[:12]}); restore them, or start a new sweep "
-                         "folder")
+                         f"{found[:12]}, stored {stored[:12]}); restore them, or start a new sweep folder")
 
 
 def make_split(dataset, split: str, seed: int):
@@ -592,7 +594,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     runs = spec.runs()
     order = [run["run_id"] for run in runs]
     pending = _scan(runs, sweep_dir, retry_failed)
-    if pending:  # generate (and cache) the data once before workers read it; resumed, they must be the same data
+    if pending and dataset is None:  # resumed: load (and cache) the data before workers read them, the same data
         sweep_data(sweep_dir)
     # Progress is presentation, not part of the experiment: per-run bars only when runs do not interleave.
     pending = [{**run, "settings": {**run["settings"],

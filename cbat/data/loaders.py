@@ -182,10 +182,14 @@ def _is_truth_companion(path: Path) -> bool:
 
 
 # --- recognising a file ----------------------------------------------------------------------------------
+def _text_handle(path: Path):
+    """The file opened as text, gunzipped when its name ends in .gz."""
+    return (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rt", errors="replace")
+
+
 def _first_line(path: Path) -> str:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", errors="replace") as handle:
+        with _text_handle(path) as handle:
             for line in handle:
                 if line.strip():
                     return line.rstrip("\r\n")
@@ -608,7 +612,7 @@ def _fetch(fasta, genome, path, where, side, chrom, start, end, length) -> np.nd
 def _bed_header_lines(path: Path) -> int:
     """Leading UCSC ``track``/``browser`` lines of a BED file (a genome browser's export starts with them)."""
     count = 0
-    with (gzip.open(path, "rt") if path.name.lower().endswith(".gz") else open(path)) as handle:
+    with _text_handle(path) as handle:
         for line in handle:
             if not line.startswith(("track", "browser")):
                 break
@@ -654,8 +658,7 @@ def load_bengi(path, genome, ccres, tss, cell_line: str | None = None, enhancer_
         raise DataError(f"{path}: a BENGI pair file has no coordinates; pass ccres=<hg19-cCREs.bed.gz> and "
                         "tss=<GENCODEv19-TSSs.bed.gz> (weng-lab/BENGI Benchmark/Annotations)")
     table = read_table(path, BENGI_COLUMNS) if table is None else table
-    read = table
-    where = lambda row: _line(path, row, header=False, table=read)  # noqa: E731
+    where = lambda row: _line(path, row, header=False, table=table)  # noqa: E731
     elements = _bed(ccres, {0: "chrom", 1: "start", 2: "end", 4: "ccre"}, "the cCRE BED (ccres=)")
     elements = elements.drop_duplicates("ccre").set_index("ccre")
     starts = _bed(tss, {0: "chrom", 1: "start", 6: "gene"}, "the TSS BED (tss=)")
