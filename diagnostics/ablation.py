@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cbat import ablations, metrics, stats
-from diagnostics.figures import mark_not_learnt, not_learnt_title, styled
+from diagnostics.figures import mark_steps_not_learnt, not_learnt_title, styled
 from diagnostics.io import Sweep, load_sweep
 
 LABELS = {"aupr": "AUPR", "auroc": "AUROC", "recall": "recall", "precision": "precision", "f1": "F1", "ece": "ECE"}
@@ -256,8 +256,7 @@ def waterfall_figure(table: pd.DataFrame, metric: str = "aupr") -> go.Figure:
         fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "title": f"leave-one-out Δ{label}",
                                   "zeroline": True})
     flags = table["not_learnt"].fillna(False).astype(bool).tolist() if "not_learnt" in table else []
-    if any(flags):
-        fig.update_xaxes(tickmode="array", tickvals=steps, ticktext=mark_not_learnt(steps, flags))
+    mark_steps_not_learnt(fig, steps, flags)
     title = not_learnt_title(f"From baseline to cbat_v2: {label} per mechanism (95% CI)", flags)
     if table.empty:
         title += ": nothing to show, the sweep holds no single-factor twin (baseline+<factor>, cbat_v2-<factor>)"

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 
 from cbat import ablations, stats
 from diagnostics.ablation import LABELS, Effect, _of_cause, unlearnt
-from diagnostics.figures import mark_not_learnt, not_learnt_title, styled
+from diagnostics.figures import mark_not_learnt, mark_steps_not_learnt, not_learnt_title, styled
 from diagnostics.io import Sweep, SweepError, load_sweep
 
 EFFECT_COLUMNS = ["factor", "kind", "metric", "cause", "effect", "ci_low", "ci_high", "level", "se", "df", "p_value",
@@ -312,7 +312,6 @@ def decomposition_figure(steps: pd.DataFrame, metric: Optional[str] = None) -> g
                                  measure=measure, connector={"line": {"dash": "dot"}}))
     label = LABELS.get(metric, metric)
     flags = steps["not_learnt"].tolist() if "not_learnt" in steps else []
-    if any(flags):
-        fig.update_xaxes(tickmode="array", tickvals=list(steps["step"]), ticktext=mark_not_learnt(steps["step"], flags))
+    mark_steps_not_learnt(fig, steps["step"], flags)
     return styled(fig, not_learnt_title(f"cbat_v2 − baseline in {label}: designed main effects + interactions and "
                                         "residual", flags), "", f"Δ{label}")

@@ -43,6 +43,12 @@ def mark_not_learnt(labels, flags) -> list[str]:
     return [f"{label}{NOT_LEARNT_MARK}" if flag else str(label) for label, flag in zip(labels, flags)]
 
 
+def mark_steps_not_learnt(fig: go.Figure, steps, flags) -> None:
+    """Waterfall steps: ``NOT_LEARNT_MARK`` on the x labels of those that rest on runs that did not learn."""
+    if any(flags):
+        fig.update_xaxes(tickmode="array", tickvals=list(steps), ticktext=mark_not_learnt(steps, flags))
+
+
 def not_learnt_title(title: str, flags) -> str:
     """``title``, led by a warning when any entry rests on runs that did not learn (their bars show no effect)."""
     return f"Runs that did not learn are marked {NOT_LEARNT_MARK.strip()}: read no effect there. {title}" \
