@@ -533,6 +533,18 @@ def _prepare(spec: SweepSpec, sweep_dir: Path, dataset=None) -> None:
 DISPLAY_SETTINGS = ("progress",)  # settings that change what a run shows, not what it computes
 
 
+# Settings that change how a run is shown, placed or timed, not what it learns: two variants that differ only in
+# these still train alike (``training_settings``).
+NOT_TRAINING_SETTINGS = ("device", "num_threads", "progress", "compile", "eval_batch_size", "hook_every")
+
+
+def training_settings(settings: dict) -> dict:
+    """A run's stored settings as ``TrainSettings`` resolves them (defaults filled in), without the ones that
+    do not change what it learns (``NOT_TRAINING_SETTINGS``): equal for two runs that train alike."""
+    resolved = {**dataclasses.asdict(TrainSettings()), **settings}
+    return {k: v for k, v in resolved.items() if k not in NOT_TRAINING_SETTINGS}
+
+
 def same_sweep(stored: Optional[dict], spec: dict) -> bool:
     """Whether two ``SweepSpec.to_dict()`` outputs describe the same runs: settings are compared by their values
     as ``TrainSettings`` resolves them (a default given or left out alike), display-only ones not at all, so a

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Optional
 import pandas as pd
 
 from cbat import rundir
-from cbat.sweep import results_table
+from cbat.sweep import results_table, training_settings
 
 RECORD_FIELDS = rundir.RECORD_FIELDS
 
@@ -60,6 +60,11 @@ class Sweep:
             known = sorted(self.runs["variant"].unique())
             raise SweepError(f"{self.path}: no run of variant {variant!r}; variants: {known}")
         return self.config(run_ids.iloc[0])
+
+    def variant_settings(self, variant: str) -> dict:
+        """The training settings of a variant's first run, as ``cbat.sweep.training_settings`` resolves them."""
+        run_id = self.runs.loc[self.runs["variant"] == variant, "run_id"].iloc[0]
+        return training_settings(self.records[run_id].get("settings") or {})
 
     # --- per-run files ---------------------------------------------------------------------------
     def file(self, run_id: str, kind: str) -> Optional[Path]:

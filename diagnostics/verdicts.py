@@ -204,17 +204,25 @@ class Assessment:
 
 # --- finding evidence -------------------------------------------------------------------------------
 def contrasts(sweep: Sweep, fields: tuple[str, ...], treated: Callable[[dict], bool],
-              untreated: Callable[[dict], bool]) -> list[tuple[str, str]]:
-    """Variant pairs (treatment, reference) whose configs differ only in ``fields`` (and the name)."""
+              untreated: Callable[[dict], bool], same_training: bool = True) -> list[tuple[str, str]]:
+    """Variant pairs (treatment, reference) whose configs differ only in ``fields`` (and the name) and that
+    train alike (``same_training``: equal training settings, else the settings would share the effect)."""
     configs = {v: sweep.variant_config(v) for v in sweep.ok()["variant"].unique()}
     ignore = set(fields) | {"name"}
     pairs = []
     for a, ca in configs.items():
         for b, cb in configs.items():
             if a != b and treated(ca) and untreated(cb) and \
-                    all(ca.get(k) == cb.get(k) for k in set(ca) | set(cb) if k not in ignore):
+                    all(ca.get(k) == cb.get(k) for k in set(ca) | set(cb) if k not in ignore) and \
+                    (not same_training or not settings_difference(sweep, a, b)):
                 pairs.append((a, b))
     return pairs
+
+
+def settings_difference(sweep: Sweep, a: str, b: str) -> str:
+    """The training settings in which variants ``a`` and ``b`` differ ("lr 0.0001 vs 0.003, ..."), else ""."""
+    sa, sb = sweep.variant_settings(a), sweep.variant_settings(b)
+    return ", ".join(f"{k} {sa.get(k)} vs {sb.get(k)}" for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k))
 
 
 def _pick(sweep: Sweep, pairs: list[tuple[str, str]], task: str) -> tuple[Optional[tuple[str, str]], str]:
@@ -585,6 +593,10 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
         if missing:
             return _Evidence(h, reason=f"the sweep lacks variant{'s' if len(missing) > 1 else ''} "
                                        + " and ".join(repr(m) for m in missing))
+        differ = settings_difference(sweep, *names)
+        if differ:
+            return _Evidence(h, reason=f"{names[0]} and {names[1]} train with different settings ({differ}), "
+                                       "which would share any effect")
         pair, task = names, ""
     else:
         pair, task = _pick(sweep, contrasts(sweep, h.fields, h.treated, h.untreated), h.task)
@@ -596,7 +608,10 @@ def _twin(sweep: Sweep, h: Hypothesis, s: dict) -> _Evidence:
                 ids = rows[rows["variant"].isin(treated)]["run_id"].tolist()
                 ctx = Context(sweep, None, s, ids, [], (", ".join(treated), ""))
                 return _Evidence(h, ctx=ctx)
-        return _Evidence(h, reason=f"the sweep lacks {h.needs}")
+        confounded = contrasts(sweep, h.fields, h.treated, h.untreated, same_training=False)
+        trained_apart = (f" trained alike: {confounded[0][0]} and {confounded[0][1]} also differ in training "
+                         f"settings ({settings_difference(sweep, *confounded[0])})" if confounded else "")
+        return _Evidence(h, reason=f"the sweep lacks {h.needs}{trained_apart}")
     cause, metric, shown = _scoring(sweep, h)
     eff = effect(sweep, pair[0], pair[1], metric, task=task or None, n_boot=s["n_boot"], seed=s["seed"],
                  cause=cause)

@@ -81,9 +81,10 @@ def gate_trace(saturated: float, steps: int = 8, blocks: int = 2, early_var: flo
 
 def write_sweep(path: Path, variants: dict[str, cbat.CBATConfig], seeds: list[int],
                 probs: Callable[[str, int], np.ndarray], trace: Optional[Callable[[str, int], pd.DataFrame]] = None,
-                task: str = "diffuse", split: str = "chrom", causes: Optional[np.ndarray] = None) -> Path:
+                task: str = "diffuse", split: str = "chrom", causes: Optional[np.ndarray] = None,
+                settings: Optional[dict[str, dict]] = None) -> Path:
     """Write a sweep directory by the contract: sweep.json, records, predictions, traces (``causes``: the planted
-    cause of each test pair, for per-cause metrics)."""
+    cause of each test pair, for per-cause metrics; ``settings``: training settings per variant, default none)."""
     labels, _ = labels_and_signal()
     path.mkdir(parents=True, exist_ok=True)
     (path / "sweep.json").write_text(json.dumps({"spec": {"data": None}, "variants": {}}))
@@ -102,6 +103,7 @@ def write_sweep(path: Path, variants: dict[str, cbat.CBATConfig], seeds: list[in
             frame.to_parquet(run_dir / "trace.parquet")
             record = {"run_id": run_id, "variant": variant, "seed": seed, "split": split, "task": task,
                       "status": "ok", "error": None, "config": dataclasses.replace(cfg, name=variant).to_dict(),
+                      "settings": (settings or {}).get(variant, {}),
                       "metrics": {"test": evaluate(labels, p, causes=causes)}, "learnt": learnt(labels, p),
                       "paths": {"trace": "trace.parquet", "predictions": "predictions.parquet", "model": "model.pt"}}
             rundir.write_record(run_dir / "record.json", record)

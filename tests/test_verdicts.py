@@ -110,6 +110,23 @@ def test_contrasts_need_configs_that_differ_only_in_the_mechanism(tmp_path):
     assert found == [("window", "global")]
 
 
+def test_variants_trained_apart_are_not_twins(tmp_path):
+    """A sparse variant trained at another learning rate trails, but the settings would share that effect: H2
+    names the difference instead of a verdict (a settings key the run does not learn from is no difference)."""
+    variants = {"baseline": BASE, "sparse": dataclasses.replace(BASE, sparsity="sparsemax")}
+    trained = {"baseline": {"lr": 3e-3, "device": "auto"}, "sparse": {"lr": 1e-4, "epochs": 1}}
+    path = write_sweep(tmp_path / "s", variants, [0, 1, 2], by_variant(baseline=0.2, sparse=2.0),
+                       lambda v, s: attention_trace(3.0 if v == "sparse" else 20.0), settings=trained)
+    v = judged(path, "H2")
+    assert v.verdict == "inconclusive" and v.effect is None
+    assert v.reason == ("the sweep lacks a strongly sparse variant and its dense softmax twin trained alike: sparse and "
+                        "baseline also differ in training settings (epochs 1 vs 8, lr 0.0001 vs 0.003)")
+    alike = write_sweep(tmp_path / "alike", variants, [0, 1, 2], by_variant(baseline=0.2, sparse=2.0),
+                        lambda v, s: attention_trace(3.0 if v == "sparse" else 20.0),
+                        settings={"baseline": {"device": "cpu", "progress": False}, "sparse": {"epochs": 8}})
+    assert judged(alike, "H2").verdict == "supported"
+
+
 def test_h1_follows_the_interval_and_prefers_the_long_range_task(tmp_path):
     variants = {"global": BASE, "window": dataclasses.replace(BASE, window_size=4)}
     path = write_sweep(tmp_path / "s", variants, [0, 1, 2], by_variant(**{"global": 0.2, "window": 2.0}),
