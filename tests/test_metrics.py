@@ -86,3 +86,26 @@ def test_learnt_guard():
     # 1:20 data: predicting negative for 95 % of pairs is what a good model does
     rare = (np.arange(400) % 20 == 0).astype(int)
     assert learnt(rare, np.clip(0.6 * rare + rng.uniform(0, 0.45, 400), 0, 1))["learnt"]
+
+
+def test_learnt_guard_with_few_test_positives_needs_the_exact_test():
+    """Two positives ranked above three quarters of the negatives: every bootstrap resample of them keeps AUROC
+    above 0.5, so the interval alone called this learnt; the exact Mann-Whitney test does not reject chance."""
+    labels = np.r_[np.ones(2), np.zeros(120)].astype(int)
+    probs = np.r_[0.75, 0.80, np.linspace(0.0, 0.999, 120)]
+    guard = learnt(labels, probs)
+    assert guard["auroc_low"] > 0.5 and not guard["learnt"]
+    assert guard["reason"].startswith("only 2 test positives: exact Mann-Whitney p ")
+    top = learnt(labels, np.r_[0.9995, 0.9999, np.linspace(0.0, 0.999, 120)])  # both above every negative
+    assert top["learnt"], top["reason"]
+
+
+def test_nan_or_misshapen_probabilities_get_one_clear_line():
+    labels = np.tile([0, 1], 50)
+    probs = np.linspace(0.01, 0.99, 100)
+    probs[3] = np.nan
+    for call in (lambda: learnt(labels, probs), lambda: expected_calibration_error(labels, probs)):
+        with pytest.raises(ValueError, match=r"must lie in \[0, 1\] and contain no NaN"):
+            call()
+    with pytest.raises(ValueError, match=r"labels \(100,\) and probabilities \(60,\) must be 1-D and equally long"):
+        learnt(labels, probs[:60])
