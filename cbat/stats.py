@@ -28,9 +28,11 @@ from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 0.6 
 from statsmodels.stats.multitest import multipletests
 
 from cbat import rundir
-from cbat.metrics import DEFAULT_THRESHOLD, expected_calibration_error
+from cbat.metrics import DEFAULT_THRESHOLD, check_probabilities, expected_calibration_error
 
 LOWER_IS_BETTER = {"ece"}
+UNORDERED = {"drift"}  # a difference, not a gain or a loss: the mean probability's distance from the base rate
+NO_INTERVAL = "no interval"  # one seed, or no spread at all: nothing measures the noise
 RANKING = ("aupr", "auroc")  # metrics a verdict may rest on; threshold metrics only add colour
 THRESHOLDED = ("f1", "precision", "recall")
 
@@ -113,8 +115,7 @@ def paired_bootstrap(labels: np.ndarray, baseline: np.ndarray, variant: np.ndarr
         raise ValueError(f"baseline {baseline.shape} and variant {variant.shape} must both be "
                          f"[n_seeds, {labels.size}]")
     n_seeds, n_pairs = baseline.shape
-    base_scores = np.array([_score(metric, labels, b) for b in baseline])
-    var_scores = np.array([_score(metric, labels, v) for v in variant])
+    base_scores, var_scores = run_scores(labels, baseline, metric), run_scores(labels, variant, metric)
     rng = np.random.default_rng(seed)
     replicates = np.empty(n_boot)
     for b in range(n_boot):
@@ -131,9 +132,15 @@ def paired_bootstrap(labels: np.ndarray, baseline: np.ndarray, variant: np.ndarr
 
 
 def verdict(metric: str, ci_low: float, ci_high: float) -> str:
-    """"beats" / "trails" when the interval excludes zero (direction by metric), else "no clear difference"."""
+    """"beats" / "trails" when the interval excludes zero (direction by metric), else "no clear difference";
+    "higher" / "lower" for a metric with no better side (``UNORDERED``: drift above the base rate is no gain);
+    ``NO_INTERVAL`` when there is none (one seed, or no spread over runs and test pairs)."""
+    if np.isnan(ci_low) or np.isnan(ci_high):
+        return NO_INTERVAL
     if not (ci_low > 0 or ci_high < 0):
         return "no clear difference"
+    if metric in UNORDERED:
+        return "higher" if ci_low > 0 else "lower"
     better = ci_low > 0 if metric not in LOWER_IS_BETTER else ci_high < 0
     return "beats" if better else "trails"
 
@@ -142,8 +149,8 @@ def run_scores(labels: np.ndarray, probs: np.ndarray, metric: str) -> np.ndarray
     """``metric`` of each run (rows of ``probs``, [n_runs, n_pairs]) on the shared test pairs."""
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r}; expected one of {sorted(METRICS)}")
-    labels = np.asarray(labels).astype(int)
-    return np.array([_score(metric, labels, row) for row in np.atleast_2d(probs)])
+    rows = [check_probabilities(labels, row, f"probabilities of run {i}") for i, row in enumerate(np.atleast_2d(probs))]
+    return np.array([_score(metric, y, row) for y, row in rows])
 
 
 @dataclass(frozen=True)
@@ -251,6 +258,9 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
         parts.append(dummies)
     X = np.hstack(parts)
     ok = ~np.isnan(scores)
+    if not ok.any():
+        raise ValueError(f"fit_effects: no run has a {metric} score (a ranking metric needs both classes among "
+                         "the test labels)")
     X, scores = X[ok], scores[ok]
     keep = _estimable(X)
     Xk = X[:, keep]
@@ -318,6 +328,9 @@ def runs_effect(labels: np.ndarray, reference: np.ndarray, treatment: np.ndarray
         raise ValueError(f"reference {reference.shape} and treatment {treatment.shape} must have the same shape")
     if reference.shape[1] != treatment.shape[1]:
         raise ValueError(f"reference {reference.shape} and treatment {treatment.shape} must share the test pairs")
+    for side, rows in (("reference", reference), ("treatment", treatment)):
+        for i, row in enumerate(rows):
+            check_probabilities(labels, row, f"{side} probabilities (row {i})")
     n_ref, n_treat = reference.shape[0], treatment.shape[0]
     column = np.r_[np.full(n_ref, -0.5), np.full(n_treat, 0.5)][:, None]
     probs = np.vstack([reference, treatment])
@@ -348,9 +361,13 @@ def adjust(p_values: Sequence[float], method: str = "holm", max_true: Optional[i
     ``max_true``: at most this many of the null hypotheses can be true at once (e.g. the verdicts' test for and
     test against each claim have disjoint nulls, so at most one per claim is true). Holm's step j then divides
     by ``min(max_true, m - j + 1)`` instead of ``m - j + 1`` (Shaffer's bound on the true nulls left), which
-    keeps the family-wise error at the level.
+    keeps the family-wise error at the level. Benjamini-Hochberg needs no such bound and does not read it.
     """
     p = np.asarray(p_values, dtype=float)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError(f"adjust: p values must lie in [0, 1], got {p[(p < 0) | (p > 1)][:3].tolist()}")
+    if max_true is not None and max_true < 1:
+        raise ValueError(f"adjust: max_true={max_true}; at least one null hypothesis may be true (>= 1)")
     out = np.full(p.shape, np.nan)
     finite = ~np.isnan(p)
     if not finite.any():
@@ -371,6 +388,7 @@ def adjust(p_values: Sequence[float], method: str = "holm", max_true: Optional[i
 
 NOT_LEARNT = "not learnt"
 NO_RUNS = "no paired runs"
+NO_SHARED_SEED = "no shared seed"
 
 
 def _predictions(sweep_dir: Path, records: list[dict]) -> dict[tuple, pd.DataFrame]:
@@ -394,10 +412,14 @@ def compare_to_baseline(sweep_dir: str | Path, baseline: str = "baseline",
         metric), not_learnt. Only seeds where both runs finished "ok" are paired; pairs are those all of them
         scored. When a paired run did not learn its task (``record["learnt"]``), the verdict reads "not learnt"
         and ``not_learnt`` names the runs and why: no "beats"/"trails" rests on a model at chance. A variant
-        with no seed to pair on a split (its runs failed or are not finished) keeps a row per metric whose
-        verdict reads "no paired runs", so it is not silently missing.
+        with no seed to pair on a split keeps a row per metric, so it is not silently missing: its verdict reads
+        "no paired runs" (its runs or the baseline's failed or are not finished) or "no shared seed" (both
+        finished, under different seeds). "no interval" marks a comparison with one paired seed, "higher" /
+        "lower" a difference in drift (no side of it is better).
     """
     sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ValueError(f"{sweep_dir}: sweep directory not found")
     every = rundir.read_records(sweep_dir)
     records = [r for r in every if r["status"] == "ok"]
     if not any(r["variant"] == baseline for r in records):
@@ -413,8 +435,10 @@ def compare_to_baseline(sweep_dir: str | Path, baseline: str = "baseline",
             seeds = sorted(s for (v, sp, s) in predictions if v == variant and sp == split
                            and (baseline, split, s) in predictions)
             if not seeds:
+                finished = {v for (v, sp, _) in predictions if sp == split}
+                missing = NO_SHARED_SEED if {variant, baseline} <= finished else NO_RUNS
                 rows += [{"variant": variant, "split": split, "metric": metric, "n_seeds": 0, "n_pairs": 0,
-                          "verdict": NO_RUNS, "not_learnt": ""} for metric in metrics]
+                          "verdict": missing, "not_learnt": ""} for metric in metrics]
                 continue
             frames = [predictions[(who, split, s)] for s in seeds for who in (baseline, variant)]
             common = frames[0].index

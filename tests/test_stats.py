@@ -8,7 +8,8 @@ from sklearn.metrics import average_precision_score, f1_score, precision_score, 
 
 from cbat import rundir
 from cbat.metrics import learnt
-from cbat.stats import METRICS, average_precision, compare_to_baseline, paired_bootstrap, roc_auc, verdict
+from cbat.stats import (METRICS, adjust, average_precision, compare_to_baseline, paired_bootstrap, paired_effect,
+                        roc_auc, verdict)
 
 N_PAIRS, N_SEEDS = 200, 3
 
@@ -62,6 +63,28 @@ def test_lower_is_better_for_calibration_error():
     assert verdict("ece", 0.01, 0.05) == "trails"
 
 
+def test_drift_has_no_better_side_and_no_interval_is_no_claim():
+    """Upward drift is the log's recall inflation, not a gain: it read "beats"; one seed gives no interval and read
+    "no clear difference", as if the data bounded the effect."""
+    assert verdict("drift", 0.16, 0.35) == "higher" and verdict("drift", -0.3, -0.1) == "lower"
+    assert verdict("drift", -0.1, 0.1) == "no clear difference"
+    assert verdict("aupr", np.nan, np.nan) == "no interval"
+
+
+def test_stats_refuse_nan_probabilities_and_unscorable_runs(scores):
+    labels, sharp, blurred = scores
+    broken = sharp.copy()
+    broken[1, 5] = np.nan
+    with pytest.raises(ValueError, match=r"treatment probabilities \(row 1\) must lie in \[0, 1\] and contain no NaN"):
+        paired_effect(labels, blurred, broken, "auroc", n_boot=10)
+    with pytest.raises(ValueError, match="no run has a aupr score"):
+        paired_effect(np.ones(N_PAIRS), blurred, sharp, "aupr", n_boot=10)
+    with pytest.raises(ValueError, match=r"p values must lie in \[0, 1\]"):
+        adjust([-0.1, 0.01])
+    with pytest.raises(ValueError, match="max_true=0"):
+        adjust([0.01, 0.04], max_true=0)
+
+
 def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
     labels, sharp, _ = scores
     rng = np.random.default_rng(5)
@@ -96,3 +119,17 @@ def test_compare_to_baseline_reads_a_sweep_folder(scores, tmp_path):
         "paths": {}})
     broken = compare_to_baseline(tmp_path, metrics=("aupr",), n_boot=20).set_index("variant").loc["broken"]
     assert broken["verdict"] == "no paired runs" and broken["n_seeds"] == 0 and np.isnan(broken["mean_diff"])
+    # finished under other seeds than the baseline's: said so, not "no paired runs"
+    for seed in (7, 8):
+        run_dir = tmp_path / "runs" / f"reseeded__s{seed}__chrom"
+        run_dir.mkdir(parents=True)
+        pd.DataFrame({"pair_index": np.arange(N_PAIRS), "cell_line": "K562", "label": labels, "logit": 0.0,
+                      "prob": sharp[0]}).to_parquet(run_dir / "predictions.parquet")
+        rundir.write_record(run_dir / "record.json", {
+            "run_id": run_dir.name, "variant": "reseeded", "seed": seed, "split": "chrom", "status": "ok",
+            "task": "grammar", "config": {}, "metrics": {"test": {"pooled": {}}}, "learnt": learnt(labels, sharp[0]),
+            "paths": {"predictions": "predictions.parquet"}})
+    table = compare_to_baseline(tmp_path, metrics=("aupr",), n_boot=20).set_index("variant")
+    assert table.loc["reseeded", "verdict"] == "no shared seed"
+    with pytest.raises(ValueError, match="nowhere: sweep directory not found"):
+        compare_to_baseline(tmp_path / "nowhere")
