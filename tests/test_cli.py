@@ -209,6 +209,21 @@ def test_quick_sweep_takes_the_data_seeds_and_settings_flags_given_on_top():
     assert _sweep_spec("--data", "diffuse").data == {"task": "diffuse", "n_pairs": 2000, "seed": 0}
 
 
+def test_a_spec_file_takes_seeds_splits_and_settings_flags_and_refuses_the_rest(tmp_path, capsys):
+    """--seeds and --epochs were dropped without a word beside --spec."""
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("variants: [baseline]\nseeds: [0, 1, 2]\ndata: {task: diffuse, n_pairs: 200}\n"
+                         "settings: {epochs: 5, lr: 0.001}\n")
+    spec = _sweep_spec("--spec", str(spec_file), "--seeds", "0", "--epochs", "1", "--splits", "random")
+    assert spec.seeds == [0] and spec.splits == ["random"] and spec.settings == {"epochs": 1, "lr": 0.001}
+    assert spec.data == {"task": "diffuse", "n_pairs": 200}
+    assert _sweep_spec("--spec", str(spec_file)).splits == ["chrom"]
+    for flags in (["--variants", "presets"], ["--n-pairs", "100"], ["--quick"]):
+        assert main(["sweep", "--spec", str(spec_file), *flags, "--out", str(tmp_path / "out")]) == 2
+        assert "holds the variants and data" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_quick_sweep_refuses_variant_flags_it_would_ignore(capsys):
     assert main(["sweep", "--quick", "--variants", "presets", "--out", "unused"]) == 2
     assert "--quick runs the quick sweep's variants" in capsys.readouterr().err

@@ -19,9 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "such as cbat_v2-window (default: presets)")
     parser.add_argument("--preset", nargs="+", choices=PRESETS, default=[], help="add preset variants")
     parser.add_argument("--config", nargs="+", type=Path, default=[], help="add variants from config files")
-    parser.add_argument("--splits", nargs="+", default=["chrom"],
+    parser.add_argument("--splits", nargs="+", default=None,
                         help="chrom (default), random, cell_line:<name> (held-out cell line)")
-    parser.add_argument("--spec", type=Path, help="a YAML/JSON sweep spec (replaces variant/data/seed flags)")
+    parser.add_argument("--spec", type=Path,
+                        help="a YAML/JSON sweep spec: its variants and data (variant and data flags are refused); "
+                             "--seeds, --splits and training-setting flags replace its own")
     parser.add_argument("--quick", action="store_true",
                         help="the report's quick sweep (cbat.sweep.QUICK_*: mixture, presets and single-factor "
                              "twins x 4 seeds)")
@@ -35,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="add the mirror image of every design row (resolution III becomes IV)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     parser.add_argument("--compare", action="store_true",
-                        help="also write comparison.csv: each variant vs baseline, paired bootstrap CI")
+                        help="also write comparison.csv: each variant vs baseline over paired seeds, paired t interval "
+                             "widened by a test-pair bootstrap")
     add_data_arguments(parser)
 
 
@@ -62,25 +65,33 @@ def _base_spec(args: argparse.Namespace):
         if not args.spec.is_file():
             raise UserError(f"--spec {args.spec}: file not found")
         data = parse_yaml(args.spec.read_text(), f"--spec {args.spec}")  # a JSON spec parses too
-        return SweepSpec.from_dict(data, source=str(args.spec))
-    settings = settings_overrides(args)
+        if args.variants or args.preset or args.config or args.quick or data_flags_given(args):
+            raise UserError(f"--spec {args.spec} holds the variants and data; leave out --variants/--preset/--config/"
+                            "--quick and the data flags, or put them in the file")
+        return _flags_on_top(SweepSpec.from_dict(data, source=str(args.spec)), args)
     if args.quick:  # the quick sweep, with the data, seeds and settings flags given on top
         if args.variants or args.preset or args.config:
             raise UserError("--quick runs the quick sweep's variants; leave out --variants/--preset/--config, or "
                             "--quick")
         spec = quick_sweep_spec()
-        variants = spec.variants
-        if args.seeds:  # every variant runs the seeds asked for, also those with seeds of their own (cbat_v2)
-            variants = [{k: v for k, v in variant.items() if k != "seeds"} if isinstance(variant, dict) else variant
-                        for variant in variants]
-        return dataclasses.replace(spec, settings={**spec.settings, **settings}, variants=variants,
-                                   data=data_spec(args, spec.data) if data_flags_given(args) else spec.data,
-                                   **({"seeds": args.seeds} if args.seeds else {}))
+        return _flags_on_top(dataclasses.replace(spec, data=data_spec(args, spec.data)) if data_flags_given(args)
+                             else spec, args)
     default = ["baseline", "cbat_v2"] if args.design else ["presets"]
     variants = list(args.variants or ([] if (args.preset or args.config) else default))
     variants += args.preset + [{"name": path.stem, "config": str(path)} for path in args.config]
-    return SweepSpec(variants=variants, seeds=args.seeds or [0, 1, 2], splits=args.splits, data=data_spec(args),
-                     settings=settings)
+    return SweepSpec(variants=variants, seeds=args.seeds or [0, 1, 2], splits=args.splits or ["chrom"],
+                     data=data_spec(args), settings=settings_overrides(args))
+
+
+def _flags_on_top(spec, args: argparse.Namespace):
+    """A given spec (the quick sweep, a --spec file) with the seeds, splits and training-setting flags given."""
+    variants = spec.variants
+    if args.seeds:  # every variant runs the seeds asked for, also those with seeds of their own (cbat_v2)
+        variants = [{k: v for k, v in variant.items() if k != "seeds"} if isinstance(variant, dict) else variant
+                    for variant in variants]
+    return dataclasses.replace(spec, settings={**spec.settings, **settings_overrides(args)}, variants=variants,
+                               **({"seeds": args.seeds} if args.seeds else {}),
+                               **({"splits": args.splits} if args.splits else {}))
 
 
 def run(args: argparse.Namespace) -> int:
