@@ -722,13 +722,19 @@ def judge(sweep: Sweep | str, declarations: Sequence[Hypothesis], probes: bool =
     p_for, p_against = [r[0] for r in raw], [r[1] for r in raw]
     claims = int(np.sum(~np.isnan(p_for)))
     # one family: every claim the table may make, for or against; at most one null per claim is true
-    adjusted = stats.adjust(p_for + p_against, s["method"], max_true=claims)
+    adjusted = stats.adjust(p_for + p_against, s["method"], max_true=claims or None)
     verdicts = []
     for ev, p_raw, p_adj, p_eq in zip(gathered, p_for, adjusted[:len(gathered)], adjusted[len(gathered):]):
         statistic = None
         at_chance = ev.effect is not None and bool(ev.effect.unlearnt) and ev.h.statistic in READS_A_LEARNT_MODEL
         if ev.ctx is not None and ev.h.statistic is not None and ev.ctx.treated and not at_chance:
             statistic = STATISTICS[ev.h.statistic](replace(ev.ctx, probe=probe))
+            named = set(ev.effect.unlearnt) if ev.effect is not None else set()
+            read_at_chance = [r for r in unlearnt(sweep, ev.ctx.treated) if r not in named]
+            if statistic.verdict is not None and read_at_chance:  # training dynamics of runs at chance: say so
+                statistic = replace(statistic, template=statistic.template + "; read also from runs that did not "
+                                    "learn: {unlearnt_runs}", values={**statistic.values,
+                                                                      "unlearnt_runs": "; ".join(read_at_chance)})
         effect_ = ev.effect if ev.effect is not None and not ev.reason else None
         verdict = _decide(ev, statistic, p_adj, p_eq, s)
         figures = dict(statistic.figures) if statistic else {}

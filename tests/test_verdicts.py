@@ -226,6 +226,13 @@ def test_v1c_reads_late_saturation_of_sigmoid_gates(tmp_path):
     assert v.statistic.values["late_min"] >= v.statistic.values["threshold"] == 0.2
     calm = write_sweep(tmp_path / "c", variants, [0, 1, 2], probs_with_noise(0.5), lambda v, s: gate_trace(0.05))
     assert verdict_of(calm, "V1c").verdict == "not supported"
+    # gates of models at chance are still training dynamics, but the evidence says whose they are
+    at_chance = write_sweep(tmp_path / "a", {"v1": variants["v1"]}, [0, 1, 2],
+                            lambda v, s: np.random.default_rng(s).uniform(0.01, 0.99, N_PAIRS),
+                            lambda v, s: gate_trace(0.05))
+    v = judged(at_chance, "V1c")
+    assert v.verdict == "not supported" and "read also from runs that did not learn: v1__s0__chrom: test AUROC" in \
+        v.evidence and "v1__s2__chrom" in v.evidence
 
 
 def depth_trace(first_to_last: float, early_var: float, blocks: int = 2) -> pd.DataFrame:
