@@ -197,15 +197,20 @@ def validate(cfg: CBATConfig) -> None:
             raise ConfigError(f"field 'block_recipe' has step {step!r}; expected steps from {list(BLOCK_STEPS)}")
     if len(set(cfg.block_recipe)) != len(cfg.block_recipe):
         raise ConfigError(f"field 'block_recipe' repeats a step: {list(cfg.block_recipe)}")
-    if any(k < 1 or k % 2 == 0 for k in cfg.ms_kernels) or not cfg.ms_kernels:
-        raise ConfigError(f"field 'ms_kernels' is {list(cfg.ms_kernels)}; expected odd positive kernel sizes")
+    for name in ("rope", "pos_modulation"):  # a string such as "false" would count as true
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"field {name!r} is {getattr(cfg, name)!r}; expected true or false")
+    if (not isinstance(cfg.ms_kernels, (tuple, list)) or not cfg.ms_kernels
+            or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0 for k in cfg.ms_kernels)):
+        raise ConfigError(f"field 'ms_kernels' is {cfg.ms_kernels!r}; expected a list of odd positive kernel sizes")
     if cfg.temperature <= 0:
         raise ConfigError(f"field 'temperature' is {cfg.temperature}; expected > 0")
     if cfg.gate_min_temperature <= 0 or cfg.gate_residual < 0:
         raise ConfigError("fields 'gate_min_temperature' (> 0) and 'gate_residual' (>= 0) are out of range")
     if isinstance(cfg.n_anchors, bool) or not isinstance(cfg.n_anchors, int) or cfg.n_anchors < 0:
         raise ConfigError(f"field 'n_anchors' is {cfg.n_anchors!r}; expected an integer >= 0")
-    if cfg.window_size is not None and (not isinstance(cfg.window_size, int) or cfg.window_size < 1):
+    if cfg.window_size is not None and (isinstance(cfg.window_size, bool) or not isinstance(cfg.window_size, int)
+                                        or cfg.window_size < 1):
         raise ConfigError(f"field 'window_size' is {cfg.window_size!r}; expected None (global) or a positive integer")
     if not 0.0 < cfg.sparsity_target < 1.0:
         raise ConfigError(f"field 'sparsity_target' is {cfg.sparsity_target}; expected a value in (0, 1)")

@@ -64,6 +64,12 @@ def test_unknown_key_is_named():
     ({"temperature": float("nan")}, "'temperature' is nan; expected a finite number"),
     ({"gate_residual": float("nan")}, "'gate_residual'"),
     ({"d_model": True}, "'d_model' is True; expected a positive integer"),
+    # types YAML lets through that used to build something else or fail with a TypeError
+    ({"rope": "false"}, "'rope' is 'false'; expected true or false"),
+    ({"pos_modulation": "false"}, "'pos_modulation' is 'false'; expected true or false"),
+    ({"window_size": True}, "'window_size' is True; expected None"),
+    ({"ms_kernels": [True]}, "'ms_kernels' is \\(True,\\); expected a list of odd"),
+    ({"ms_kernels": "7"}, "'ms_kernels' is '7'; expected a list of odd"),
 ])
 def test_bad_configs_fail_with_the_field_named(change, field):
     data = {**cbat.preset("baseline").to_dict(), **change}
