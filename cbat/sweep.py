@@ -76,6 +76,14 @@ QUICK_VARIANTS: list[Union[str, dict]] = [
 
 
 # --- the spec ------------------------------------------------------------------------------------
+VARIANT_KEYS = {"name", "config", "overrides", "settings", "seeds"}
+
+
+def _twice(name: str) -> str:
+    return (f"sweep spec: variant name {name!r} is given twice; each variant needs a name of its own (it names the "
+            "run folders)")
+
+
 @dataclass
 class SweepSpec:
     """What to run: every (variant, seed, split) combination.
@@ -154,7 +162,9 @@ class SweepSpec:
         table: dict[str, dict] = {}
         for entry in self.variants:
             if isinstance(entry, str):
-                for variant in resolve_variants([entry]):
+                for variant in resolve_variants([entry]):  # sets may overlap: the same variant twice is one
+                    if variant.name in table and table[variant.name]["config"] != variant.config:
+                        raise ValueError(_twice(variant.name))
                     table.setdefault(variant.name, {"config": variant.config, "settings": {},
                                                     "parent": variant.parent, "factors": list(variant.factors)})
                 continue
@@ -164,6 +174,16 @@ class SweepSpec:
             if not isinstance(name, str) or not name.strip() or set(name) & set("/\\") or name in (".", ".."):
                 raise ValueError(f"sweep spec: variant name {name!r}: expected a non-empty name without '/' or "
                                  "'\\' (it names the run folders)")
+            unknown = sorted(set(entry) - VARIANT_KEYS)
+            if unknown:
+                raise ValueError(f"sweep spec: variant {name!r}: unexpected {unknown}; expected keys "
+                                 f"{sorted(VARIANT_KEYS)}")
+            for key in ("overrides", "settings"):
+                if not isinstance(entry.get(key, {}), dict):
+                    raise ValueError(f"sweep spec: variant {name!r} '{key}': expected a mapping, got "
+                                     f"{entry[key]!r}")
+            if name in table:
+                raise ValueError(_twice(name))
             fields = {**load_config(entry.get("config", "baseline")).to_dict(), **entry.get("overrides", {}),
                       "name": entry["name"]}
             cfg = CBATConfig.from_dict(fields, source=f"sweep spec: variant {entry['name']!r}")
@@ -595,7 +615,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
         raise ValueError(f"{sweep_dir}: is a file; expected a sweep folder (new or to resume)")
     dataset = None
     if not rundir.sweep_file(sweep_dir).exists():  # bad input fails before the folder is written, so the
-        spec.variant_table()                       # corrected command can use it: variants and configs first,
+        spec.runs()                                # corrected command can use it: variants and configs first,
         if backend == "local":                     # the device (Ray's workers may have GPUs the driver lacks),
             TrainSettings.from_dict(spec.settings, "sweep spec 'settings'").resolved_device()
         dataset = load_data(spec.data)             # then the data and its splits
@@ -644,10 +664,30 @@ def _scan(runs: list[dict], sweep_dir: Path, retry_failed: bool) -> list[dict]:
             problem = rundir.run_problem(path)
             if problem is not None:
                 print(f"{problem}; run {run['run_id']} will be trained again", file=sys.stderr)
-            elif not (retry_failed and rundir.read_record(record_path)["status"] == "failed"):
+                pending.append(run)
+                continue
+            record = rundir.read_record(record_path)
+            changed = _changes(record, run)
+            if changed:
+                raise ValueError(f"{sweep_dir}: run {run['run_id']} was trained with another "
+                                 f"{changed} than the spec now gives (a config or settings file changed since); "
+                                 "restore it, or start a new sweep folder")
+            if not (retry_failed and record["status"] == "failed"):
                 continue
         pending.append(run)
     return pending
+
+
+def _changes(record: dict, run: dict) -> str:
+    """What a recorded run was trained with that the spec's run no longer has ("config (d_model 16 -> 32)")."""
+    parts = []
+    for what, old, new in (("config", jsonable(record.get("config") or {}), jsonable(run["config"])),
+                           ("settings", jsonable(training_settings(record.get("settings") or {})),
+                            jsonable(training_settings(run["settings"])))):
+        differ = [f"{k} {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if differ:
+            parts.append(f"{what} ({', '.join(differ)})")
+    return " and ".join(parts)
 
 
 def _fail_record(run: dict, run_dir: Path, error: str) -> None:

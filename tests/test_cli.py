@@ -136,6 +136,46 @@ def test_bad_sweep_input_fails_before_data_or_folder(argv, message, capsys, tmp_
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("variants, message", [
+    ("[baseline, {name: baseline, config: cbat_v1}]", "variant name 'baseline' is given twice"),
+    ("[{name: tb, config: baseline, overides: {d_model: 16}}]", "variant 'tb': unexpected ['overides']"),
+    ("[{name: tb, config: baseline, settings: {lrr: 0.1}}]", "settings of variant 'tb'"),
+])
+def test_a_bad_variant_in_a_spec_file_fails_before_data_or_folder(variants, message, capsys, tmp_path, monkeypatch):
+    """A duplicate name trained one run under the wrong config, a misspelled key was ignored, and a settings typo
+    left sweep.json behind, so the corrected spec was refused as "a different sweep"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(f"variants: {variants}\ndata: {{task: long_range, n_pairs: 120}}\n")
+    monkeypatch.setattr("cbat.sweep.load_data", lambda spec: pytest.fail("the data were built before the check"))
+    assert main(["sweep", "--spec", "spec.yaml", "--out", "runs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_two_config_files_of_one_name_are_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "m.yaml").write_text("d_model: 16\n")
+    assert main(["sweep", "--config", "a/m.yaml", "b/m.yaml", "--data", "long_range", *TINY, "--out", "runs"]) == 2
+    assert "variant name 'm' is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_config_file_changed_after_its_run_finished_is_refused(capsys, tmp_path, monkeypatch):
+    """Rerunning after an edit showed the old run's results as the new config's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cx.yaml").write_text("d_model: 16\nn_heads: 2\n")
+    argv = ["sweep", "--config", "cx.yaml", "--data", "long_range", *TINY, "--seeds", "0", "--out", "runs"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    (tmp_path / "cx.yaml").write_text("d_model: 32\nn_heads: 2\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "run cx__s0__chrom was trained with another config (d_model 16 -> 32) than the spec now gives" in err
+
+
 def test_an_output_that_is_a_file_is_one_line(capsys, tmp_path):
     taken = tmp_path / "pairs.csv"
     taken.write_text("a,b\n")
