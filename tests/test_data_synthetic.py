@@ -70,8 +70,10 @@ def torch_allclose_ones(x):
 @pytest.mark.parametrize("kwargs, fragment", [
     (dict(task="nope"), "task 'nope'"), (dict(positive_fraction=0.0), "positive_fraction"),
     (dict(enhancer_len=100), "too short"), (dict(cell_lines=["HeLa"]), "cell_lines"), (dict(n_pairs=1), "n_pairs"),
-    (dict(task="long_range", enhancer_len=400), "expected >= 500/600"),
-    (dict(task="mixture", promoter_len=500), "expected >= 500/600"),
+    (dict(task="long_range", enhancer_len=400), "expected enhancer_len >= promoter_len"),
+    (dict(task="mixture", promoter_len=500), "expected >= 600/600"),
+    # enhancers shorter than promoters failed mid-draw, naming a shortened length ("a 1977-bp enhancer")
+    (dict(task="mixture", enhancer_len=2000, promoter_len=3000), "2000/3000 bp: expected enhancer_len >= promoter_len"),
     (dict(task="diffuse", promoter_len=300), "expected >= 400 bp"), (dict(task="sparse_strong", copies=0), "copies"),
     (dict(easy_negatives_tested=1.5), "easy_negatives_tested is 1.5"),
     (dict(task="grammar", easy_negatives_tested=0.5), "not to 'grammar'")])

@@ -19,7 +19,7 @@ from cbat.data.tasks import (CAUSES, DEFAULT_CAUSES, EASY_NEGATIVE_SHARE, EASY_N
 GENERATOR_VERSION = 10  # bump when the generated data change for the same parameters
 # long_range puts enhancer sites up to ~41 tokens into the pair's frame and keeps them >= 17 tokens from the
 # promoter's end: (enhancer, promoter) bp; a mixture needs them when long_range is one of its causes
-MIN_LONG_RANGE_LEN = (500, 600)
+MIN_LONG_RANGE_LEN = (600, 600)
 # with one pair, small models need ~16 epochs at 1500-2000 pairs; with two copies about 10
 DEFAULT_COPIES = {"long_range": 2, "sparse_strong": 2, "mixture": 2}
 SCAFFOLD_STREAM = 1  # the scaffold draw's random stream beside the data's own seed
@@ -134,6 +134,10 @@ def _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell
     if enhancer_len < 300 or promoter_len < 200:
         raise ValueError(f"synthetic: lengths {enhancer_len}/{promoter_len} bp are too short; expected "
                          "enhancer_len >= 300 and promoter_len >= 200")
+    if task != "grammar" and enhancer_len < promoter_len:  # the placement probes' sites sit anywhere in that frame
+        raise ValueError(f"synthetic: task {task!r} places enhancer sites at token offsets from promoter sites, in "
+                         f"the promoter's aligned frame; lengths {enhancer_len}/{promoter_len} bp: expected "
+                         "enhancer_len >= promoter_len")
     unknown = sorted(set(cell_lines) - set(CELL_LINE_TFS))
     if unknown or not cell_lines:
         raise ValueError(f"synthetic: cell_lines {list(cell_lines)} invalid; expected a non-empty subset of "
