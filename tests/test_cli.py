@@ -153,6 +153,14 @@ def test_a_bad_variant_in_a_spec_file_fails_before_data_or_folder(variants, mess
     assert not (tmp_path / "runs").exists()
 
 
+def test_compare_without_a_baseline_is_refused_before_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("cbat.sweep.load_data", lambda spec: pytest.fail("the data were built before the check"))
+    assert main(["sweep", "--preset", "no_cross", "--compare", "--data", "long_range", *TINY,
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert "lacks; add it (--preset baseline)" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_two_config_files_of_one_name_are_refused(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for folder in ("a", "b"):

@@ -96,6 +96,9 @@ def _flags_on_top(spec, args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     spec = _spec(args)
+    if args.compare and "baseline" not in spec.variant_table():  # say so before training, not after
+        raise UserError("--compare compares every variant with the 'baseline' variant, which this sweep lacks; add "
+                        "it (--preset baseline) or leave out --compare")
     status = execute(spec, args)
     if args.compare:
         from cbat.stats import compare_to_baseline
