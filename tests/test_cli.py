@@ -197,6 +197,10 @@ def test_an_output_that_is_a_file_is_one_line(capsys, tmp_path):
     (["sweep", "--variants", "cbat_v9", "--out", "x"], "unknown variant 'cbat_v9'"),
     (["sweep", "--splits", "by_planet", "--out", "x"], "split 'by_planet'"),
     (["train", "--epochs", "0", "--out", "x"], "'epochs'"),
+    (["attribute", "--run", "r", "--threshold", "1.5", "--out", "x"], "--threshold 1.5: expected a probability"),
+    (["attribute", "--run", "r", "--ism", "-1", "--out", "x"], "--ism -1: expected a number of loops >= 0"),
+    (["attribute", "--run", "r", "--delta-threshold", "-1", "--out", "x"], "--delta-threshold -1.0: expected a "
+                                                                            "positive"),
 ])
 def test_wrong_arguments_get_one_line_errors(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

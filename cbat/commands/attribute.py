@@ -76,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1 or args.n_shuffles < 1 or args.n_steps < 1 or args.internal_batch_size < 1:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise UserError(f"--threshold {args.threshold}: expected a probability in [0, 1]")
+    if args.ism is not None and args.ism < 0:
+        raise UserError(f"--ism {args.ism}: expected a number of loops >= 0")
+    if not args.delta_threshold > 0:
+        raise UserError(f"--delta-threshold {args.delta_threshold}: expected a positive convergence tolerance")
     if args.max_steps < args.n_steps:
         raise UserError(f"--max-steps ({args.max_steps}) must be at least --n-steps ({args.n_steps})")
     if args.data is None and (args.n_pairs is not None or args.data_seed is not None or args.genome is not None):
