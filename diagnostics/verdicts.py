@@ -40,7 +40,7 @@ import plotly.graph_objects as go
 from scipy import stats as scipy_stats
 
 from cbat import ablations, stats
-from cbat.data.tasks import NO_CAUSE
+from cbat.data.tasks import CAUSES, NO_CAUSE
 from diagnostics import anchors, attention, calibration, design, gates, gradients, losses
 from diagnostics.ablation import Effect, effect, effects_frame, forest_figure, unlearnt, waterfall, waterfall_figure
 from diagnostics.io import Sweep, load_sweep
@@ -116,6 +116,12 @@ class Hypothesis:
         if self.statistic is not None and self.statistic not in STATISTICS:
             raise ValueError(f"hypothesis {self.id}: statistic {self.statistic!r}; expected one of "
                              f"{sorted(STATISTICS)}")
+        if self.cause != "any" and self.cause not in CAUSES:  # a misspelt cause would fall back to every pair
+            raise ValueError(f"hypothesis {self.id}: cause {self.cause!r}; expected 'any' or a planted cause "
+                             f"{list(CAUSES)}")
+        if self.expect not in (-1, 1):
+            raise ValueError(f"hypothesis {self.id}: expect {self.expect!r}; expected -1 (the treatment lowers the "
+                             "metric) or 1 (raises it)")
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -726,7 +732,11 @@ def judge(sweep: Sweep | str, declarations: Sequence[Hypothesis], probes: bool =
     verdicts = []
     for ev, p_raw, p_adj, p_eq in zip(gathered, p_for, adjusted[:len(gathered)], adjusted[len(gathered):]):
         statistic = None
-        at_chance = ev.effect is not None and bool(ev.effect.unlearnt) and ev.h.statistic in READS_A_LEARNT_MODEL
+        # a statistic of what a trained model does says nothing of models at chance: not read when the effect rests
+        # on one, or when no effect was estimated and the runs it would read include one
+        at_chance = ev.h.statistic in READS_A_LEARNT_MODEL and (
+            bool(ev.effect.unlearnt) if ev.effect is not None
+            else ev.ctx is not None and bool(unlearnt(sweep, ev.ctx.treated + ev.ctx.reference)))
         if ev.ctx is not None and ev.h.statistic is not None and ev.ctx.treated and not at_chance:
             statistic = STATISTICS[ev.h.statistic](replace(ev.ctx, probe=probe))
             named = set(ev.effect.unlearnt) if ev.effect is not None else set()

@@ -386,6 +386,11 @@ def test_adding_a_hypothesis_is_one_declaration(tmp_path):
         Hypothesis("T2", "x", ("direction",), lambda c: True, lambda c: True, "x", metric="recall")
     with pytest.raises(ValueError, match=r"factors \['heads'\] are not in cbat.ablations.FACTORS"):
         Hypothesis("T3", "x", ("heads",), lambda c: True, lambda c: True, "x")
+    # a misspelt cause was judged on every test pair while the table still named it; expect 0 claimed nothing
+    with pytest.raises(ValueError, match="cause 'sparse-strong'; expected 'any' or a planted cause"):
+        Hypothesis("T4", "x", ("direction",), lambda c: True, lambda c: True, "x", cause="sparse-strong")
+    with pytest.raises(ValueError, match="expect 0; expected -1"):
+        Hypothesis("T5", "x", ("direction",), lambda c: True, lambda c: True, "x", expect=0)
 
 
 def test_designed_sweep_assessment_has_the_forest_and_decomposition(tmp_path):
