@@ -760,7 +760,7 @@ def sweep_spec(params: ReportParams):
     """The ``SweepSpec`` of a report: the quick sweep (``--quick``) or the full default, with the task,
     variants, seeds, device and ``params.sweep`` fields applied."""
     from cbat.data import TASKS
-    from cbat.sweep import SweepSpec, quick_sweep_spec
+    from cbat.sweep import DESIGN_VARIANTS, SweepSpec, quick_sweep_spec
 
     if params.task is not None and params.task not in TASKS:
         raise ValueError(f"report parameter 'task' is {params.task!r}; expected one of {list(TASKS)}")
@@ -773,6 +773,8 @@ def sweep_spec(params: ReportParams):
     settings = {**base.settings, "device": params.device, "progress": False, **fields_.pop("settings", {})}
     chosen = {"variants": params.variants, "seeds": params.seeds}
     fields_.update({k: v for k, v in chosen.items() if v is not None})
+    if fields_.get("design") is not None and "variants" not in fields_ and not params.quick:
+        fields_["variants"] = list(DESIGN_VARIANTS)  # a design runs beside its corners, as in cbat sweep
     try:
         spec = SweepSpec(**{**base.to_dict(), **fields_, "data": data, "settings": settings})
     except TypeError as err:
@@ -837,6 +839,7 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
     Every job gets the same parameter pool (the notebook keeps the ones it declares), then the quick
     sizes, then the user's per-notebook overrides.
     """
+    from diagnostics.design import fittable_design
     from diagnostics.gates import gated_runs
     from diagnostics.io import load_sweep
 
@@ -859,6 +862,9 @@ def plan_notebooks(params: ReportParams, sweep_dir: Path, out_dir: Path,
         title = TITLES.get(source.stem, source.stem.replace("_", " ").capitalize())
         if source.stem == "attention_explorer":
             explored = _first_run_per_variant(sweep)
+            rows = fittable_design(sweep)  # a designed sweep's rows (16-64 variants) get no page each
+            if rows is not None:
+                explored = [run for run in explored if run["variant"] not in rows.names] or explored[:1]
             if params.quick:  # one page per preset; the twins' maps are one run_id away in JupyterLab
                 explored = [run for run in explored if run["variant"] in PRESETS] or explored
             for run in explored:

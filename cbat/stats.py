@@ -158,9 +158,9 @@ class LinearEffects:
     """Least-squares effects over runs with their covariance (runs + test pairs) and degrees of freedom.
 
     ``estimate[j]`` is the coefficient of column ``names[j]``; with columns coded -0.5 / +0.5 it is the effect
-    high - low. Columns the runs cannot separate from earlier ones are not estimable (NaN). ``confounded`` names,
-    per column, the columns these runs cannot tell it from: an estimate also carries the effects of the
-    non-estimable columns listed with it.
+    high - low. Columns the runs cannot separate from one another are not estimable (NaN), every column of such
+    a group alike (the one least squares keeps would carry the whole group's effect); ``confounded`` names, per
+    column, the columns these runs cannot tell it from.
     """
 
     names: tuple[str, ...]
@@ -238,6 +238,8 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
     LinearEffects
         Degrees of freedom ``n_runs - rank``; with none left the intervals are NaN (more seeds needed).
     """
+    if not 0 < level < 1:
+        raise ValueError(f"fit_effects: level {level}; expected a confidence level in (0, 1), e.g. 0.95")
     columns = np.atleast_2d(np.asarray(columns, dtype=float))
     if columns.shape[1] != len(names):
         raise ValueError(f"columns has {columns.shape[1]} columns but {len(names)} names")
@@ -287,8 +289,11 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
     rows = position[1 + index]
     estimate[index] = np.asarray(fit.params)[rows]
     full_cov[np.ix_(index, index)] = cov[np.ix_(rows, rows)]
-    return LinearEffects(tuple(names), estimate, full_cov, df, int(ok.sum()), n_pairs, level,
-                         _confounded(X, keep, list(names)))
+    confounded = _confounded(X, keep, list(names))
+    for name in confounded:  # a kept column of a confounded group carries the whole group's effect: not its own
+        j = list(names).index(name)
+        estimate[j], full_cov[j, :], full_cov[:, j] = np.nan, np.nan, np.nan
+    return LinearEffects(tuple(names), estimate, full_cov, df, int(ok.sum()), n_pairs, level, confounded)
 
 
 def _confounded(X: np.ndarray, keep: np.ndarray, names: list[str]) -> dict[str, tuple[str, ...]]:
@@ -394,7 +399,8 @@ NO_SHARED_SEED = "no shared seed"
 def _predictions(sweep_dir: Path, records: list[dict]) -> dict[tuple, pd.DataFrame]:
     out = {}
     for rec in records:
-        path = rundir.run_dir(sweep_dir, rec["run_id"]) / rec["paths"]["predictions"]
+        run_dir, named = rundir.run_dir(sweep_dir, rec["run_id"]), (rec.get("paths") or {}).get("predictions")
+        path = run_dir / named if named else rundir.run_file(run_dir, "predictions")
         out[(rec["variant"], rec["split"], rec["seed"])] = rundir.read_parquet(path).set_index("pair_index")
     return out
 
@@ -428,7 +434,10 @@ def compare_to_baseline(sweep_dir: str | Path, baseline: str = "baseline",
     unlearnt = {(r["variant"], r["split"], r["seed"]): f"{r['run_id']}: {r['learnt']['reason']}"
                 for r in records if not r["learnt"]["learnt"]}
     rows = []
-    variants = list(dict.fromkeys(r["variant"] for r in every if r["variant"] != baseline))
+    # a designed sweep's rows are read together (diagnostics.effects), each under its own seed: not one by one
+    design_rows = set(((rundir.read_spec(sweep_dir) or {}).get("design") or {}).get("rows", ()))
+    variants = list(dict.fromkeys(r["variant"] for r in every if r["variant"] != baseline
+                                  and r["variant"] not in design_rows))
     splits = list(dict.fromkeys(r["split"] for r in every))
     for variant in variants:
         for split in splits:

@@ -86,10 +86,14 @@ def _corner_runs(sweep: Sweep, design: Optional[ablations.Design], task: Optiona
                  split: Optional[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """Finished runs the model is fitted on (one task and split: the one with most runs) and their levels."""
     runs = sweep.ok(task=task, split=split)
+    if runs.empty:
+        finished = sweep.ok()
+        raise SweepError(f"{sweep.path}: no finished run with task={task!r}, split={split!r}; the sweep has tasks "
+                         f"{sorted(finished['task'].unique())} and splits {sorted(finished['split'].unique())}")
     if design is not None:
         runs = runs[runs["variant"].isin(design.names)]
     levels = {r: ablations.levels_of(sweep.config(r)) for r in runs["run_id"]}
-    runs = runs[[levels[r] is not None for r in runs["run_id"]]]
+    runs = runs[np.array([levels[r] is not None for r in runs["run_id"]], dtype=bool)]
     # the same config, settings and seed under two variant names is one model trained twice: counted once, or the
     # interval would shrink with every copy
     identity = [json.dumps([{k: v for k, v in sweep.config(r).items() if k != "name"},
@@ -313,5 +317,7 @@ def decomposition_figure(steps: pd.DataFrame, metric: Optional[str] = None) -> g
     label = LABELS.get(metric, metric)
     flags = steps["not_learnt"].tolist() if "not_learnt" in steps else []
     mark_steps_not_learnt(fig, steps["step"], flags)
-    return styled(fig, not_learnt_title(f"cbat_v2 − baseline in {label}: designed main effects + interactions and "
-                                        "residual", flags), "", f"Δ{label}")
+    rest = " + interactions and residual" if (steps["kind"] == "interactions").any() else \
+        " (predicted: no cbat_v2 and baseline runs to observe the rest)"
+    return styled(fig, not_learnt_title(f"cbat_v2 − baseline in {label}: designed main effects{rest}", flags), "",
+                  f"Δ{label}")

@@ -16,6 +16,7 @@ from cbat.ablations import FACTORS, REQUIRES, alias_groups, design, levels_of, r
 from cbat.metrics import evaluate, learnt
 from cbat.sweep import SweepSpec
 from diagnostics import design as designed
+from diagnostics.io import SweepError
 from test_diagnostics_fakes import N_PAIRS, labels_and_signal, probs_with_noise
 
 FACTOR_NAMES = list(FACTORS)
@@ -55,6 +56,25 @@ def test_design_input_is_checked_when_the_spec_is_built(fields, message):
     """Each was accepted before and failed (or silently did something else) once runs started."""
     with pytest.raises(ValueError, match=re.escape(message)):
         SweepSpec(variants=[], seeds=[0], design={"kind": "fractional", **fields})
+
+
+def test_a_design_without_variants_runs_beside_its_corners_everywhere():
+    """cbat sweep --design added baseline and cbat_v2; a spec file or report parameters added all four presets."""
+    from cbat.report import ReportParams, sweep_spec
+
+    design_ = {"kind": "fractional", "resolution": 3}
+    from_file = SweepSpec.from_dict({"seeds": [0], "design": design_})
+    from_report = sweep_spec(ReportParams(seeds=[0], sweep={"design": design_}))
+    for spec in (from_file, from_report):
+        assert [v for v in spec.variant_table() if not v.startswith("design-")] == ["baseline", "cbat_v2"]
+
+
+def test_effects_name_a_task_or_split_the_sweep_lacks_and_refuse_a_level_outside_0_1(tmp_path):
+    path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
+    with pytest.raises(SweepError, match=r"no finished run with task='long_range', split=None; the sweep has tasks"):
+        designed.effects(path, task="long_range", n_boot=5, causes=False)
+    with pytest.raises(ValueError, match=r"level 1.5; expected a confidence level in \(0, 1\)"):
+        designed.effects(path, level=1.5, n_boot=5, causes=False)
 
 
 def test_a_variant_named_like_a_design_row_is_refused():
@@ -233,11 +253,27 @@ def add_preset_run(path, name, noise):
         "learnt": learnt(labels, p), "paths": {}})
 
 
+def test_design_rows_get_no_pairwise_comparison_and_no_explorer_page_each(tmp_path):
+    """--compare gave each of 16 rows 'no shared seed' (four rows per metric), and the report planned one
+    attention-explorer page per design row."""
+    from cbat.report import ReportParams, plan_notebooks
+
+    d = design(resolution=3)
+    path = write_design_sweep(tmp_path / "s", d, planted, lambda lv: 0.5)
+    add_preset_run(path, "baseline", 0.3)
+    add_preset_run(path, "cbat_v2", 0.3)
+    assert set(stats.compare_to_baseline(path, metrics=("aupr",), n_boot=5)["variant"]) == {"cbat_v2"}
+    pages = [job.name for job in plan_notebooks(ReportParams(), path, tmp_path / "report")]
+    assert [p for p in pages if p.startswith("attention_explorer")] == ["attention_explorer__baseline",
+                                                                        "attention_explorer__cbat_v2"]
+
+
 def test_decomposition_splits_the_total_into_main_effects_and_the_rest(tmp_path):
     path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
     table = designed.effects(path, n_boot=10, causes=False)
     steps = designed.decomposition(path, table)
     assert list(steps["kind"]) == ["factor"] * len(FACTORS) + ["total"]  # no all-low/all-high runs here
+    assert "interactions" not in designed.decomposition_figure(steps).layout.title.text  # no such bar to show
     # the bars add up to what the fitted model predicts from baseline to cbat_v2: a nested factor (anchors,
     # coded 0 where joint attention is off) moves half a unit, so its bar is half its effect
     n = len(FACTORS)
@@ -272,10 +308,12 @@ def test_fit_effects_recovers_a_planted_linear_model():
 
 def test_fit_effects_names_what_the_runs_confound():
     """Corner runs (baseline, a twin, cbat_v2): the factors switched together from baseline to cbat_v2 cannot be
-    told apart. The first of them took their whole effect with no alias named."""
+    told apart. The first of them took their whole effect, first with no alias named, then as its own effect
+    beside the alias (a "local" bar of 0.5 in the decomposition): none of the group is estimable."""
     columns = np.array([[-0.5, -0.5, -0.5], [0.5, -0.5, -0.5], [-0.5, 0.5, 0.5], [0.5, 0.5, 0.5]] * 2)
     fit = stats.fit_effects(columns, ["window", "local", "sparsity"], scores=columns @ [0.1, 0.2, 0.3] + 0.5)
-    assert np.isnan(fit.estimate[2]) and fit.estimate[1] == pytest.approx(0.5)  # local carries sparsity's 0.3
+    assert np.isnan(fit.estimate[1:]).all() and fit.estimate[0] == pytest.approx(0.1)
+    assert np.isnan(fit.contrast({"local": 1.0})["ci_low"]) and not np.isnan(fit.contrast({"window": 1.0})["ci_low"])
     assert fit.confounded == {"sparsity": ("local",), "local": ("sparsity",)}
     # no spread at all (two test pairs, as a helper met): no interval and no p value, not p 0 on rounding noise
     flat = stats.LinearEffects(("window",), np.array([5.6e-17]), np.zeros((1, 1)), df=4, n_runs=6, n_pairs=2)
@@ -359,13 +397,15 @@ def test_a_partly_finished_design_says_what_it_cannot_estimate(tmp_path):
     unknown = table["ci_low"].isna()  # 13 coefficients from 10 rows: no interval, some effects none either
     assert table["effect"].isna().any() and (table.loc[unknown, "claim"] == "not estimable").all()
     assert not (table.loc[~unknown, "claim"] == "not estimable").any()
-    # each factor without an effect names the estimated ones that absorb it, and they name it back
-    lost = table.set_index("factor").loc[table["effect"].isna().to_numpy(), "aliases"]
-    estimated = table.set_index("factor")["aliases"]
+    # each factor without an effect names the factors it is confounded with, which have none either (the one
+    # least squares keeps would carry the whole group's effect), and they name it back
+    by_factor = table.set_index("factor")
+    lost = by_factor.loc[table["effect"].isna().to_numpy(), "aliases"]
     for factor, aliases in lost.items():
-        partners = [a for a in aliases.split(", ") if a in estimated.index and a not in lost.index]
-        assert partners, (factor, aliases)
-        assert all(factor in estimated[p].split(", ") for p in partners), (factor, partners)
+        partners = [a for a in aliases.split(", ") if a in by_factor.index]
+        assert partners and all(p in lost.index for p in partners), (factor, aliases)
+        assert all(factor in by_factor.loc[p, "aliases"].split(", ") for p in partners), (factor, partners)
+    assert by_factor["effect"].notna().any()  # the factors the finished rows do separate keep their effects
     # no cbat_v2 or baseline run to observe the total, and the model cannot predict it without every factor
     assert "total" not in set(designed.decomposition(path, table)["kind"])
     for run in (path / "runs").iterdir():  # no row finished: nothing to fit, and the assessment still runs
