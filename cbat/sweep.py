@@ -77,6 +77,9 @@ QUICK_VARIANTS: list[Union[str, dict]] = [
 
 # --- the spec ------------------------------------------------------------------------------------
 VARIANT_KEYS = {"name", "config", "overrides", "settings", "seeds"}
+# The design's two corners, which a designed sweep runs beside its rows unless variants are given: the observed
+# cbat_v2 - baseline that the decomposition splits into main effects.
+DESIGN_VARIANTS = ("baseline", "cbat_v2")
 
 
 def _twice(name: str) -> str:
@@ -102,8 +105,9 @@ class SweepSpec:
         null control: no comparison of such a sweep should claim an effect).
     settings : ``TrainSettings`` fields shared by all runs.
     split_seed : seed of the split itself, the same for every run so test pairs pair up across runs.
-    design : a designed ablation added to ``variants``: ``{"kind": "fractional", "resolution": 3|4|5,
-        "foldover": bool, "overrides": {config fields set in every row}}`` (``cbat.ablations.design``). Row i
+    design : a designed ablation added to ``variants`` (``from_dict`` without variants: ``DESIGN_VARIANTS``):
+        ``{"kind": "fractional", "resolution": 3|4|5, "foldover": bool, "overrides": {config fields set in every
+        row}}`` (``cbat.ablations.design``). Row i
         is variant ``design-r<i>``; with seeds ``[s0, s1, ...]`` it runs once per seed, under seed
         ``s * n_rows + i``, so no two runs of the design share a seed. ``variants`` may then be empty.
     """
@@ -155,6 +159,8 @@ class SweepSpec:
         if not isinstance(data, dict) or set(data) - known:
             extra = sorted(set(data) - known) if isinstance(data, dict) else type(data).__name__
             raise ValueError(f"{source}: unexpected {extra}; expected keys {sorted(known)}")
+        if data.get("design") is not None and "variants" not in data:  # as `cbat sweep --design` without --variants
+            data = {**data, "variants": list(DESIGN_VARIANTS)}
         return cls(**data)
 
     def variant_table(self) -> dict[str, dict]:
@@ -543,9 +549,10 @@ def _prepare(spec: SweepSpec, sweep_dir: Path, dataset=None) -> None:
     path = rundir.sweep_file(sweep_dir)
     with rundir.sweep_lock(sweep_dir):  # two sweeps starting together write it once
         if path.exists():
-            if not same_sweep(rundir.read_json(path).get("spec"), content["spec"]):
-                raise ValueError(f"{path}: this folder holds a different sweep; resume it with the same spec "
-                                 "or choose another output folder")
+            differ = spec_difference(rundir.read_json(path).get("spec"), content["spec"])
+            if differ:
+                raise ValueError(f"{path}: this folder holds a different sweep ({differ}, stored vs asked); resume "
+                                 "it with the same spec or choose another output folder")
             return
         rundir.write_json(path, content)
 
@@ -565,20 +572,26 @@ def training_settings(settings: dict) -> dict:
     return {k: v for k, v in resolved.items() if k not in NOT_TRAINING_SETTINGS}
 
 
-def same_sweep(stored: Optional[dict], spec: dict) -> bool:
-    """Whether two ``SweepSpec.to_dict()`` outputs describe the same runs: settings are compared by their values
-    as ``TrainSettings`` resolves them (a default given or left out alike), display-only ones not at all, so a
-    folder made by ``cbat sweep`` resumes under ``cbat report`` and the other way round."""
+def spec_difference(stored: Optional[dict], spec: dict) -> str:
+    """What differs between two ``SweepSpec.to_dict()`` outputs ("seeds [0, 1] vs [0]"; "" when they describe the
+    same runs): settings are compared by their values as ``TrainSettings`` resolves them (a default given or left
+    out alike), display-only ones not at all, and a design by its values with defaults filled in, so a folder made
+    by ``cbat sweep`` resumes under ``cbat report`` and the other way round."""
     if not isinstance(stored, dict):
-        return False
+        return "the folder's sweep.json holds no spec"
     defaults = dataclasses.asdict(TrainSettings())
+    design_defaults = {"kind": "fractional", "resolution": 4, "foldover": False, "overrides": {}}
 
     def meaning(content: dict) -> dict:
         settings = {k: v for k, v in content.get("settings", {}).items()
                     if k not in DISPLAY_SETTINGS and not (k in defaults and v == defaults[k])}
-        return {**content, "settings": settings}
+        design = content.get("design")
+        return {**content, "settings": settings,
+                "design": {**design_defaults, **design} if isinstance(design, dict) else design}
 
-    return meaning(stored) == meaning(spec)
+    old, new = meaning(stored), meaning(spec)
+    return "; ".join(f"{key} {old.get(key)!r} vs {new.get(key)!r}" for key in sorted(set(old) | set(new))
+                     if old.get(key) != new.get(key))
 
 
 def threads_per_worker(workers: int) -> int:

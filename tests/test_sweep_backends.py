@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from cbat.sweep import SweepSpec, failure_lines, load_results, read_records, run_sweep
+from cbat.sweep import SweepSpec, failure_lines, load_results, read_records, run_sweep, spec_difference
 
 TINY_SETTINGS = {"epochs": 1, "batch_size": 32, "hook_every": 2, "num_threads": 1, "device": "cpu"}
 
@@ -58,10 +58,20 @@ def test_rerun_skips_finished_runs_and_refuses_another_spec(local_sweep):
     again = run_sweep(tiny_spec(), out, workers=1, progress=False)
     pd.testing.assert_frame_equal(again, results)
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/record.json")} == stamps
-    with pytest.raises(ValueError, match="different sweep"):
+    with pytest.raises(ValueError, match=r"different sweep \(seeds \[.*\] vs \[5\], stored vs asked\)"):
         run_sweep(tiny_spec(seeds=[5]), out, progress=False)
-    with pytest.raises(ValueError, match="different sweep"):  # a setting that changes the runs
+    with pytest.raises(ValueError, match="different sweep \\(settings .*'epochs': 2"):  # a setting that changes runs
         run_sweep(tiny_spec(settings={**TINY_SETTINGS, "epochs": 2}), out, progress=False)
+
+
+def test_a_design_default_written_out_is_the_same_sweep():
+    """A design spec that wrote out foldover: false was refused as "a different sweep" of the one without it."""
+    bare = SweepSpec(variants=["baseline"], design={"kind": "fractional", "resolution": 3})
+    written = SweepSpec(variants=["baseline"], design={"kind": "fractional", "resolution": 3, "foldover": False,
+                                                       "overrides": {}})
+    assert spec_difference(bare.to_dict(), written.to_dict()) == ""
+    folded = SweepSpec(variants=["baseline"], design={"kind": "fractional", "resolution": 3, "foldover": True})
+    assert spec_difference(bare.to_dict(), folded.to_dict()).startswith("design {")
 
 
 def test_settings_that_change_no_run_still_resume(local_sweep):

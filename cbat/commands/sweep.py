@@ -59,7 +59,7 @@ def _spec(args: argparse.Namespace):
 
 
 def _base_spec(args: argparse.Namespace):
-    from cbat.sweep import SweepSpec, quick_sweep_spec
+    from cbat.sweep import DESIGN_VARIANTS, SweepSpec, quick_sweep_spec
 
     if args.spec is not None:
         if not args.spec.is_file():
@@ -76,7 +76,7 @@ def _base_spec(args: argparse.Namespace):
         spec = quick_sweep_spec()
         return _flags_on_top(dataclasses.replace(spec, data=data_spec(args, spec.data)) if data_flags_given(args)
                              else spec, args)
-    default = ["baseline", "cbat_v2"] if args.design else ["presets"]
+    default = list(DESIGN_VARIANTS) if args.design else ["presets"]
     variants = list(args.variants or ([] if (args.preset or args.config) else default))
     variants += args.preset + [{"name": path.stem, "config": str(path)} for path in args.config]
     return SweepSpec(variants=variants, seeds=args.seeds or [0, 1, 2], splits=args.splits or ["chrom"],
