@@ -95,9 +95,13 @@ def test_learnt_guard_with_few_test_positives_needs_the_exact_test():
     probs = np.r_[0.75, 0.80, np.linspace(0.0, 0.999, 120)]
     guard = learnt(labels, probs)
     assert guard["auroc_low"] > 0.5 and not guard["learnt"]
-    assert guard["reason"].startswith("only 2 test positives: exact Mann-Whitney p ")
+    assert guard["reason"].startswith("only 2 test positives: rank permutation p ")
     top = learnt(labels, np.r_[0.9995, 0.9999, np.linspace(0.0, 0.999, 120)])  # both above every negative
     assert top["learnt"], top["reason"]
+    # one positive above 30 tied negatives: 1 split in 31 ranks it that high, p = 1/31 > 0.025 (scipy's
+    # mannwhitneyu takes the normal approximation under ties and gave 6e-8)
+    tied = learnt(np.r_[np.zeros(30), 1].astype(int), np.r_[np.full(30, 0.1), 0.9])
+    assert not tied["learnt"] and "rank permutation p 0.032" in tied["reason"]
 
 
 def test_nan_or_misshapen_probabilities_get_one_clear_line():
