@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -138,13 +139,28 @@ class CBATConfig:
         return self.direction == "bidirectional"
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` is a number, as in JSON (YAML 1.1 wants ``1.0e-3``
+    and PyYAML read ``lr: 1e-3`` as the string "1e-3")."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load(text)`` (JSON too: YAML is its superset); a file that does not parse is one ConfigError
-    naming ``source`` and where the parser stopped."""
+    """YAML (YAML 1.2 floats, see ``_Loader``) or JSON; a file that does not parse is one ConfigError naming
+    ``source`` and where the parser stopped."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
-        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
+        try:  # JSON that YAML refuses (tab indentation)
+            return json.loads(text)
+        except ValueError:
+            raise ConfigError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
 
 
 def check_keys(cls: type, data: Any, source: str, error: type[Exception], noun: str = "key") -> None:

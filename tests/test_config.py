@@ -101,3 +101,12 @@ def test_unknown_preset_and_missing_file(tmp_path):
     bad.write_text(json.dumps({}))
     with pytest.raises(ConfigError, match="expected a .yaml"):
         CBATConfig.from_file(bad)
+
+
+def test_yaml_reads_exponent_floats_and_tab_indented_json():
+    """PyYAML read `lr: 1e-3` as the string "1e-3" (YAML 1.1 floats need a dot), and refused JSON indented with tabs."""
+    from cbat.config import parse_yaml
+
+    assert parse_yaml("lr: 1e-3\nrate: -2.5E+2\nsteps: 1_000\nname: 1.2.3\nquoted: '1e-3'", "s") == \
+        {"lr": 0.001, "rate": -250.0, "steps": 1000, "name": "1.2.3", "quoted": "1e-3"}
+    assert parse_yaml('{\n\t"lr": 1e-3\n}', "s") == {"lr": 0.001}
