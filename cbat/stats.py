@@ -261,8 +261,8 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
     X = np.hstack(parts)
     ok = ~np.isnan(scores)
     if not ok.any():
-        raise ValueError(f"fit_effects: no run has a {metric} score (a ranking metric needs both classes among "
-                         "the test labels)")
+        raise ValueError(f"fit_effects: no run has a {metric} score" + (" (a ranking metric needs both classes "
+                         "among the test labels)" if probs is not None else ""))
     X, scores = X[ok], scores[ok]
     keep = _estimable(X)
     Xk = X[:, keep]

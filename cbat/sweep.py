@@ -121,6 +121,10 @@ class SweepSpec:
     design: Optional[dict] = None
 
     def __post_init__(self) -> None:
+        for name in ("variants", "seeds", "splits"):  # `seeds: 1` or `splits: chrom` in a file: a list is meant
+            if not isinstance(getattr(self, name), list):
+                raise ValueError(f"sweep spec: '{name}' must be a list (e.g. [{getattr(self, name)!r}]), got "
+                                 f"{getattr(self, name)!r}")
         if not (self.variants or self.design) or not self.seeds or not self.splits:
             raise ValueError("sweep spec: 'variants' (or a 'design'), 'seeds' and 'splits' must each name at "
                              "least one entry")

@@ -119,7 +119,7 @@ class Hypothesis:
         if self.cause != "any" and self.cause not in CAUSES:  # a misspelt cause would fall back to every pair
             raise ValueError(f"hypothesis {self.id}: cause {self.cause!r}; expected 'any' or a planted cause "
                              f"{list(CAUSES)}")
-        if self.expect not in (-1, 1):
+        if isinstance(self.expect, bool) or self.expect not in (-1, 1):
             raise ValueError(f"hypothesis {self.id}: expect {self.expect!r}; expected -1 (the treatment lowers the "
                              "metric) or 1 (raises it)")
 

@@ -137,6 +137,8 @@ def test_bad_sweep_input_fails_before_data_or_folder(argv, message, capsys, tmp_
 
 
 @pytest.mark.parametrize("variants, message", [
+    ("[baseline]\nseeds: 1", "'seeds' must be a list (e.g. [1]), got 1"),
+    ("[baseline]\nsplits: chrom", "'splits' must be a list (e.g. ['chrom']), got 'chrom'"),
     ("[baseline, {name: baseline, config: cbat_v1}]", "variant name 'baseline' is given twice"),
     ("[{name: tb, config: baseline, overides: {d_model: 16}}]", "variant 'tb': unexpected ['overides']"),
     ("[{name: tb, config: baseline, settings: {lrr: 0.1}}]", "settings of variant 'tb'"),
@@ -273,6 +275,10 @@ def test_a_spec_file_takes_seeds_splits_and_settings_flags_and_refuses_the_rest(
     for flags in (["--variants", "presets"], ["--n-pairs", "100"], ["--quick"]):
         assert main(["sweep", "--spec", str(spec_file), *flags, "--out", str(tmp_path / "out")]) == 2
         assert "holds the variants and data" in capsys.readouterr().err
+    designed = tmp_path / "designed.yaml"  # the advice was "add --design", which the spec's design then refused
+    designed.write_text("design: {kind: fractional, resolution: 3}\ndata: {task: diffuse, n_pairs: 200}\n")
+    assert main(["sweep", "--spec", str(designed), "--foldover", "--out", str(tmp_path / "out")]) == 2
+    assert "holds the design; set them in its 'design'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

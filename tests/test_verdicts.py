@@ -389,8 +389,9 @@ def test_adding_a_hypothesis_is_one_declaration(tmp_path):
     # a misspelt cause was judged on every test pair while the table still named it; expect 0 claimed nothing
     with pytest.raises(ValueError, match="cause 'sparse-strong'; expected 'any' or a planted cause"):
         Hypothesis("T4", "x", ("direction",), lambda c: True, lambda c: True, "x", cause="sparse-strong")
-    with pytest.raises(ValueError, match="expect 0; expected -1"):
-        Hypothesis("T5", "x", ("direction",), lambda c: True, lambda c: True, "x", expect=0)
+    for expect in (0, True):
+        with pytest.raises(ValueError, match=f"expect {expect}; expected -1"):
+            Hypothesis("T5", "x", ("direction",), lambda c: True, lambda c: True, "x", expect=expect)
 
 
 def test_designed_sweep_assessment_has_the_forest_and_decomposition(tmp_path):

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _spec(args: argparse.Namespace):
     spec = _base_spec(args)
     if args.design is None:
+        if (args.resolution is not None or args.foldover) and spec.design is not None:
+            raise UserError(f"--resolution and --foldover: the spec file {args.spec} holds the design; set them in "
+                            "its 'design'")
         if args.resolution is not None or args.foldover:
             raise UserError("--resolution and --foldover shape a designed ablation; add --design fractional")
         return spec
