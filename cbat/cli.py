@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from cbat.config import ConfigError
 from cbat.interrupts import Terminated, sigterm_raises
@@ -37,10 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str):
+    shown: set[str] = set()
+
+    def show(message, *_, **__) -> None:
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"cbat {command}: warning: {message}", file=sys.stderr)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with sigterm_raises():
+        with sigterm_raises(), warnings.catch_warnings():
+            # A warning is one line in the command's voice, once: the data are split before a sweep writes its
+            # folder and again for each run, and the random split's leak warning came twice with a source path.
+            # (Deduplicated here, not by a "once" filter: libraries imported later put their own filters first.)
+            warnings.showwarning = _one_line_warnings(args.command)
             return int(args.handler(args) or 0)
     except (UserError, ConfigError, FileNotFoundError, ValueError) as err:
         print(f"cbat {args.command}: error: {err}", file=sys.stderr)

@@ -155,6 +155,15 @@ def test_a_bad_variant_in_a_spec_file_fails_before_data_or_folder(variants, mess
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_random_split_warns_once_in_one_line(capsys, tmp_path):
+    """The leak warning came twice (the split is made before the folder is written and again for the run), each
+    as a raw UserWarning with a source path."""
+    assert main(["sweep", "--preset", "baseline", "--seeds", "0", "--splits", "random", "--data", "long_range",
+                 *TINY, "--out", str(tmp_path / "runs")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "random pair split" in line]
+    assert len(lines) == 1 and lines[0].startswith("cbat sweep: warning: split: a random pair split lets")
+
+
 def test_compare_without_a_baseline_is_refused_before_training(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("cbat.sweep.load_data", lambda spec: pytest.fail("the data were built before the check"))
     assert main(["sweep", "--preset", "no_cross", "--compare", "--data", "long_range", *TINY,
