@@ -149,8 +149,14 @@ def run_scores(labels: np.ndarray, probs: np.ndarray, metric: str) -> np.ndarray
     """``metric`` of each run (rows of ``probs``, [n_runs, n_pairs]) on the shared test pairs."""
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r}; expected one of {sorted(METRICS)}")
-    rows = [check_probabilities(labels, row, f"probabilities of run {i}") for i, row in enumerate(np.atleast_2d(probs))]
-    return np.array([_score(metric, y, row) for y, row in rows])
+    for i, row in enumerate(np.atleast_2d(probs)):
+        check_probabilities(labels, row, f"probabilities of run {i}")
+    return _checked_scores(np.asarray(labels).astype(int), np.atleast_2d(probs), metric)
+
+
+def _checked_scores(labels: np.ndarray, probs: np.ndarray, metric: str) -> np.ndarray:
+    """``run_scores`` on int labels and [n_runs, n_pairs] probabilities already checked (bootstrap resamples)."""
+    return np.array([_score(metric, labels, row) for row in probs])
 
 
 @dataclass(frozen=True)
@@ -243,14 +249,15 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
     columns = np.atleast_2d(np.asarray(columns, dtype=float))
     if columns.shape[1] != len(names):
         raise ValueError(f"columns has {columns.shape[1]} columns but {len(names)} names")
-    if scores is None:
-        if labels is None or probs is None:
-            raise ValueError("fit_effects: give labels and probs, or scores")
+    if scores is None and (labels is None or probs is None):
+        raise ValueError("fit_effects: give labels and probs, or scores")
+    if probs is not None:  # checked and scored once here; the bootstrap resamples them unchecked
         probs = np.atleast_2d(np.asarray(probs, dtype=float))
         labels = np.asarray(labels).astype(int)
         if probs.shape != (columns.shape[0], labels.size):
             raise ValueError(f"probs {probs.shape}; expected [{columns.shape[0]} runs, {labels.size} pairs]")
-        scores = run_scores(labels, probs, metric)
+        probs_scores = run_scores(labels, probs, metric)
+        scores = probs_scores if scores is None else scores
     scores = np.asarray(scores, dtype=float)
     if scores.shape != (columns.shape[0],):
         raise ValueError(f"scores {scores.shape}; expected one per run ({columns.shape[0]})")
@@ -276,7 +283,7 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
         reps = []
         for _ in range(n_boot):
             idx = rng.integers(0, n_pairs, n_pairs)
-            y = run_scores(labels[idx], probs[ok][:, idx], metric)
+            y = _checked_scores(labels[idx], probs[ok][:, idx], metric)  # checked above, when scored
             if not np.isnan(y).any():
                 reps.append(pinv @ y)
         if len(reps) > 1:
