@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -569,6 +569,12 @@ DISPLAY_SETTINGS = ("progress",)  # settings that change what a run shows, not w
 NOT_TRAINING_SETTINGS = ("device", "num_threads", "progress", "compile", "eval_batch_size", "hook_every")
 
 
+def key_changes(old: dict, new: dict, between: str = " vs ", show: Callable[[Any], str] = str) -> list[str]:
+    """"<key> <old><between><new>" for each key whose value differs (a key one side lacks reads None), sorted."""
+    return [f"{k} {show(old.get(k))}{between}{show(new.get(k))}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)]
+
+
 def training_settings(settings: dict) -> dict:
     """A run's stored settings as ``TrainSettings`` resolves them (defaults filled in), without the ones that
     do not change what it learns (``NOT_TRAINING_SETTINGS``): equal for two runs that train alike."""
@@ -593,9 +599,7 @@ def spec_difference(stored: Optional[dict], spec: dict) -> str:
         return {**content, "settings": settings,
                 "design": {**design_defaults, **design} if isinstance(design, dict) else design}
 
-    old, new = meaning(stored), meaning(spec)
-    return "; ".join(f"{key} {old.get(key)!r} vs {new.get(key)!r}" for key in sorted(set(old) | set(new))
-                     if old.get(key) != new.get(key))
+    return "; ".join(key_changes(meaning(stored), meaning(spec), show=repr))
 
 
 def threads_per_worker(workers: int) -> int:
@@ -631,16 +635,17 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise ValueError(f"{sweep_dir}: is a file; expected a sweep folder (new or to resume)")
     dataset = None
-    if not rundir.sweep_file(sweep_dir).exists():  # bad input fails before the folder is written, so the
-        spec.runs()                                # corrected command can use it: variants and configs first,
-        if backend == "local":                     # the device (Ray's workers may have GPUs the driver lacks),
+    # Bad input fails before the folder is written, so the corrected command can use it: variants, configs and
+    # settings first, then the device (Ray's workers may have GPUs the driver lacks), then the data and splits.
+    runs = spec.runs()
+    if not rundir.sweep_file(sweep_dir).exists():
+        if backend == "local":
             TrainSettings.from_dict(spec.settings, "sweep spec 'settings'").resolved_device()
-        dataset = load_data(spec.data)             # then the data and its splits
+        dataset = load_data(spec.data)
         for split in spec.splits:
             make_split(dataset, split, spec.split_seed)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     _prepare(spec, sweep_dir, dataset)
-    runs = spec.runs()
     order = [run["run_id"] for run in runs]
     pending = _scan(runs, sweep_dir, retry_failed)
     if pending and dataset is None:  # resumed: load (and cache) the data before workers read them, the same data
@@ -701,7 +706,7 @@ def _changes(record: dict, run: dict) -> str:
     for what, old, new in (("config", jsonable(record.get("config") or {}), jsonable(run["config"])),
                            ("settings", jsonable(training_settings(record.get("settings") or {})),
                             jsonable(training_settings(run["settings"])))):
-        differ = [f"{k} {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        differ = key_changes(old, new, " -> ")
         if differ:
             parts.append(f"{what} ({', '.join(differ)})")
     return " and ".join(parts)

@@ -40,6 +40,7 @@ import plotly.graph_objects as go
 from scipy import stats as scipy_stats
 
 from cbat import ablations, stats
+from cbat.sweep import key_changes
 from cbat.data.tasks import CAUSES, NO_CAUSE
 from diagnostics import anchors, attention, calibration, design, gates, gradients, losses
 from diagnostics.ablation import Effect, effect, effects_frame, forest_figure, unlearnt, waterfall, waterfall_figure
@@ -227,8 +228,7 @@ def contrasts(sweep: Sweep, fields: tuple[str, ...], treated: Callable[[dict], b
 
 def settings_difference(sweep: Sweep, a: str, b: str) -> str:
     """The training settings in which variants ``a`` and ``b`` differ ("lr 0.0001 vs 0.003, ..."), else ""."""
-    sa, sb = sweep.variant_settings(a), sweep.variant_settings(b)
-    return ", ".join(f"{k} {sa.get(k)} vs {sb.get(k)}" for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k))
+    return ", ".join(key_changes(sweep.variant_settings(a), sweep.variant_settings(b)))
 
 
 def _pick(sweep: Sweep, pairs: list[tuple[str, str]], task: str) -> tuple[Optional[tuple[str, str]], str]:
