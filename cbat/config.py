@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import yaml
 
 LOCAL_EXTRACTORS = ("none", "reshape2d", "ms_conv")
@@ -76,6 +77,7 @@ class CBATConfig:
     speculation_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         # YAML/JSON give lists; the dataclass is frozen and hashable, so store tuples.
         for name in ("ms_kernels", "block_recipe"):
             value = getattr(self, name)
@@ -161,6 +163,21 @@ def parse_yaml(text: str, source: str) -> Any:
             return json.loads(text)
         except ValueError:
             raise ConfigError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
+
+
+def plain_fields(obj: Any) -> None:
+    """Turn numpy scalars in a dataclass's fields (and in their lists) into Python ones, in place: a value from a
+    numpy grid (``np.int64(32)``, ``np.float32(1e-3)``) then passes the same checks as 32 and is stored and
+    written to JSON as a plain number."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, (list, tuple)):
+            return type(value)(plain(v) for v in value)
+        return value
+
+    for f in fields(obj):
+        object.__setattr__(obj, f.name, plain(getattr(obj, f.name)))
 
 
 def check_keys(cls: type, data: Any, source: str, error: type[Exception], noun: str = "key") -> None:

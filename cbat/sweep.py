@@ -18,6 +18,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import reprlib
 import signal
 import sys
 import threading
@@ -122,9 +123,19 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         for name in ("variants", "seeds", "splits"):  # `seeds: 1` or `splits: chrom` in a file: a list is meant
-            if not isinstance(getattr(self, name), list):
-                raise ValueError(f"sweep spec: '{name}' must be a list (e.g. [{getattr(self, name)!r}]), got "
-                                 f"{getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, (tuple, range, np.ndarray)):  # the Python API's other sequences: range(3) ...
+                value = [v.item() if isinstance(v, np.generic) else v for v in list(value)]
+                setattr(self, name, value)
+            if not isinstance(value, list):
+                example = f" (e.g. [{value!r}])" if isinstance(value, (str, int, float)) else ""
+                raise ValueError(f"sweep spec: '{name}' must be a list{example}, got {reprlib.repr(value)}")
+        # A config object names a variant (its name) and is stored as its fields, so sweep.json resumes it.
+        self.variants = [{"name": v.name, "config": v.to_dict()} if isinstance(v, CBATConfig)
+                         else {**v, "config": v["config"].to_dict()}
+                         if isinstance(v, dict) and isinstance(v.get("config"), CBATConfig) else v
+                         for v in self.variants]
+        self.seeds = [s.item() if isinstance(s, np.integer) else s for s in self.seeds]
         if not (self.variants or self.design) or not self.seeds or not self.splits:
             raise ValueError("sweep spec: 'variants' (or a 'design'), 'seeds' and 'splits' must each name at "
                              "least one entry")
@@ -194,11 +205,19 @@ class SweepSpec:
                                      f"{entry[key]!r}")
             if name in table:
                 raise ValueError(_twice(name))
-            fields = {**load_config(entry.get("config", "baseline")).to_dict(), **entry.get("overrides", {}),
-                      "name": entry["name"]}
+            base = entry.get("config", "baseline")
+            if isinstance(base, dict):  # a config's fields (what a CBATConfig in the spec is stored as)
+                base = CBATConfig.from_dict(base, source=f"sweep spec: variant {name!r} 'config'")
+            elif not isinstance(base, (str, Path)):
+                raise ValueError(f"sweep spec: variant {name!r} 'config': expected a preset name, a YAML/JSON path, "
+                                 f"a CBATConfig or its fields, got {type(base).__name__}")
+            else:
+                base = load_config(base)
+            fields = {**base.to_dict(), **entry.get("overrides", {}), "name": entry["name"]}
             cfg = CBATConfig.from_dict(fields, source=f"sweep spec: variant {entry['name']!r}")
             table[entry["name"]] = {"config": cfg, "settings": dict(entry.get("settings", {})),
-                                    "parent": str(entry.get("config", "baseline")), "factors": []}
+                                    "parent": base.name if isinstance(entry.get("config"), dict)
+                                    else str(entry.get("config", "baseline")), "factors": []}
             if "seeds" in entry:
                 seeds = entry["seeds"]
                 if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):

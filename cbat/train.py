@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from cbat import rundir
 from cbat.batches import DeviceBatches
-from cbat.config import CBATConfig, check_keys, parse_yaml
+from cbat.config import CBATConfig, check_keys, parse_yaml, plain_fields
 from cbat.hooks import record
 from cbat.losses import CBATLoss
 from cbat.metrics import DEFAULT_THRESHOLD, evaluate, learnt
@@ -96,6 +96,7 @@ class TrainSettings:
     compile: bool = False
 
     def __post_init__(self) -> None:
+        plain_fields(self)
         for name in ("epochs", "batch_size", "patience", "eval_every", "hook_every", "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -1,10 +1,12 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 import cbat
 from cbat.config import CBATConfig, ConfigError
+from cbat.train import TrainSettings
 
 
 @pytest.mark.parametrize("name", cbat.PRESETS)
@@ -40,6 +42,22 @@ def test_presets_follow_the_design_table():
 def test_replace_keeps_validation():
     with pytest.raises(ConfigError, match="window_size"):
         dataclasses.replace(cbat.preset("baseline"), window_size=0)
+
+
+def test_numpy_scalars_are_plain_values_and_still_checked():
+    """np.int64(32) from a numpy grid read "field 'd_model' is np.int64(32); expected a positive integer", while
+    np.float64 passed and was kept as a numpy type (and np.float32 lr in TrainSettings likewise)."""
+    cfg = dataclasses.replace(cbat.preset("cbat_v2"), d_model=np.int64(32), dropout=np.float64(0.1),
+                              ms_kernels=[np.int64(7), 15], rope=np.bool_(True))
+    assert cfg == dataclasses.replace(cbat.preset("cbat_v2"), d_model=32, dropout=0.1, ms_kernels=(7, 15))
+    assert type(cfg.d_model) is int and type(cfg.dropout) is float and type(cfg.rope) is bool
+    assert all(type(k) is int for k in cfg.ms_kernels)
+    settings = TrainSettings(epochs=np.int32(3), lr=np.float64(1e-3))
+    assert type(settings.epochs) is int and type(settings.lr) is float and settings.lr == 1e-3
+    with pytest.raises(ConfigError, match="field 'd_model' is -2; expected a positive integer"):
+        dataclasses.replace(cbat.preset("baseline"), d_model=np.int64(-2))
+    with pytest.raises(ValueError, match="training setting 'epochs' is 2.5; expected a positive integer"):
+        TrainSettings(epochs=np.float64(2.5))
 
 
 def test_unknown_key_is_named():

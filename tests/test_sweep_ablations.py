@@ -1,8 +1,10 @@
 """Variant sets: every mechanism switch is ablated both ways, each variant differs from its parent in
 exactly the fields of its factors, and switches that only work together are grouped."""
 import dataclasses
+import json
 from collections import Counter
 
+import numpy as np
 import pytest
 
 import cbat
@@ -67,3 +69,24 @@ def test_a_variant_config_that_is_no_preset_or_file_names_both():
     with pytest.raises(cbat.ConfigError,
                        match=r"baseline\+window: neither a preset \(baseline, .*\) nor a config file"):
         spec.variant_table()
+
+
+def test_the_python_api_may_give_config_objects_and_numpy_or_range_seeds():
+    """A CBATConfig in variants read "CBATConfig(...): neither a preset nor a config file" and seeds=np.arange(2)
+    read "'seeds' must be a list"; both are what a notebook user has in hand."""
+    small = dataclasses.replace(cbat.preset("baseline"), name="small", d_model=16)
+    spec = SweepSpec(variants=[cbat.preset("baseline"), small, {"name": "two_heads", "config": small,
+                                                                "overrides": {"n_heads": 2}}],
+                     seeds=np.arange(2))
+    assert spec.seeds == [0, 1] and all(type(s) is int for s in spec.seeds)
+    table = spec.variant_table()
+    assert table["small"]["config"] == small
+    assert table["two_heads"]["config"] == dataclasses.replace(small, name="two_heads", n_heads=2)
+    assert table["two_heads"]["parent"] == "small"
+    resumed = SweepSpec.from_dict(json.loads(json.dumps(spec.to_dict())))  # what sweep.json gives back
+    assert {k: v["config"] for k, v in resumed.variant_table().items()} == {k: v["config"] for k, v in table.items()}
+    assert SweepSpec(variants=["baseline"], seeds=range(3)).seeds == [0, 1, 2]
+    with pytest.raises(ValueError, match="'variants' must be a list, got {'small': CBATConfig"):
+        SweepSpec(variants={"small": small})
+    with pytest.raises(ValueError, match="'config': expected a preset name, a YAML/JSON path, a CBATConfig"):
+        SweepSpec(variants=[{"name": "x", "config": 3}]).variant_table()
