@@ -4,7 +4,9 @@
 coded levels of ``cbat.ablations.FACTORS``, -0.5 = baseline value, +0.5 = cbat_v2 value) and returns a tidy
 table, one row per factor (and per cause where the run records have per-cause metrics). The interval holds the
 run-to-run (seed) variance through the residual degrees of freedom, plus a bootstrap over the shared test pairs
-for the pooled metric. Which runs: the rows of the design stored in ``sweep.json`` ("design"); a sweep without
+for the pooled metric. Runs whose record says they did not learn are left out and named (the ``note``
+column), as a twin pair's sides leave them out; only with none learnt are all kept and every effect reads "not
+learnt". Which runs: the rows of the design stored in ``sweep.json`` ("design"); a sweep without
 one uses every run whose config sits on a corner (each factor at the baseline's or cbat_v2's value, e.g.
 presets, add-one-in and leave-one-out variants), and factors those runs cannot separate are "not estimable".
 
@@ -45,8 +47,9 @@ class DesignFit:
     task: str
     split: str
     design: Optional[ablations.Design]
-    unlearnt: tuple[str, ...]
+    unlearnt: tuple[str, ...]  # every run, when none learnt: the fit rests on runs at chance
     cause: str = ""  # the planted cause scored ("" = all test pairs)
+    excluded: tuple[str, ...] = ()  # runs that did not learn, left out of the fit (others did)
 
     def aliases(self, term: str) -> tuple[str, ...]:
         """Terms the design cannot tell apart from ``term`` (for a nested factor, also those of its product
@@ -144,12 +147,21 @@ def fit(sweep: Sweep | str, metric: str = "aupr", task: Optional[str] = None, sp
         warnings.warn(f"{sweep.path}: {finished_rows} of the design's {len(design.matrix)} rows have finished; "
                       "effects the finished rows cannot separate are not estimable, and the aliases are those of "
                       "the whole design", stacklevel=2)
+    # As a twin pair's sides do (``diagnostics.ablation.effect``), the fit keeps the runs that learnt and names
+    # those left out; with none learnt it keeps all, and every effect says "not learnt". Least squares needs no
+    # balance, so a design short of a row still fits; what the rest cannot separate is "not estimable".
+    reasons = [unlearnt(sweep, [r], cause) for r in runs["run_id"]]
+    learnt = np.array([not reason for reason in reasons], dtype=bool)
+    left_out = tuple(reason for run_reasons in reasons for reason in run_reasons)
+    if learnt.any():
+        runs, levels = runs[learnt].reset_index(drop=True), levels[learnt]
     columns, names = _model(levels, design)
     run_ids = runs["run_id"].tolist()
     labels, probs = _probs(sweep, run_ids, cause)
     result = stats.fit_effects(columns, names, labels, probs, metric, n_boot=n_boot, level=level, seed=seed)
     return DesignFit(result, run_ids, levels, runs["task"].iloc[0], runs["split"].iloc[0], design,
-                     unlearnt(sweep, run_ids, cause), cause or "")
+                     unlearnt=() if learnt.any() else left_out, cause=cause or "",
+                     excluded=left_out if learnt.any() else ())
 
 
 def claim(metric: str, ci_low: float, ci_high: float, not_learnt: Sequence[str] = ()) -> str:
@@ -175,10 +187,17 @@ def _rows(result: stats.LinearEffects, design_fit: DesignFit, metric: str, cause
                      # the design's aliases, then what these runs cannot separate (a partial design, a corner set)
                      "aliases": ", ".join(dict.fromkeys([*design_fit.aliases(r.term),
                                                          *result.confounded.get(r.term, ())])),
-                     "note": NESTED_NOTE.get(r.term, ""),
+                     "note": "; ".join(filter(None, [NESTED_NOTE.get(r.term, ""), _left_out(design_fit)])),
                      "claim": claim(metric, r.ci_low, r.ci_high, design_fit.unlearnt),
                      "task": design_fit.task, "split": design_fit.split})
     return rows
+
+
+def _left_out(design_fit: DesignFit) -> str:
+    if not design_fit.excluded:
+        return ""
+    n = len(design_fit.excluded)
+    return f"fitted without {n} run{'s' if n > 1 else ''} that did not learn: {'; '.join(design_fit.excluded)}"
 
 
 def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = None, split: Optional[str] = None,
@@ -202,7 +221,8 @@ def effects(sweep_dir: Sweep | str, metric: str = "aupr", task: Optional[str] = 
         Columns ``EFFECT_COLUMNS``: factor (or "a:b" interaction), kind, metric, cause ("all" pooled), effect,
         ci_low, ci_high, level (of the interval), se, df, p_value, n_runs, n_pairs, aliases (terms the design,
         or the finished runs, confound with it: an effect also carries those of the non-estimable terms named),
-        note, claim ("higher" / "lower" / "no clear difference" / "not learnt: ..."), task, split.
+        note (nested factor; runs left out because they did not learn), claim ("higher" / "lower" / "no clear
+        difference" / "not learnt: ..." when no run learnt), task, split.
     """
     sweep = load_sweep(sweep_dir)
     pooled = fit(sweep, metric, task, split, n_boot, level, seed)
@@ -232,7 +252,8 @@ def designed_effect(design_fit: DesignFit, factors: Sequence[str], metric: str) 
     return Effect(f"{label} on", f"{label} off", metric, design_fit.task, design_fit.split, c["estimate"],
                   c["ci_low"], c["ci_high"], np.nan, np.nan, design_fit.fit.n_runs, design_fit.fit.n_pairs,
                   tuple(design_fit.run_ids), se=c["se"], df=design_fit.fit.df, p_value=c["p_value"],
-                  source="design", aliases=aliases, unlearnt=design_fit.unlearnt, cause=design_fit.cause)
+                  source="design", aliases=aliases, unlearnt=design_fit.unlearnt, excluded=design_fit.excluded,
+                  cause=design_fit.cause)
 
 
 def forest_figure(table: pd.DataFrame) -> go.Figure:

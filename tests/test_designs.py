@@ -222,14 +222,40 @@ def _alias_sign(d, victim):
     return float(np.mean(d.matrix[:, col[victim]] * d.matrix[:, col["sparsity"]] * d.matrix[:, col["gate"]]))
 
 
-def test_effects_say_not_learnt_when_a_run_did_not_learn(tmp_path):
-    path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
-    record_path = next((path / "runs").glob("*/record.json"))
+def _mark_not_learnt(record_path):
     record = json.loads(record_path.read_text())
     record["learnt"] = {"learnt": False, "reason": "test AUROC interval includes 0.5"}
     record_path.write_text(json.dumps(record))
+
+
+def test_a_run_that_did_not_learn_is_left_out_of_the_fit_and_named(tmp_path):
+    """As a twin pair's sides do: one stalled row of 32 used to mark every designed effect "not learnt", so a
+    design at the quick size, where some row usually stalls, said nothing."""
+    path = write_design_sweep(tmp_path / "s", design(resolution=4), planted,
+                              lambda lv: 0.5 + (1.5 if lv["window"] > 0 else 0.0))
+    stalled = sorted((path / "runs").glob("*/record.json"))[5]
+    _mark_not_learnt(stalled)
+    table = designed.effects(path, n_boot=20)
+    assert table["n_runs"].eq(31).all() and table["df"].eq(18).all()
+    assert not table["claim"].str.startswith("not learnt").any()
+    assert table["note"].str.contains(f"fitted without 1 run that did not learn: {stalled.parent.name}: test AUROC "
+                                      "interval includes 0.5").all()
+    cause = table[table["cause"] == "planted"].set_index("factor")
+    for factor, beta in BETA.items():  # still recovered from the other 31 rows
+        assert cause.loc[factor, "ci_low"] <= beta <= cause.loc[factor, "ci_high"], factor
+    assert table[(table["cause"] == "all") & (table["factor"] == "window")]["claim"].iloc[0] == "lower"
+    fitted = designed.fit(path, "aupr", n_boot=10)
+    eff = designed.designed_effect(fitted, ["window"], "aupr")
+    assert stalled.parent.name not in eff.run_ids and not eff.unlearnt
+    assert "runs that did not learn, left out" in eff.text()
+
+
+def test_effects_say_not_learnt_when_no_run_learnt(tmp_path):
+    path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
+    for record_path in (path / "runs").glob("*/record.json"):
+        _mark_not_learnt(record_path)
     table = designed.effects(path, n_boot=10, causes=False)
-    assert table["claim"].str.startswith("not learnt: 1 run(s)").all()
+    assert table["claim"].str.startswith("not learnt: 16 run(s)").all() and table["n_runs"].eq(16).all()
     assert "AUROC interval includes 0.5" in table["claim"].iloc[0]
     forest = designed.forest_figure(table.assign(cause="all"))  # the figures say so too, not only the table
     assert all(label.endswith("(not learnt)") for label in forest.data[0].y)
