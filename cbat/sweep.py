@@ -580,9 +580,6 @@ def _prepare(spec: SweepSpec, sweep_dir: Path, dataset=None) -> None:
         rundir.write_json(path, content)
 
 
-DISPLAY_SETTINGS = ("progress",)  # settings that change what a run shows, not what it computes
-
-
 # Settings that change how a run is shown, placed or timed, not what it learns: two variants that differ only in
 # these still train alike (``training_settings``).
 NOT_TRAINING_SETTINGS = ("device", "num_threads", "progress", "compile", "eval_batch_size", "hook_every")
@@ -604,7 +601,8 @@ def training_settings(settings: dict) -> dict:
 def spec_difference(stored: Optional[dict], spec: dict) -> str:
     """What differs between two ``SweepSpec.to_dict()`` outputs ("seeds [0, 1] vs [0]"; "" when they describe the
     same runs): settings are compared by their values as ``TrainSettings`` resolves them (a default given or left
-    out alike), display-only ones not at all, and a design by its values with defaults filled in, so a folder made
+    out alike), and those that do not change what a run learns (``NOT_TRAINING_SETTINGS``: a sweep started on CPU
+    resumes with ``--device cuda``; each run's record keeps the settings it ran with) not at all, and a design by its values with defaults filled in, so a folder made
     by ``cbat sweep`` resumes under ``cbat report`` and the other way round."""
     if not isinstance(stored, dict):
         return "the folder's sweep.json holds no spec"
@@ -613,7 +611,7 @@ def spec_difference(stored: Optional[dict], spec: dict) -> str:
 
     def meaning(content: dict) -> dict:
         settings = {k: v for k, v in content.get("settings", {}).items()
-                    if k not in DISPLAY_SETTINGS and not (k in defaults and v == defaults[k])}
+                    if k not in NOT_TRAINING_SETTINGS and not (k in defaults and v == defaults[k])}
         design = content.get("design")
         return {**content, "settings": settings,
                 "design": {**design_defaults, **design} if isinstance(design, dict) else design}

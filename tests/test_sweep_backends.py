@@ -81,6 +81,10 @@ def test_settings_that_change_no_run_still_resume(local_sweep):
     as_reported = {**TINY_SETTINGS, "progress": False, "lr_warmup_steps": 0}  # a display flag, a default given
     again = run_sweep(tiny_spec(settings=as_reported), out, workers=1, progress=False)
     pd.testing.assert_frame_equal(again, results)
+    # where and how a run is placed or recorded: `--device` or `--hook-every` added on resume was refused
+    placed = {**TINY_SETTINGS, "device": "cpu", "num_threads": 1, "hook_every": 7, "eval_batch_size": 64}
+    again = run_sweep(tiny_spec(settings=placed), out, workers=1, progress=False)
+    pd.testing.assert_frame_equal(again, results)
 
 
 def test_ray_backend_gives_the_same_table(local_sweep, tmp_path):
