@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from multiprocessing.connection import wait
@@ -464,11 +465,16 @@ def _child_main(run: dict, run_dir: str, threads: int, parent_pid: Optional[int]
     A local worker whose run is held by another process exits with ``SKIPPED_EXIT``.
     """
     import torch
+    from cbat.data.splits import LeakySplitWarning
 
     if parent_pid is not None:
         # The parent stops its children on SIGTERM/Ctrl-C; a child must not record an interrupt as failure.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+        # The parent split the same data and warned of a leaky split once; a run's own warnings are one line each.
+        warnings.simplefilter("ignore", LeakySplitWarning)
+        warnings.showwarning = lambda message, *_, **__: print(f"cbat: {run['run_id']}: warning: {message}",
+                                                               file=sys.stderr)
     torch.set_num_threads(threads)
     with interrupts.sigterm_raises():  # exit through Python: the run lock and tqdm's semaphores are released
         record = execute_run(run, run_dir, retry_failed)
@@ -666,7 +672,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     order = [run["run_id"] for run in runs]
     pending = _scan(runs, sweep_dir, retry_failed)
     if pending and dataset is None:  # resumed: load (and cache) the data before workers read them, the same data
-        sweep_data(sweep_dir)
+        dataset = sweep_data(sweep_dir)
+        for split in spec.splits:  # here, not only in the workers, so a leaky split warns once in this process
+            make_split(dataset, split, spec.split_seed)
     # Progress is presentation, not part of the experiment: per-run bars only when runs do not interleave.
     pending = [{**run, "settings": {**run["settings"],
                                     "progress": progress and workers == 1 and run["settings"].get("progress", True)}}

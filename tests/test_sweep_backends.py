@@ -4,6 +4,7 @@ import json
 import pandas as pd
 import pytest
 
+from cbat.data.splits import LeakySplitWarning
 from cbat.sweep import SweepSpec, failure_lines, load_results, read_records, run_sweep, spec_difference
 
 TINY_SETTINGS = {"epochs": 1, "batch_size": 32, "hook_every": 2, "num_threads": 1, "device": "cpu"}
@@ -141,3 +142,17 @@ def test_data_changed_on_disk_are_refused_before_a_resume_or_a_diagnostic(tmp_pa
     assert "changed since this sweep trained on them" in err and len(err.splitlines()) == 1
     table.to_csv(pairs, index=False)  # restored: the sweep resumes
     assert (run_sweep(spec, out, progress=False)["status"] == "ok").all()
+
+
+def test_a_leaky_split_warns_once_in_the_calling_process_not_in_each_worker(tmp_path, capfd):
+    """Each worker split the data again and printed the random split's warning with its source line, once per
+    run, after the sweep had warned already."""
+    spec = tiny_spec(variants=["baseline"], splits=["random"])
+    with pytest.warns(LeakySplitWarning) as caught:
+        run_sweep(spec, tmp_path / "s", workers=2, progress=False)
+    assert len([w for w in caught if w.category is LeakySplitWarning]) == 1
+    assert "leak" not in capfd.readouterr().err  # the workers said nothing of it
+    (tmp_path / "s" / "runs" / "baseline__s1__random" / "record.json").unlink()  # resumed: warned again, here
+    with pytest.warns(LeakySplitWarning):
+        run_sweep(spec, tmp_path / "s", workers=2, progress=False)
+    assert "leak" not in capfd.readouterr().err

@@ -12,6 +12,10 @@ from cbat.data.dataset import EPIDataset
 SPLITS = ("chrom", "cell_line", "random")
 
 
+class LeakySplitWarning(UserWarning):
+    """A random pair split: shared promoters and enhancers leak labels into the test set."""
+
+
 @dataclass(frozen=True)
 class Split:
     """Integer index arrays into a dataset; ``name`` is filesystem-safe (used in run ids)."""
@@ -72,7 +76,7 @@ def _split(ds: EPIDataset, by: str, test, val_fraction: float, seed: int, test_f
     everything = np.arange(len(ds))
     if by == "random":
         warnings.warn("split: a random pair split lets shared promoters and enhancers leak labels into the test "
-                      "set; use by='chrom' or by='cell_line' for honest numbers", UserWarning, stacklevel=2)
+                      "set; use by='chrom' or by='cell_line' for honest numbers", LeakySplitWarning, stacklevel=2)
         order = rng.permutation(everything)
         n_test, n_val = int(round(test_fraction * len(ds))), int(round(val_fraction * len(ds)))
         return Split("random", np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]),
