@@ -90,10 +90,26 @@ def test_window_lengths_must_be_positive_whole_numbers(tmp_path, value):
         load(_write_csv(tmp_path, _table()), enhancer_len=value)
 
 
-def test_a_folder_written_by_cbat_synth_loads_without_its_truth_file(tmp_path):
-    _write_csv(tmp_path, _table(), "bench.csv")
+def test_the_truth_cbat_synth_writes_beside_its_table_loads_with_it(tmp_path):
+    """The truth file was skipped: attribution of a model trained on the written files said "no planted truth"."""
+    import cbat.data
+
+    made = cbat.data.synthetic(task="sparse_strong", n_pairs=40, seed=0, enhancer_len=300, promoter_len=200,
+                               cell_lines=["GM12878"], cache_dir=None)
+    made.to_table().to_csv(tmp_path / "bench.csv", index=False)
+    made.truth.to_csv(tmp_path / "bench.truth.csv", index=False)
+    for ds in (load(tmp_path / "bench.csv"), load(tmp_path)):  # the file, and the folder holding both
+        assert len(ds) == 40 and ds.truth is not None
+        pd.testing.assert_frame_equal(ds.truth[list(made.truth.columns)], made.truth.reset_index(drop=True),
+                                      check_dtype=False)
+    with pytest.warns(UserWarning, match="bench.truth.csv: ground truth not attached: .* cut/padded to 250/200"):
+        assert load(tmp_path / "bench.csv", enhancer_len=250).truth is None  # its bases would no longer match
+    made.truth.assign(end=made.truth["end"] + 1000).to_csv(tmp_path / "bench.truth.csv", index=False)
+    with pytest.raises(DataError, match=r"bench.truth.csv: row 1: pair_index 0, side '\w+', bases \d+-\d+; expected"):
+        load(tmp_path / "bench.csv")
     pd.DataFrame({"side": ["enhancer"], "motif_id": ["MA0139.2"]}).to_csv(tmp_path / "bench.truth.csv", index=False)
-    assert len(load(tmp_path)) == 3
+    with pytest.raises(DataError, match=r"bench.truth.csv: missing column\(s\) \['pair_index'"):
+        load(tmp_path / "bench.csv")
 
 
 def test_table_fixed_lengths_centre_crop_and_pad(tmp_path):

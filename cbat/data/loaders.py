@@ -44,13 +44,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
+import warnings
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cbat.data.dataset import EPIDataset
+from cbat.data.dataset import TRUTH_COLUMNS, EPIDataset
 from cbat.data.encoding import SequenceError, encode, encode_many, fit_length, N_CODE
 
 SEQUENCE_COLUMNS = ("enhancer_seq", "promoter_seq", "label", "cell_line")
@@ -133,7 +135,7 @@ def load(path, *, promoter=None, labels=None, genome=None, cell_line: str | None
         return load_coordinates(path, genome, enhancer_len or DEFAULT_LENGTHS[0], promoter_len or DEFAULT_LENGTHS[1],
                                 table, cell_line, header=kind != "transepi")
     if "enhancer_seq" in table.columns:
-        return _from_sequence_table(path, table, enhancer_len, promoter_len, cell_line)
+        return _with_truth(path, table, _from_sequence_table(path, table, enhancer_len, promoter_len, cell_line))
     known = "; ".join(f"{name} ({text})" for name, text in FORMATS.items())
     raise DataError(f"{path}: unrecognised format; columns seen {list(table.columns)[:20]}; known formats: {known}")
 
@@ -172,6 +174,45 @@ def _load_folder(folder: Path, options: dict) -> EPIDataset:
         raise DataError(f"{folder}: no data files; expected tables ({', '.join(TABLE_SUFFIXES)}) or FASTA triplets "
                         "<cell>_enhancer.fa, <cell>_promoter.fa, <cell>_label.txt")
     return load(tables, **options)
+
+
+def _with_truth(path: Path, table: pd.DataFrame, dataset: EPIDataset) -> EPIDataset:
+    """The dataset with the planted motifs ``cbat synth`` wrote beside its table (``<stem>.truth.<ext>``), so
+    attribution can score recovery on the files as on the generated data. Attached only while the pairs are the
+    table's rows as written (none dropped as a duplicate, no sequence cut or padded to another length), since
+    the truth names rows and bases; otherwise the data load without it and a warning says why."""
+    companion = path.with_name(f"{path.stem}.truth{path.suffix}")
+    if not companion.is_file():
+        return dataset
+    truth = read_table(companion)
+    truth.attrs.clear()  # the reader's line numbers: rows here are named by their position
+    missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
+    if missing:
+        raise DataError(f"{companion}: missing column(s) {missing}; expected the ground truth cbat synth writes "
+                        f"({', '.join(TRUTH_COLUMNS)})")
+    try:
+        truth = truth.astype({"pair_index": int, "start": int, "end": int})
+        if "strength" in truth:
+            truth = truth.astype({"strength": float})
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{companion}: {err}; expected whole numbers in pair_index, start and end") from None
+    lengths = {"enhancer": dataset.enhancer_len, "promoter": dataset.promoter_len}
+    written = {side: table[f"{side}_seq"].astype(str).str.len().to_numpy() for side in lengths}
+    if len(dataset) != len(table) or any((written[side] != lengths[side]).any() for side in lengths):
+        warnings.warn(f"{companion}: ground truth not attached: the pairs were deduplicated or cut/padded to "
+                      f"{lengths['enhancer']}/{lengths['promoter']} bp on loading, so its rows and bases no longer "
+                      "match", stacklevel=3)
+        return dataset
+    size = truth["side"].map(lengths)
+    bad = np.flatnonzero((size.isna() | (truth["pair_index"] < 0) | (truth["pair_index"] >= len(dataset))
+                          | (truth["start"] < 0) | (truth["end"] > size.fillna(0)) | (truth["start"] >= truth["end"]))
+                         .to_numpy())
+    if bad.size:
+        row = truth.iloc[bad[0]]
+        raise DataError(f"{companion}: row {bad[0] + 1}: pair_index {row.pair_index}, side {row.side!r}, bases "
+                        f"{row.start}-{row.end}; expected a pair of the {len(dataset)} in {path.name}, side enhancer "
+                        f"or promoter, and bases inside it")
+    return replace(dataset, truth=truth.reset_index(drop=True))
 
 
 def _is_truth_companion(path: Path) -> bool:
