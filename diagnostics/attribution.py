@@ -183,15 +183,22 @@ def dinucleotide_shuffle(codes: np.ndarray, rng: np.random.Generator) -> np.ndar
     return out
 
 
-def shuffled_references(onehot: torch.Tensor, n_shuffles: int, seed: int = 0) -> torch.Tensor:
+def shuffled_references(onehot: torch.Tensor, n_shuffles: int, seed: int = 0, keys=None) -> torch.Tensor:
     """Dinucleotide-shuffled references for each sequence: ``[B, 4, L]`` -> ``[B * n_shuffles, 4, L]``.
 
-    Rows ``b * n_shuffles ... (b + 1) * n_shuffles - 1`` are the shuffles of sequence ``b``.
+    Rows ``b * n_shuffles ... (b + 1) * n_shuffles - 1`` are the shuffles of sequence ``b``, drawn from a stream
+    of their own seeded by ``(seed, keys[b])`` (``keys``: e.g. pair indices; default the positions), so a loop's
+    references do not depend on which other loops are attributed with it.
     """
-    rng = np.random.default_rng(seed)
     codes = onehot_to_codes(onehot)
-    shuffles = np.stack([dinucleotide_shuffle(seq, rng) for seq in codes for _ in range(n_shuffles)])
-    return torch.from_numpy(codes_to_onehot(shuffles)).to(onehot.dtype)
+    keys = np.arange(len(codes)) if keys is None else np.asarray(keys, dtype=np.int64)
+    if len(keys) != len(codes):
+        raise ValueError(f"keys: {len(keys)} for {len(codes)} sequences")
+    shuffles = []
+    for seq, key in zip(codes, keys):
+        rng = np.random.default_rng([seed, int(key)])
+        shuffles += [dinucleotide_shuffle(seq, rng) for _ in range(n_shuffles)]
+    return torch.from_numpy(codes_to_onehot(np.stack(shuffles))).to(onehot.dtype)
 
 
 # --- attribution ---------------------------------------------------------------------------------
@@ -253,7 +260,7 @@ def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promote
                          n_shuffles: int = 10, n_steps: int = 50, internal_batch_size: int | None = 64,
                          seed: int = 0, batch_loops: int = 4, progress: bool = True,
                          delta_threshold: float | None = DELTA_THRESHOLD, max_steps: int = MAX_STEPS,
-                         references: str = "shuffle") -> Attribution:
+                         references: str = "shuffle", keys=None) -> Attribution:
     """Integrated Gradients on the logit against dinucleotide-shuffled references, both inputs at once, converged.
 
     Each loop is attributed against ``n_shuffles`` shuffled references (both sides shuffled, each keeping its
@@ -277,6 +284,9 @@ def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promote
         whatever the number of steps.
     seed : int
         Seed of the shuffles.
+    keys : array of int, optional
+        One per loop (``explain_loops`` passes the pair indices): each loop's shuffles come from ``(seed, key)``,
+        so its attribution is the same whichever loops are attributed beside it (default: the positions).
     batch_loops : int
         Loops per Captum call (each call holds ``batch_loops * n_shuffles`` input rows).
     progress : bool
@@ -300,8 +310,8 @@ def integrated_gradients(model: torch.nn.Module, enhancer: torch.Tensor, promote
         n_shuffles = 1
         ref_e, ref_p = torch.full_like(enhancer, 0.25), torch.full_like(promoter, 0.25)
     elif references == "shuffle":
-        ref_e = shuffled_references(enhancer, n_shuffles, seed)
-        ref_p = shuffled_references(promoter, n_shuffles, seed + 1)
+        ref_e = shuffled_references(enhancer, n_shuffles, seed, keys)
+        ref_p = shuffled_references(promoter, n_shuffles, seed + 1, keys)
     else:
         raise ValueError(f"references: expected 'shuffle' or 'uniform', got {references!r}")
     n = len(enhancer)
@@ -418,10 +428,10 @@ def ism_positions(seqlets: pd.DataFrame, pair_indices, lengths: dict[str, int], 
     lengths : dict
         ``{"enhancer": Le, "promoter": Lp}``.
     """
-    rng = np.random.default_rng(seed)
     out: dict[str, list[np.ndarray]] = {side: [] for side in lengths}
     for pair_index in pair_indices:
-        for side, length in lengths.items():
+        for side_number, (side, length) in enumerate(lengths.items()):
+            rng = np.random.default_rng([seed, int(pair_index), side_number])  # whichever loops are beside it
             mine = seqlets[(seqlets["loop"] == pair_index) & (seqlets["side"] == side)]
             inside = np.zeros(length, bool)
             for seqlet in mine.itertuples():
@@ -576,9 +586,11 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
         A trained ``model(enhancer, promoter) -> logits``.
     dataset : cbat.data.EPIDataset
         The pairs; ``loops.pair_index`` indexes it. With ``dataset.truth`` the recovery figures are computed on
-        the true-positive loops (all loops when labels are unknown), per ``meta["cause"]`` (else per task).
+        the true-positive loops (called loops when the predictions carried no labels), per ``meta["cause"]``
+        (else per task); a cause whose chosen loops hold no true positive gets a row that says so.
     loops : DataFrame
-        From :func:`select_loops`.
+        From :func:`select_loops`, or any table of distinct whole-number ``pair_index`` values (their
+        ``outcome`` is then read from the dataset's labels and the attributed logit).
     motif_db : diagnostics.motifs.MotifDB, optional
         Motifs to match seqlets against; default JASPAR CORE vertebrates of the pinned release.
     n_ism : int, optional
@@ -594,22 +606,34 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
     """
     from diagnostics import motifs, recovery
 
-    index = loops["pair_index"].to_numpy(dtype=int)
-    if len(index) == 0:
+    if "pair_index" not in loops:
+        raise ValueError("loops: no pair_index column; expected the dataset indices of the loops (select_loops)")
+    raw = pd.to_numeric(loops["pair_index"], errors="coerce").to_numpy(dtype=float)
+    if len(raw) == 0:
         raise ValueError("explain_loops: no loops selected (check --top / the threshold)")
+    if not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+        raise ValueError(f"loops: pair_index {loops['pair_index'].tolist()[:5]}...: expected whole numbers")
+    index = raw.astype(int)
     if index.min() < 0 or index.max() >= len(dataset):
         raise ValueError(f"loops: pair_index outside the dataset (0..{len(dataset) - 1})")
+    if len(set(index)) < len(index):
+        twice = sorted({int(i) for i in index if (index == i).sum() > 1})
+        raise ValueError(f"loops: pair_index {twice[:5]} given more than once; each loop is attributed once")
     enhancer, promoter = dataset.onehot(index)
     attribution = integrated_gradients(model, enhancer, promoter, n_shuffles, n_steps, internal_batch_size, seed,
-                                       progress=progress, delta_threshold=delta_threshold, max_steps=max_steps)
+                                       progress=progress, delta_threshold=delta_threshold, max_steps=max_steps,
+                                       keys=index)
     convergence = attribution.convergence_table(delta_threshold)
     # the attributed logit replaces the predicted one (same model, same inputs)
     loops = pd.concat([loops.drop(columns=["logit"], errors="ignore").reset_index(drop=True), convergence], axis=1)
     # which pair each loop is, beyond its index: the pair id and both elements (loci for coordinate data)
-    identity = dataset.meta.iloc[index][["pair_id", "enhancer_id", "promoter_id"]].reset_index(drop=True)
+    identity = dataset.meta.iloc[index][["pair_id", "enhancer_id", "promoter_id", "cell_line"]].reset_index(drop=True)
     loops = loops.join(identity[[c for c in identity.columns if c not in loops.columns]])
-    if "outcome" not in loops:
-        loops["outcome"] = "predicted"
+    if "prob" not in loops:  # loops chosen by hand: the attributed model's probability
+        loops["prob"] = 1.0 / (1.0 + np.exp(-loops["logit"].to_numpy(dtype=float)))
+    if "outcome" not in loops:  # loops chosen by hand: the labels are known, the call is the attributed logit's
+        called, positive = loops["logit"].to_numpy() >= 0, dataset.labels[index] == 1  # logit 0 = probability 0.5
+        loops["outcome"] = np.where(called, np.where(positive, "TP", "FP"), np.where(positive, "FN", "TN"))
     motif_db = motif_db if motif_db is not None else motifs.MotifDB.from_jaspar()
     scores = {"enhancer": per_position(attribution.enhancer), "promoter": per_position(attribution.promoter)}
     codes = {"enhancer": dataset.enhancer[index], "promoter": dataset.promoter[index]}
@@ -634,8 +658,9 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
         mine = {side: s[scored] for side, s in scores.items()}
         scores_truth = recovery.recovery_scores(mine, dataset.truth, index[scored], seqlets)
         column = "cause" if "cause" in dataset.meta else "task" if "task" in dataset.meta else None
-        labels = dataset.meta[column].to_numpy()[index[scored]] if column else np.full(scored.sum(), "all")
-        groups = recovery.recovery_by_group(mine, dataset.truth, index[scored], labels, seqlets)
+        labels = dataset.meta[column].to_numpy()[index] if column else np.full(len(index), "all")
+        groups = recovery.recovery_by_group(scores, dataset.truth, index, labels, seqlets, scored=scored,
+                                            outcomes=loops["outcome"].to_numpy())
     return LoopReport(loops, attribution, {"enhancer": enhancer.numpy(), "promoter": promoter.numpy()}, seqlets,
                       motifs.motif_summary(seqlets), motifs.motif_pairs(seqlets), ism_table, trust, scores_truth,
                       groups, truth)
@@ -682,9 +707,13 @@ def load_run(path, device: str = "cpu", data: dict | None = None):
     if data is None and not isinstance(spec, dict):
         raise ValueError(f"{path}: no data spec (a checkpoint outside a sweep, or a sweep.json without one); "
                          "pass the data explicitly")
-    dataset = load_data(dict(data)) if data is not None else sweep_data(folder.parent.parent)
-    if data is None and rundir.run_file(folder, "predictions").is_file():
-        return model, dataset, rundir.read_parquet(rundir.run_file(folder, "predictions"))
+    if data is None:  # the run's own test predictions: scoring every pair would explain training pairs too
+        predictions = rundir.run_file(folder, "predictions")
+        if not predictions.is_file():
+            raise FileNotFoundError(f"{predictions}: not found; a finished run writes its test predictions there "
+                                    "(pass the data explicitly to score every pair of other data)")
+        return model, sweep_data(folder.parent.parent), rundir.read_parquet(predictions)
+    dataset = load_data(dict(data))
     index = np.arange(len(dataset))
     logits = predict(model, *dataset.onehot(index))
     return model, dataset, predictions_table(dataset, index, logits)  # as a run writes it, cause included

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -141,6 +142,27 @@ def write_html(path, sections: list[tuple[str, object]], title: str = "Loop attr
     write_text(path, page)
 
 
+REPORT_TABLES = ("loops", "trust", "seqlets", "motif_summary", "motif_pairs", "ism_check", "recovery_groups")
+REPORT_FILES = (*(f"{table}.{ext}" for table in REPORT_TABLES for ext in ("parquet", "csv")), "recovery.json",
+                "attribution.npz", "report.html")
+
+
+def check_report_folder(out_dir) -> Path:
+    """``out_dir`` as a Path, or one line saying why a loop report cannot be written there (a file on its path, or
+    a folder where the report writes a file): found before the attribution, not after it."""
+    out_dir = Path(out_dir)
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == out_dir else f"{folder} is a file"
+                raise ValueError(f"{out_dir}: {where}; expected a folder for the loop report")
+            break
+    blocked = [out_dir / name for name in REPORT_FILES if (out_dir / name).is_dir()]
+    if blocked:
+        raise ValueError(f"{blocked[0]}: is a folder where the loop report writes a file; choose another folder")
+    return out_dir
+
+
 def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6,
                       plotly_js: bool | str = True, warnings: Sequence[str] = ()) -> dict[str, str]:
     """Write a :class:`diagnostics.attribution.LoopReport` as files a user can open.
@@ -150,18 +172,38 @@ def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6,
     ``recovery.json`` when the data carry a truth, ``attribution.npz`` (per-base scores and pair indices) and
     ``report.html`` (tracks of the ``n_tracks`` most confident loops, logos of the top seqlets, the tables;
     ``plotly_js`` as in ``write_html``), which opens with the ``warnings`` (e.g. "the run did not learn").
-    Every file is written atomically.
+    The files are written into a private folder first and moved in together at the end, so a failure leaves
+    the folder as it was; a file of an earlier report that this one does not write (``recovery.json`` of
+    synthetic data, then data without truth) is removed, so the folder holds one report.
 
     Returns
     -------
     dict
         Name -> path of each file written.
     """
-    from pathlib import Path
+    import os
+    import shutil
+    import tempfile
 
+    out_dir = check_report_folder(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".loop-report.", dir=out_dir))
+    try:
+        written = _write_files(report, stage, n_tracks, n_logos, plotly_js, warnings)
+        for name in REPORT_FILES:
+            if (stage / name).exists():
+                os.replace(stage / name, out_dir / name)
+            else:
+                (out_dir / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {key: str(out_dir / Path(path).name) for key, path in written.items()}
+
+
+def _write_files(report, out_dir: Path, n_tracks: int, n_logos: int, plotly_js: bool | str,
+                 warnings: Sequence[str]) -> dict[str, str]:
     from cbat.rundir import atomic_write, write_json, write_parquet
 
-    out_dir = Path(out_dir)
     written = {}
     tables = {"loops": report.loops, "trust": report.trust, "seqlets": report.seqlets,
               "motif_summary": report.motif_summary, "motif_pairs": report.motif_pairs, "ism_check": report.ism}
@@ -195,7 +237,8 @@ def write_loop_report(report, out_dir, n_tracks: int = 4, n_logos: int = 6,
     if report.recovery_groups is not None:
         sections.append(("Recovery per planted cause (or task), with why a cause is not recovered",
                          report.recovery_groups))
-    for row, loop in report.loops.head(n_tracks).iterrows():
+    confident = report.loops.sort_values("logit", ascending=False, kind="stable").head(n_tracks)
+    for row, loop in confident.iterrows():
         mine = report.seqlets[report.seqlets["loop"] == loop.pair_index]
         truth = report.truth[report.truth["pair_index"] == loop.pair_index] if report.truth is not None else None
         title = f"loop {loop.pair_index} ({loop.cell_line}, {loop.outcome}, p={loop.prob:.3f})"

@@ -170,7 +170,9 @@ def recovery_scores(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_ind
     out["decoy_mean"] = sites.loc[~is_causal, "site_score"].mean()
     out["causal_vs_decoy_auroc"] = (roc_auc_score(is_causal, sites["site_score"])
                                     if 0 < is_causal.sum() < len(is_causal) else np.nan)
-    out["decoys_lower"] = float(out["decoy_mean"] < out["causal_mean"])
+    # NaN, not a "no", when either mean is missing (no site scored: no loop, or no decoy in these pairs)
+    out["decoys_lower"] = (float(out["decoy_mean"] < out["causal_mean"])
+                           if np.isfinite(out["decoy_mean"]) and np.isfinite(out["causal_mean"]) else np.nan)
     if seqlets is not None:
         identity = motif_identity(seqlets, truth, pair_indices)
         out["motif_id_fraction"] = identity["correct"].mean() if len(identity) else np.nan
@@ -192,7 +194,7 @@ CAUSE_NOTES = {
 
 
 def recovery_by_group(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_indices, groups,
-                      seqlets: pd.DataFrame | None = None) -> pd.DataFrame:
+                      seqlets: pd.DataFrame | None = None, scored=None, outcomes=None) -> pd.DataFrame:
     """:func:`recovery_scores` per group of pairs (a planted cause, else the task), with a verdict and a reason.
 
     Parameters
@@ -201,6 +203,9 @@ def recovery_by_group(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_i
         As in :func:`recovery_scores` (row i of ``scores`` is pair ``pair_indices[i]``).
     groups : array of str
         The group of each attributed pair (``meta["cause"]`` of the ``mixture`` benchmark, else ``meta["task"]``).
+    scored : array of bool, optional
+        Which pairs are scored (the true-positive loops); default all. A group with none scored gets a row with
+        ``n_loops`` 0, no figures, ``recovered`` False and why, naming its loops' ``outcomes`` when given.
 
     Returns
     -------
@@ -210,9 +215,17 @@ def recovery_by_group(scores: dict[str, np.ndarray], truth: pd.DataFrame, pair_i
         motifs) and ``why`` (what fell short, and the cause's known reason) when it is not.
     """
     pair_indices, groups = np.asarray(pair_indices), np.asarray(groups)
+    scored = np.ones(len(groups), bool) if scored is None else np.asarray(scored, bool)
     rows = []
     for group in sorted(set(groups)):
-        mine = groups == group
+        mine = (groups == group) & scored
+        if not mine.any():
+            chosen = groups == group
+            seen = (", ".join(f"{n} {o}" for o, n in pd.Series(np.asarray(outcomes)[chosen]).value_counts().items())
+                    if outcomes is not None else f"{int(chosen.sum())}")
+            rows.append({"group": group, "n_loops": 0, "recovered": False,
+                         "why": f"no true-positive loop among its chosen loops ({seen}): nothing to score"})
+            continue
         figures = recovery_scores({side: s[mine] for side, s in scores.items()}, truth, pair_indices[mine], seqlets)
         short = []
         if not figures["auroc"] >= POSITION_TARGET:

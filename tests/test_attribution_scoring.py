@@ -3,6 +3,7 @@
 The thresholds must hold for the real attribution and fail for broken ones: random scores, and the
 attribution of another loop (the wrong input for these sequences).
 """
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -113,11 +114,16 @@ def test_report_files_and_html(trained, tmp_path):
 def test_cli_attribute_on_a_sweep_run(trained, tmp_path, capsys):
     from cbat.train import save_checkpoint
 
-    _, model, _, _, _ = trained
+    ds, model, predictions, _, _ = trained
     run_dir = tmp_path / "sweep" / "runs" / "baseline__s0__chrom"
     save_checkpoint(run_dir / "model.pt", model, model.cfg)
     # the data spec comes from the sweep file, laid out as cbat.sweep writes it
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"spec": {"data": DATA}, "variants": {}}))
+    code = main(["attribute", "--run", str(run_dir), "--device", "cpu", "--out", str(tmp_path / "none")])
+    err = capsys.readouterr().err  # without its test predictions a run's loops would come from its training pairs
+    assert code == 2 and "predictions.parquet: not found" in err and not (tmp_path / "none").exists()
+    rundir.write_parquet(run_dir / "predictions.parquet",
+                         predictions.assign(cause=ds.meta["cause"].to_numpy()[predictions["pair_index"]]))
     code = main(["attribute", "--run", str(run_dir), "--top", "2", "--by", "cause",
                  "--n-shuffles", "2", "--n-steps", "8", "--ism", "0", "--motifs", "truth", "--device", "cpu",
                  "--out", str(tmp_path / "out"), "--no-progress"])
@@ -183,3 +189,54 @@ def test_cli_attribute_names_bad_input(tmp_path, capsys):
                  str(tmp_path / "o")]) == 2
     assert "--n-pairs, --data-seed and --genome describe the data given by --data" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_loops_references_do_not_depend_on_the_loops_beside_it(trained):
+    """One stream of shuffles across loops made loop k's attribution depend on the loops before it (a loop's
+    enhancer attribution correlated 0.61 between --top 3 and --top 1)."""
+    ds, model, _, _, _ = trained
+    enhancer, promoter = ds.onehot(np.array([5, 9, 11]))
+    three = A.integrated_gradients(model, enhancer, promoter, n_shuffles=2, n_steps=8, keys=[5, 9, 11],
+                                   delta_threshold=None, progress=False)
+    alone = A.integrated_gradients(model, enhancer[2:], promoter[2:], n_shuffles=2, n_steps=8, keys=[11],
+                                   delta_threshold=None, progress=False)
+    np.testing.assert_allclose(three.enhancer[2], alone.enhancer[0], atol=1e-5)
+    refs = A.shuffled_references(enhancer, 2, seed=0, keys=[5, 9, 11])
+    assert not torch.equal(refs[:2], A.shuffled_references(enhancer[:1], 2, seed=0, keys=[9]))
+
+
+def test_hand_chosen_loops_get_outcomes_from_the_labels_and_bad_indices_are_refused(trained):
+    ds, model, _, _, db = trained
+    negatives = np.flatnonzero(ds.labels == 0)[:2]
+    report = A.explain_loops(model, ds, pd.DataFrame({"pair_index": negatives}), db, n_shuffles=1, n_steps=4,
+                             n_ism=0, progress=False)
+    assert set(report.loops["outcome"]) <= {"FP", "TN"}  # were "predicted", and scored as if true positives
+    assert report.recovery_groups["n_loops"].eq(0).all() and not report.recovery_groups["recovered"].any()
+    assert report.recovery_groups["why"].str.startswith("no true-positive loop among its chosen loops").all()
+    assert np.isnan(report.recovery["decoys_lower"])  # no site scored: no claim either way
+    for bad, message in (([1.5, 2], "expected whole numbers"), ([3, 3], r"pair_index \[3\] given more than once")):
+        with pytest.raises(ValueError, match=message):
+            A.explain_loops(model, ds, pd.DataFrame({"pair_index": bad}), db, n_shuffles=1, n_steps=4, n_ism=0,
+                            progress=False)
+
+
+def test_a_report_folder_holds_one_report_and_a_failure_leaves_it_as_it_was(trained, tmp_path):
+    ds, model, predictions, report, _ = trained
+    out = tmp_path / "out"
+    write_loop_report(report, out)
+    assert (out / "recovery.json").is_file()
+    untrue = dataclasses.replace(report, recovery=None, recovery_groups=None, truth=None)  # data without truth
+    written = write_loop_report(untrue, out)
+    assert not (out / "recovery.json").exists() and not (out / "recovery_groups.csv").exists()
+    assert set(p.name for p in out.iterdir()) == {Path(p).name for p in written.values()} | {
+        f"{Path(p).stem}.csv" for k, p in written.items() if p.endswith(".parquet")}
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "seqlets.csv").unlink()
+    (out / "seqlets.csv").mkdir()  # a folder where the report writes a file: refused before anything moves
+    with pytest.raises(ValueError, match="seqlets.csv: is a folder where the loop report writes a file"):
+        write_loop_report(report, out)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "seqlets.csv"} == {
+        k: v for k, v in before.items() if k != "seqlets.csv"}
+    html = (out / "report.html").read_text()
+    top = report.loops.sort_values("logit", ascending=False).iloc[0]
+    assert f"loop {top.pair_index} (" in html  # the most confident loop has a track

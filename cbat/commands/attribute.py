@@ -63,8 +63,10 @@ def _motif_db(args: argparse.Namespace, dataset):
         if dataset.truth is None:
             raise UserError("--motifs truth: the data carry no planted motifs; use 'jaspar' or a list of ids")
         return MotifDB.from_jaspar(ids=tuple(sorted(set(dataset.truth["motif_id"]))), release=args.jaspar_release)
-    return MotifDB.from_jaspar(ids=tuple(i.strip() for i in args.motifs.split(",") if i.strip()),
-                               release=args.jaspar_release)
+    ids = tuple(i.strip() for i in args.motifs.split(",") if i.strip())
+    if not ids:
+        raise UserError(f"--motifs {args.motifs!r}: expected 'jaspar', 'truth' or comma-separated JASPAR ids")
+    return MotifDB.from_jaspar(ids=ids, release=args.jaspar_release)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from cbat.cli import UserError
     from cbat.commands.train import data_spec
     from diagnostics.attribution import choose_run, explain_loops, load_run, select_loops
-    from diagnostics.attribution_figures import NO_TRUTH, write_loop_report
+    from diagnostics.attribution_figures import NO_TRUTH, check_report_folder, write_loop_report
 
     if args.top < 1 or args.n_shuffles < 1 or args.n_steps < 1 or args.internal_batch_size < 1:
         raise UserError("--top, --n-shuffles, --n-steps and --internal-batch-size must be positive")
@@ -87,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if args.data is None and (args.n_pairs is not None or args.data_seed is not None or args.genome is not None):
         raise UserError("--n-pairs, --data-seed and --genome describe the data given by --data; without --data the "
                         "run's own data are attributed")
-    if Path(args.out).exists() and not Path(args.out).is_dir():  # found now, not after the attribution
-        raise UserError(f"--out {args.out}: is a file; expected a folder for the report")
+    try:  # found now, not after the attribution
+        check_report_folder(args.out)
+    except ValueError as err:
+        raise UserError(f"--out {err}") from None
     run_path = args.run
     if rundir.sweep_file(run_path).is_file() and rundir.runs_dir(run_path).is_dir():  # a sweep folder
         run_id, why = choose_run(run_path)
@@ -118,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"cbat attribute: {len(loops)} loops, {len(report.seqlets)} seqlets; {flagged} not converged at "
           f"--max-steps, {disagree} loop sides where IG disagrees with ISM but saliency agrees; wrote "
           f"{written['report']}", file=sys.stderr)
-    if report.recovery is not None:
+    if report.recovery is not None and not (report.loops["outcome"] == "TP").any():
+        print("recovery: no true-positive loop among the chosen loops, so nothing to score (raise --top or choose "
+              "--by cause)", file=sys.stderr)
+    elif report.recovery is not None:
         print("recovery: " + ", ".join(f"{k}={v:.3f}" for k, v in report.recovery.items()), file=sys.stderr)
     else:
         print(f"recovery: {NO_TRUTH}", file=sys.stderr)
