@@ -150,6 +150,10 @@ class SweepSpec:
         if set(self.data) - known:
             raise ValueError(f"sweep spec 'data': unexpected {sorted(set(self.data) - known)}; expected keys "
                              f"{sorted(known)}")
+        from cbat.data.loaders import absolute_paths
+
+        # read from the working directory, stored absolute: workers, notebooks and resumes elsewhere read the same
+        self.data = absolute_paths(self.data)
         TrainSettings.from_dict(self.settings, "sweep spec 'settings'")
         self.built_design()
 
@@ -605,24 +609,29 @@ def training_settings(settings: dict) -> dict:
 
 
 def spec_difference(stored: Optional[dict], spec: dict) -> str:
-    """What differs between two ``SweepSpec.to_dict()`` outputs ("seeds [0, 1] vs [0]"; "" when they describe the
-    same runs): settings are compared by their values as ``TrainSettings`` resolves them (a default given or left
-    out alike), and those that do not change what a run learns (``NOT_TRAINING_SETTINGS``: a sweep started on CPU
-    resumes with ``--device cuda``; each run's record keeps the settings it ran with) not at all, and a design by its values with defaults filled in, so a folder made
-    by ``cbat sweep`` resumes under ``cbat report`` and the other way round."""
+    """What differs between two ``SweepSpec.to_dict()`` outputs ("seeds [0, 1] vs [0]", "settings lr 0.003 vs
+    0.001"; "" when they describe the same runs). Settings are compared by their values as ``TrainSettings``
+    resolves them (a default given or left out alike), and those that do not change what a run learns
+    (``NOT_TRAINING_SETTINGS``: a sweep started on CPU resumes with ``--device cuda``; each run's record keeps the
+    settings it ran with) not at all; a design by its values with defaults filled in; data paths as absolute
+    paths. So a folder made by ``cbat sweep`` resumes under ``cbat report`` and the other way round."""
     if not isinstance(stored, dict):
         return "the folder's sweep.json holds no spec"
-    defaults = dataclasses.asdict(TrainSettings())
+    from cbat.data.loaders import absolute_paths
+
     design_defaults = {"kind": "fractional", "resolution": 4, "foldover": False, "overrides": {}}
 
     def meaning(content: dict) -> dict:
-        settings = {k: v for k, v in content.get("settings", {}).items()
-                    if k not in NOT_TRAINING_SETTINGS and not (k in defaults and v == defaults[k])}
-        design = content.get("design")
-        return {**content, "settings": settings,
+        design, data = content.get("design"), content.get("data")
+        return {**content, "settings": training_settings(content.get("settings") or {}),
+                # an older sweep.json may hold relative paths: read from the working directory, as then
+                "data": absolute_paths(data) if isinstance(data, dict) else data,
                 "design": {**design_defaults, **design} if isinstance(design, dict) else design}
 
-    return "; ".join(key_changes(meaning(stored), meaning(spec), show=repr))
+    old, new = meaning(stored), meaning(spec)
+    changes = key_changes({k: v for k, v in old.items() if k != "settings"},
+                          {k: v for k, v in new.items() if k != "settings"}, show=repr)
+    return "; ".join(changes + [f"settings {c}" for c in key_changes(old["settings"], new["settings"], show=repr)])
 
 
 def threads_per_worker(workers: int) -> int:

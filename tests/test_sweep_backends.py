@@ -6,6 +6,7 @@ import pytest
 
 from cbat.data.splits import LeakySplitWarning
 from cbat.sweep import SweepSpec, failure_lines, load_results, read_records, run_sweep, spec_difference
+from cbat.train import TrainSettings
 
 TINY_SETTINGS = {"epochs": 1, "batch_size": 32, "hook_every": 2, "num_threads": 1, "device": "cpu"}
 
@@ -61,8 +62,11 @@ def test_rerun_skips_finished_runs_and_refuses_another_spec(local_sweep):
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/record.json")} == stamps
     with pytest.raises(ValueError, match=r"different sweep \(seeds \[.*\] vs \[5\], stored vs asked\)"):
         run_sweep(tiny_spec(seeds=[5]), out, progress=False)
-    with pytest.raises(ValueError, match="different sweep \\(settings .*'epochs': 2"):  # a setting that changes runs
+    with pytest.raises(ValueError, match=r"different sweep \(settings epochs 1 vs 2, stored vs asked\)"):
         run_sweep(tiny_spec(settings={**TINY_SETTINGS, "epochs": 2}), out, progress=False)
+    # asking for the default named the stored value only: "settings {..., 'lr': 0.5} vs {...}"
+    stored = tiny_spec(settings={**TINY_SETTINGS, "lr": 0.5}).to_dict()
+    assert spec_difference(stored, tiny_spec().to_dict()) == f"settings lr 0.5 vs {TrainSettings().lr!r}"
 
 
 def test_a_design_default_written_out_is_the_same_sweep():
@@ -156,3 +160,16 @@ def test_a_leaky_split_warns_once_in_the_calling_process_not_in_each_worker(tmp_
     with pytest.warns(LeakySplitWarning):
         run_sweep(spec, tmp_path / "s", workers=2, progress=False)
     assert "leak" not in capfd.readouterr().err
+
+
+def test_a_spec_files_relative_data_path_is_stored_absolute(tmp_path, monkeypatch):
+    """A --spec file's `data: {path: data/x.csv}` was stored as written, so the report's notebooks (run inside
+    the report folder) could not find it, and `cbat report --params` with the same fields refused the folder as
+    a different sweep (its path made absolute)."""
+    monkeypatch.chdir(tmp_path)
+    spec = SweepSpec(variants=["baseline"], seeds=[0], data={"path": "data/x.csv"})
+    assert spec.data == {"path": str(tmp_path / "data" / "x.csv")}
+    assert SweepSpec(variants=["baseline"], data={"path": ["a.csv", "b.csv"]}).data["path"] == [
+        str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    written_relative = {**spec.to_dict(), "data": {"path": "data/x.csv"}}  # a sweep.json of an earlier version
+    assert spec_difference(written_relative, spec.to_dict()) == ""

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data_overrides(args: argparse.Namespace, sweep: dict) -> dict:
     """``sweep`` fields named by ``--data``, ``--genome`` and ``--split`` (merged into a params file's)."""
     from cbat.cli import UserError
-    from cbat.commands.train import absolute_paths
+    from cbat.data.loaders import absolute_paths
     from cbat.sweep import parse_split
 
     fields = {}

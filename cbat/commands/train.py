@@ -49,6 +49,7 @@ def data_flags_given(args: argparse.Namespace) -> bool:
 def data_spec(args: argparse.Namespace, defaults: dict = DEFAULT_DATA) -> dict:
     """The data spec named by ``--data`` (task name, paths or JSON object) and ``--genome``; ``defaults`` (task,
     n_pairs, seed) stand in for the flags not given."""
+    from cbat.data.loaders import absolute_paths
     from cbat.data.tasks import TASKS
 
     data = defaults["task"] if args.data is None else args.data
@@ -70,17 +71,6 @@ def data_spec(args: argparse.Namespace, defaults: dict = DEFAULT_DATA) -> dict:
             raise UserError("--genome applies to data files (--data pairs.csv ...), not to a synthetic task")
         spec["genome"] = str(args.genome)
     return absolute_paths(spec)
-
-
-def absolute_paths(spec: dict) -> dict:
-    """The data spec with its file paths made absolute, so notebooks and workers that run in another folder
-    (the report runs each notebook inside its output folder) read the same files."""
-    from cbat.data.loaders import PATH_ARGUMENTS
-
-    def resolve(value):
-        return [resolve(v) for v in value] if isinstance(value, list) else str(Path(value).expanduser().resolve())
-
-    return {k: resolve(v) if k in PATH_ARGUMENTS and v is not None else v for k, v in spec.items()}
 
 
 def _one_data_spec(args: argparse.Namespace, text: str, defaults: dict) -> dict:

@@ -81,6 +81,17 @@ DEFAULT_LENGTHS = (3000, 2000)
 PATH_ARGUMENTS = ("path", "promoter", "labels", "genome", "ccres", "tss")  # arguments of ``load`` that name files
 
 
+def absolute_paths(spec: dict) -> dict:
+    """A data spec (``load``'s arguments) with its file paths made absolute, read from the working directory, so
+    workers and notebooks that run in another folder (the report runs each notebook inside its output folder)
+    read the same files."""
+    def resolve(value):
+        return [resolve(v) for v in value] if isinstance(value, list) else str(Path(value).expanduser().resolve())
+
+    return {k: resolve(v) if k in PATH_ARGUMENTS and isinstance(v, (str, Path, list)) else v
+            for k, v in spec.items()}
+
+
 class DataError(ValueError):
     """Bad input data; the message names the file, the record or line, and the field."""
 
