@@ -236,7 +236,10 @@ def test_attribute_warns_when_the_run_did_not_learn(tmp_path, capsys):
     assert main(["train", "--preset", "baseline", "--data", data, "--out", str(out), *TINY[2:]]) == 0
     run = out / "runs" / "baseline__s0__chrom"
     assert json.loads((run / "record.json").read_text())["learnt"]["learnt"] is False
-    capsys.readouterr()
+    printed = capsys.readouterr().out  # the table says so where its numbers are first read
+    assert "learnt" in printed.splitlines()[0].split()
+    assert "1 finished run(s) did not learn, so every comparison with them reads 'not learnt': baseline__s0__chrom (" \
+        in printed
     assert main(["attribute", "--run", str(run), "--top", "1", "--n-shuffles", "1", "--n-steps", "8",
                  "--max-steps", "8", "--ism", "0", "--no-progress", "--out", str(tmp_path / "att")]) == 0
     err = capsys.readouterr().err

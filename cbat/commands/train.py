@@ -117,10 +117,14 @@ def execute(spec, args: argparse.Namespace) -> int:
 
     results = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
                         retry_failed=getattr(args, "retry_failed", False), progress=not args.no_progress)
-    columns = ["run_id", "status", "aupr", "auroc", "f1", "ece", "mean_prob", "base_rate"]
+    columns = ["run_id", "status", "learnt", "aupr", "auroc", "f1", "ece", "mean_prob", "base_rate"]
     print(results[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for line in failure_lines(results):
         print(line)
+    unlearnt = results[(results["status"] == "ok") & ~results["learnt"].astype(bool)]
+    if len(unlearnt):  # finished is not learnt: say so where the numbers are first read
+        print(f"{len(unlearnt)} finished run(s) did not learn, so every comparison with them reads 'not learnt': "
+              + "; ".join(f"{r.run_id} ({r.learnt_reason})" for r in unlearnt.itertuples()))
     print(f"results: {Path(args.out) / 'results.parquet'}")
     return 0 if (results.status == "ok").all() else 1
 
