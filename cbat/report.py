@@ -551,11 +551,12 @@ def _at_a_glance(results: Sequence[NotebookResult]) -> str:
             parts.append("<p>No planted truth in these data: expected vs found is skipped.</p>")
     if "verdicts" in glued:
         counts: dict[str, int] = {}
-        for row in glued["verdicts"]:
-            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+        # a hypothesis the sweep cannot judge (it lacks the variants) is not tested, not an inconclusive draw
+        shown = [(row["id"], row["verdict"] if row.get("tested", True) else "not tested") for row in glued["verdicts"]]
+        for _, verdict in shown:
+            counts[verdict] = counts.get(verdict, 0) + 1
         parts.append("<p>Verdicts: " + ", ".join(f"{n} {html.escape(v)}" for v, n in counts.items()) + " ("
-                     + ", ".join(f"{html.escape(row['id'])} {html.escape(row['verdict'])}" for row in glued["verdicts"])
-                     + ")</p>")
+                     + ", ".join(f"{html.escape(i)} {html.escape(v)}" for i, v in shown) + ")</p>")
     return "".join(parts)
 
 

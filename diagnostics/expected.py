@@ -17,8 +17,6 @@ from diagnostics.verdicts import HYPOTHESES, NOT_LEARNT, SUPPORTED, Verdict, jud
 NO_LOSS = "no loss claimed"  # a control: any verdict but "supported" (and a learnt model) recovers it
 COLUMNS = ["check", "hypothesis", "cause", "expected", "found", "recovered", "tested", "metric", "effect", "ci_low",
            "ci_high", "p_adjusted", "evidence", "why"]
-# Verdicts that could not be judged on the sweep at all: a check they hold is untested, not missed.
-UNTESTED_REASONS = ("the sweep lacks", "the design leaves no residual")
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ def expected_vs_found(sweep: str | Sweep, verdicts: Optional[Sequence[Verdict]] 
         v = found[e.check]
         eff = v.effect
         rows.append([e.check, e.hypothesis, e.cause, e.expected, v.verdict, _recovered(e.expected, v),
-                     not v.reason.startswith(UNTESTED_REASONS), eff.metric if eff else "",
+                     v.tested, eff.metric if eff else "",  # untested: a check it holds is not missed
                      eff.mean_diff if eff else float("nan"),
                      eff.ci_low if eff else float("nan"), eff.ci_high if eff else float("nan"), v.p_adjusted,
                      v.evidence, e.why])

@@ -54,8 +54,10 @@ RULES = ("effect", "no_gain", "statistic")
 # AUPR and the room above it shrinks; AUROC holds a chance ranker at 0.5 whatever the share. The declared metric
 # (AUPR) is then shown beside it.
 CAUSE_METRIC = "auroc"
-COLUMNS = ["id", "claim", "verdict", "evidence", "task", "run_ids", "cause", "source", "metric", "effect", "ci_low",
-           "ci_high", "n", "p_value", "p_adjusted", "p_against", "statistic"]
+COLUMNS = ["id", "claim", "verdict", "tested", "evidence", "task", "run_ids", "cause", "source", "metric", "effect",
+           "ci_low", "ci_high", "n", "p_value", "p_adjusted", "p_against", "statistic"]
+# Reasons a hypothesis could not be judged on the sweep at all: its verdict is then "not tested", not a draw.
+UNTESTED_REASONS = ("the sweep lacks", "the design leaves no residual")
 SOFT = ("softmax", "temp_softmax")
 AUX_WEIGHTS = ("sparsity_loss_weight", "immax_weight", "speculation_weight")
 
@@ -167,6 +169,11 @@ class Verdict:
     figures: dict[str, go.Figure] = field(default_factory=dict)
 
     @property
+    def tested(self) -> bool:
+        """False when the sweep could not judge the hypothesis at all (it lacks the variants it needs)."""
+        return not self.reason.startswith(UNTESTED_REASONS)
+
+    @property
     def evidence(self) -> str:
         """The text, rendered from the fields."""
         parts = [self.reason] if self.reason else []
@@ -187,7 +194,8 @@ class Verdict:
 
     def row(self) -> dict:
         e = self.effect
-        return {"id": self.id, "claim": self.claim, "verdict": self.verdict, "evidence": self.evidence,
+        return {"id": self.id, "claim": self.claim, "verdict": self.verdict, "tested": self.tested,
+                "evidence": self.evidence,
                 "task": self.task, "run_ids": self.run_ids, "cause": self.cause,
                 "source": e.source if e else "", "metric": e.metric if e else "",
                 "effect": e.mean_diff if e else np.nan, "ci_low": e.ci_low if e else np.nan,

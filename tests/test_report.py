@@ -243,6 +243,17 @@ def test_first_page_tells_untested_planted_causes_from_missed_ones():
     assert "1 of 1 planted causes recovered" in page and "recovered H2 (diffuse); not tested" in page
 
 
+def test_first_page_counts_hypotheses_the_sweep_cannot_judge_as_not_tested():
+    """"Verdicts: 9 inconclusive, 1 not learnt" on a sweep that lacked the twins of eight of them."""
+    verdicts = [{"id": "H1", "verdict": "not learnt", "tested": True},
+                {"id": "H4", "verdict": "inconclusive", "tested": True},
+                {"id": "H5", "verdict": "inconclusive", "tested": False}, {"id": "V1d", "verdict": "inconclusive"}]
+    page = _at_a_glance([NotebookResult("ablation_report", "Ablation report", "ok",
+                                        glued={"learnt_status": [], "verdicts": verdicts})])
+    assert ("Verdicts: 1 not learnt, 2 inconclusive, 1 not tested (H1 not learnt, H4 inconclusive, H5 not tested, "
+            "V1d inconclusive)") in page  # a glued row without "tested" (an older report) counts as tested
+
+
 def test_first_page_shows_a_variant_whose_every_run_failed_without_failing_itself():
     """Every run failed (e.g. a validation split too small for real files): its medians are glued as null."""
     glued = {"learnt_status": [{"variant": "baseline", "status": "failed", "median_auroc": None}],

@@ -143,6 +143,7 @@ def test_missing_contrast_is_inconclusive_with_the_reason(sparse_sweep):
     v = judged(sparse_sweep, "H4")
     assert v.verdict == "inconclusive"
     assert v.reason == "the sweep lacks a pos_modulation variant and its twin without it"
+    assert not v.tested and v.row()["tested"] is False and judged(sparse_sweep, "H2").tested
 
 
 def test_v1d_names_exactly_the_missing_variant(sparse_sweep):
