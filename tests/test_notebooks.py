@@ -77,7 +77,7 @@ def test_ablation_report_leads_with_learnt_status_causes_and_expected_vs_found(r
     assert checks and all(check in index for check in checks)
     row = glued["cause_table"][0]  # the per-cause table heads the index too
     assert "per planted cause" in index and f"<td>{row['median_auroc']:.2f}</td>" in index
-    assert all(f"{v['id']} {v['verdict']}" in index for v in glued["verdicts"])
+    assert all(f"{v['id']} {v['verdict'] if v['tested'] else 'not tested'}" in index for v in glued["verdicts"])
 
 
 def test_gate_explorer_finds_the_gated_runs_and_compares_v1_with_v2(report, tmp_path_factory):
