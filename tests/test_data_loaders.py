@@ -238,3 +238,15 @@ def test_bad_input_one_line_error(tmp_path, genome, name, build, fragments):
 
 def test_enough_distinct_bad_input_cases():
     assert len({c[0] for c in CASES}) >= 12
+
+
+def test_an_empty_or_missing_chromosome_is_named_not_a_chromosome_of_its_own(tmp_path):
+    """An empty chrom went silently into a group of its own; a table without the column read "found ['unknown']"."""
+    import cbat.data
+
+    with pytest.raises(DataError, match=r"pairs.csv: line 3, field 'chrom': empty; expected a chromosome name"):
+        load(_write_csv(tmp_path, _table(chrom=["chr1", "", "chr2"])))
+    no_chrom = load(_write_csv(tmp_path, _table(chrom=None)))
+    with pytest.raises(ValueError, match=r"found \['unknown'\]; the pairs name no chromosome: give the data a "
+                                         r"'chrom' column"):
+        cbat.data.split(no_chrom, by="chrom")

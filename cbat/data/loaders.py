@@ -400,6 +400,9 @@ def _assemble(path, enhancer, promoter, labels, meta, where) -> EPIDataset:
         raise DataError(f"{path}: {where(empty[0])}, field 'cell_line': empty; expected a cell line name (or pass "
                         "cell_line=<name>)")
     meta = meta.assign(cell_line=cells.to_numpy())
+    empty = np.flatnonzero((meta["chrom"].astype(str).str.strip() == "").to_numpy())
+    if empty.size:  # it would form a chromosome of its own in a chromosome split
+        raise DataError(f"{path}: {where(empty[0])}, field 'chrom': empty; expected a chromosome name (e.g. chr1)")
     keep = _check_duplicates(path, meta, labels, where, enhancer, promoter)
     return EPIDataset(enhancer[keep], promoter[keep], labels[keep], meta.iloc[keep].reset_index(drop=True))
 

@@ -94,7 +94,9 @@ def _split(ds: EPIDataset, by: str, test, val_fraction: float, seed: int, test_f
     chroms = ds.meta["chrom"].astype(str).to_numpy()
     present = sorted(set(chroms))
     if len(present) < 3:
-        raise ValueError(f"split: by='chrom' needs pairs on at least 3 chromosomes; found {present}")
+        hint = ("; the pairs name no chromosome: give the data a 'chrom' column (or coordinates), or split by "
+                "'cell_line' or 'random'" if set(present) <= {"unknown"} else "")
+        raise ValueError(f"split: by='chrom' needs pairs on at least 3 chromosomes; found {present}{hint}")
     if test is None:
         test_chroms = _draw_groups(rng, chroms, present, test_fraction)
     else:
