@@ -650,21 +650,27 @@ def run_notebooks(jobs: Iterable[NotebookJob], out_dir: str | Path, kernel: str 
     threads = None if workers == 1 else threads_per_worker(workers)
     results: list[Optional[NotebookResult]] = [None] * len(jobs)
     # Threads suffice: each notebook runs in its own child process and kernel, the threads only wait on them.
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notebook") as pool:
-        started = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)  # stable: equal costs keep job order
-        futures = {pool.submit(execute_notebook, jobs[i], out_dir, kernel, timeout_s, threads): i for i in started}
-        try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if on_result is not None:
-                    on_result(results[futures[future]])
-        except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop the running notebooks, start no other
-            for future in futures:
-                future.cancel()
-            with _RUNNING_LOCK:
-                running = list(_RUNNING)
-            interrupts.stop_children(running, CHILD_STOP_S)  # their threads still read the pipes: no wait on a full one
-            raise
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notebook") as pool:
+            started = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)  # stable: equal costs keep job order
+            futures = {pool.submit(execute_notebook, jobs[i], out_dir, kernel, timeout_s, threads): i
+                       for i in started}
+            try:
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    if on_result is not None:
+                        on_result(results[futures[future]])
+            except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop the running notebooks, start no other
+                for future in futures:
+                    future.cancel()
+                with _RUNNING_LOCK:
+                    running = list(_RUNNING)
+                interrupts.stop_children(running, CHILD_STOP_S)  # their threads still read the pipes: no wait
+                raise
+    finally:  # after the threads are done: a notebook the interrupt cut short leaves no half-run copy behind
+        for job, result in zip(jobs, results):
+            if result is None:
+                (Path(out_dir) / f"{job.name}.ipynb").unlink(missing_ok=True)
     return results
 
 

@@ -172,6 +172,7 @@ def test_sigterm_stops_the_running_notebooks_instead_of_waiting_for_them(tmp_pat
         kernel = int(marker.read_text())
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        assert not (tmp_path / "out" / "hang.ipynb").exists()  # no half-run copy left to read as a result
         deadline = time.monotonic() + 30
         while _alive(kernel):
             assert time.monotonic() < deadline, "the kernel outlived its interrupted report"
