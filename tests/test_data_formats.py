@@ -252,3 +252,43 @@ def test_report_and_sweep_commands_pass_data_genome_and_split_to_the_sweep(monke
     args = build_parser().parse_args(["sweep", "--data", str(HUVEC), str(NHEK), "--genome", str(GENOME),
                                       "--out", str(tmp_path)])
     assert data_spec(args) == {"path": [str(HUVEC), str(NHEK)], "genome": str(GENOME)}
+
+
+def _coordinates(path, rows):
+    header = "enhancer_chrom,enhancer_start,enhancer_end,promoter_chrom,promoter_start,promoter_end,label,cell_line\n"
+    path.write_text(header + "".join(row + "\n" for row in rows))
+    return path
+
+
+def test_one_chromosome_in_any_spelling_is_one_locus_for_ids_and_distances(tmp_path):
+    """A space after a comma made every pair 'trans' (distance baseline all 0); 'chr1' and '1' kept one pair twice."""
+    from cbat.data.distance import genomic_distance
+
+    spaced = _coordinates(tmp_path / "spaced.csv", ["chr1, 1000, 1200, chr1, 3000, 3100, 1, GM12878",
+                                                    "chr2, 100, 300, chr2, 900, 1000, 0, GM12878"])
+    ds = load(spaced, genome=GENOME, enhancer_len=50, promoter_len=50)
+    assert list(genomic_distance(ds)) == [1950.0, 750.0]
+    again = _coordinates(tmp_path / "again.csv", ["1,1000,1200,1,3000,3100,1,GM12878"])
+    both = load([spaced, again], genome=GENOME, enhancer_len=50, promoter_len=50)
+    assert len(both) == 2 and both.meta["pair_id"][0] == "GM12878|chr1:1000-1200|chr1:3000-3100"
+    with pytest.warns(UserWarning, match=r"trans.csv: 1 pair\(s\) have the enhancer and the promoter on different "
+                                         r"chromosomes \(first: line 2\)"):
+        load(_coordinates(tmp_path / "trans.csv", ["chr1,1000,1200,chrX,100,200,1,GM12878"]), genome=GENOME,
+             enhancer_len=50, promoter_len=50)
+
+
+def test_fasta_folders_take_every_triplet_or_name_the_files_none_takes(tmp_path):
+    """A folder silently dropped 'K562.enhancer.fa' and '..._enhancer_test_rep1.fa' triplets; headers '1:0-300'
+    and 'chr1:0-300' of one element were two pairs."""
+    def triplet(stem, sep, tag, enh, label):
+        (tmp_path / f"{stem}{sep}enhancer{tag}.fa").write_text(f">{enh}\nACGTACGT\n")
+        (tmp_path / f"{stem}{sep}promoter{tag}.fa").write_text(">chr1:5000-5300\nGGGGCCCC\n")
+        (tmp_path / f"{stem}{sep}label{tag}.txt").write_text(f"{label}\n")
+    triplet("GM12878", "_", "", "chr1:0-300", 1)
+    triplet("GM12878", "_", "_test_rep1", "1:0-300", 1)  # the same pair in another spelling: one pair
+    triplet("K562", ".", "", "chr2:0-300", 0)
+    ds = load(tmp_path)
+    assert sorted(ds.meta["pair_id"]) == ["GM12878|chr1:0-300|chr1:5000-5300", "K562|chr2:0-300|chr1:5000-5300"]
+    (tmp_path / "notes.fa").write_text(">x\nACGT\n")
+    with pytest.raises(DataError, match=r"notes.fa: no triplet takes these FASTA files"):
+        load(tmp_path)

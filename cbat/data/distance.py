@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from cbat.data.dataset import EPIDataset
+from cbat.data.loaders import canonical_chrom
 from cbat.data.propensity import ranking_on_test
 
 _LOCI = ("enhancer_start", "enhancer_end", "promoter_start", "promoter_end")
@@ -31,7 +32,8 @@ def genomic_distance(ds: EPIDataset) -> Optional[np.ndarray]:
         distance = np.abs((loci["enhancer_start"] + loci["enhancer_end"]) / 2
                           - (loci["promoter_start"] + loci["promoter_end"]) / 2)
         if {"enhancer_chrom", "promoter_chrom"} <= set(meta.columns):
-            trans = meta["enhancer_chrom"].astype(str).to_numpy() != meta["promoter_chrom"].astype(str).to_numpy()
+            # compared in one spelling: " chr1" (a space after a comma) or "1" is chr1
+            trans = canonical_chrom(meta["enhancer_chrom"]) != canonical_chrom(meta["promoter_chrom"])
             distance[trans] = distance[~trans].max() if (~trans).any() else 0.0
         return distance
     if "enhancer_distance_to_promoter" in meta.columns:

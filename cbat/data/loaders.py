@@ -30,7 +30,8 @@ and the columns seen):
   rank.distance.py``); the cell line is the file name's prefix;
 * ``fasta``: FASTA triplets (SPEID / EPIVAN): enhancer FASTA, promoter FASTA and a labels file (one 0/1 per
   line), or a folder holding ``<cell>_enhancer[<tag>].fa[sta][.gz]``, ``<cell>_promoter[<tag>]...`` and
-  ``<cell>_label[s][<tag>].txt`` (a tag such as ``_test`` tells several triplets of one cell line apart).
+  ``<cell>_label[s][<tag>].txt`` (``_`` or ``.`` after the cell; a tag such as ``_test`` or ``_test_rep1`` tells
+  several triplets of one cell line apart); a FASTA file of the folder that no triplet takes is an error.
 
 Coordinates are read from a genome FASTA with ``pyfaidx`` (contig names with or without ``chr``), each region
 centred and cut to a fixed window (default 3000 / 2000 bp, the log's), padded with N where the window runs
@@ -474,6 +475,16 @@ def _read_labels(path: Path) -> np.ndarray:
 _LOCUS = re.compile(r"(?:^|\|)((?:chr)?[A-Za-z0-9.]+)[:_]\d+[-_]\d+")
 
 
+def _canonical_locus(name: str) -> str:
+    """A record name with the chromosome of its locus in ``canonical_chrom``'s spelling (``1:0-300`` ->
+    ``chr1:0-300``); other names as written, without surrounding spaces."""
+    name = name.strip()
+    match = _LOCUS.search(name)
+    if not match:
+        return name
+    return name[:match.start(1)] + canonical_chrom([match.group(1)])[0] + name[match.end(1):]
+
+
 def load_fasta_triplet(enhancer, promoter, labels, cell_line: str = "unknown", enhancer_len=None,
                        promoter_len=None) -> EPIDataset:
     """Pairs from an enhancer FASTA, a promoter FASTA (record i pairs with record i) and a labels file.
@@ -494,16 +505,17 @@ def load_fasta_triplet(enhancer, promoter, labels, cell_line: str = "unknown", e
         except SequenceError as err:
             raise DataError(str(err)) from None
     chrom = canonical_chrom([m.group(1) if (m := _LOCUS.search(name)) else "unknown" for name, _ in enh])
-    meta = pd.DataFrame({"pair_id": [f"{cell_line}|{e}|{p}" for (e, _), (p, _) in zip(enh, prom)],
-                         "cell_line": cell_line, "chrom": chrom,
-                         "enhancer_id": [n for n, _ in enh], "promoter_id": [n for n, _ in prom]})
+    # ids in one chromosome spelling: "1:0-300" in one file and "chr1:0-300" in another are one element
+    enh_ids, prom_ids = ([_canonical_locus(n) for n, _ in records] for records in (enh, prom))
+    meta = pd.DataFrame({"pair_id": [f"{cell_line}|{e}|{p}" for e, p in zip(enh_ids, prom_ids)],
+                         "cell_line": cell_line, "chrom": chrom, "enhancer_id": enh_ids, "promoter_id": prom_ids})
     return _assemble(labels, encoded[0], encoded[1], y, meta, lambda row: f"record {row + 1}")
 
 
 _FASTA_SUFFIX = "(?:" + "|".join(re.escape(suffix) for suffix in FASTA_SUFFIXES) + ")"
 # <cell>_enhancer[s][<tag>].fa[sta|.fna][.gz]; the tag (e.g. "_test") names one triplet of several per cell line.
-_TRIPLET_ENHANCER = re.compile(r"(?P<cell>.+?)_enhancers?(?P<tag>[_.-][A-Za-z0-9]+)?" + _FASTA_SUFFIX + "$",
-                               re.IGNORECASE)
+_TRIPLET_ENHANCER = re.compile(r"(?P<cell>.+?)(?P<sep>[_.])enhancers?(?P<tag>(?:[_.-][A-Za-z0-9]+)*)" + _FASTA_SUFFIX
+                               + "$", re.IGNORECASE)
 
 
 def _triplet_enhancer(path: Path):
@@ -522,18 +534,23 @@ def _companion(folder: Path, enhancer: Path, cell: str, tag: str, kind: str, suf
 
 
 def _load_fasta_folder(folder: Path, enhancer_len, promoter_len) -> EPIDataset:
-    parts, names = [], []
+    parts, names, used = [], [], set()
     for enhancer in sorted(folder.iterdir()):
         match = _triplet_enhancer(enhancer)
         if not match:
             continue
-        cell, tag = match["cell"], match["tag"] or ""
-        promoter = _companion(folder, enhancer, cell, tag, "_promoters?", _FASTA_SUFFIX,
-                              f"promoter FASTA {cell}_promoter{tag}.fa")
-        labels = _companion(folder, enhancer, cell, tag, "_?labels?", r"\.(?:txt|csv|tsv)(?:\.gz)?",
-                            f"labels file {cell}_label{tag}.txt")
+        cell, sep, tag = match["cell"], match["sep"], match["tag"] or ""
+        promoter = _companion(folder, enhancer, cell, tag, re.escape(sep) + "promoters?", _FASTA_SUFFIX,
+                              f"promoter FASTA {cell}{sep}promoter{tag}.fa")
+        labels = _companion(folder, enhancer, cell, tag, f"(?:{re.escape(sep)})?labels?", r"\.(?:txt|csv|tsv)(?:\.gz)?",
+                            f"labels file {cell}{sep}label{tag}.txt")
         parts.append(load_fasta_triplet(enhancer, promoter, labels, cell, enhancer_len, promoter_len))
         names.append(str(enhancer))
+        used |= {enhancer, promoter}
+    stray = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(FASTA_SUFFIXES) and p not in used)
+    if stray:  # a FASTA no triplet takes would be left out without a word
+        raise DataError(f"{folder}: {', '.join(stray)}: no triplet takes these FASTA files; expected "
+                        "<cell>_enhancer[<tag>].fa with <cell>_promoter[<tag>].fa and <cell>_label[<tag>].txt")
     return parts[0] if len(parts) == 1 else concat(parts, enhancer_len, promoter_len, names)
 
 
@@ -612,14 +629,20 @@ def load_coordinates(path, genome, enhancer_len: int = DEFAULT_LENGTHS[0], promo
         for row in range(len(table)):
             codes[row] = _fetch(fasta, Path(genome), path, where(row), side, chrom[row], start[row], end[row], length)
         sides[side] = codes
+        # one spelling in ids and meta: "1" and "chr1" name one locus (duplicates, distances, splits)
+        chrom = canonical_chrom(chrom)
         loci[side] = [f"{c}:{s}-{e}" for c, s, e in zip(chrom, start, end)]
-        table = table.assign(**{f"{side}_start": start, f"{side}_end": end})
+        table = table.assign(**{f"{side}_chrom": chrom, f"{side}_start": start, f"{side}_end": end})
+    trans = np.flatnonzero(table["enhancer_chrom"].to_numpy() != table["promoter_chrom"].to_numpy())
+    if trans.size:
+        warnings.warn(f"{path}: {trans.size} pair(s) have the enhancer and the promoter on different chromosomes "
+                      f"(first: {where(trans[0])}); a chromosome split places them by the enhancer's", stacklevel=3)
     if "pair_id" in table.columns:
         pair_id = table["pair_id"].astype(str).to_numpy()
     elif {"enhancer_name", "promoter_name"} <= set(table.columns):  # names tell transcripts of one locus apart
         pair_id = (table["enhancer_name"].astype(str) + "~" + table["promoter_name"].astype(str)).to_numpy()
     else:
-        pair_id = [f"{c}|{e}|{p}" for c, e, p in zip(cells, loci["enhancer"], loci["promoter"])]
+        pair_id = [f"{str(c).strip()}|{e}|{p}" for c, e, p in zip(cells, loci["enhancer"], loci["promoter"])]
     meta = pd.DataFrame({"pair_id": pair_id, "cell_line": cells,
                          "chrom": canonical_chrom(table["enhancer_chrom"].to_numpy()),
                          "enhancer_id": loci["enhancer"], "promoter_id": loci["promoter"]})
