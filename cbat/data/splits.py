@@ -100,7 +100,9 @@ def _split(ds: EPIDataset, by: str, test, val_fraction: float, seed: int, test_f
     if test is None:
         test_chroms = _draw_groups(rng, chroms, present, test_fraction)
     else:
-        test_chroms = [test] if isinstance(test, str) else list(test)
+        from cbat.data.loaders import canonical_chrom  # "1" or " chr1" names chr1, as the data spell it
+
+        test_chroms = list(canonical_chrom([test] if isinstance(test, str) else list(test)))
         missing = sorted(set(test_chroms) - set(present))
         if missing:
             raise ValueError(f"split: test chromosome(s) {missing} hold no pairs; present: {present}")
