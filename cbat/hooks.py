@@ -149,11 +149,14 @@ def attention_stats_tensor(pattern: torch.Tensor, meta: AttentionMeta, far_bp: f
     p = pattern.detach().float()
     layout = _layout(meta, p.device, far_bp)
     rows = p if layout.q_index is None else p.index_select(2, layout.q_index)
-    batch, n_heads, n_rows, n_keys = rows.shape
-    per_query = batch * n_rows
+    n_heads, n_keys = rows.shape[1], rows.shape[3]
+    # Averages over the queries that have keys: a window that reaches past the shorter sequence leaves some
+    # queries none (their row is all zeros), which would count as one effective token and no mass.
+    keyed = rows.sum(-1) > 0.5  # [B, H, Lq]
+    per_query = keyed.sum((0, 2)).clamp_min(1).float()  # [H], on the device: no host sync
     entropy = -(rows * rows.clamp_min(1e-30).log()).sum(-1)  # [B, H, Lq]; 0 log 0 = 0 (faster than xlogy)
     k = min(meta.topk, n_keys)
-    out = [entropy.sum((0, 2)) / per_query, entropy.exp().sum((0, 2)) / per_query,
+    out = [entropy.sum((0, 2)) / per_query, (entropy.exp() * keyed).sum((0, 2)) / per_query,
            rows.topk(k, dim=-1, sorted=False).values.sum((0, 2, 3)) / per_query,
            1 - torch.count_nonzero(rows, dim=(0, 2, 3)).float() / (per_query * n_keys),
            (rows @ layout.k_anchor).sum((0, 2)) / per_query if layout.k_anchor is not None

@@ -37,7 +37,9 @@ def attention_timeline(trace: pd.DataFrame, per_head: bool = False) -> pd.DataFr
     rows = trace[(trace["kind"] == "attn") & trace["statistic"].isin(ATTENTION_STATISTICS)]
     rows = rows[rows["head"] >= 0] if per_head else rows[rows["head"] == -1]
     index = run_keys(rows) + ["name", "block", "site", "head", "step"]
-    return rows.pivot_table(index=index, columns="statistic", values="value", dropna=False).reset_index() \
+    # groupby, not pivot_table(dropna=False), which builds every combination of the index values (a run's rows
+    # for hooks it lacks, all NaN); a statistic that is NaN where it has no meaning stays a column
+    return rows.groupby(index + ["statistic"])["value"].mean().unstack("statistic").reset_index() \
         .rename_axis(None, axis=1)
 
 
@@ -72,8 +74,9 @@ def sparsity_figure(table: pd.DataFrame) -> go.Figure:
 def profile_from_pattern(pattern: torch.Tensor, meta: AttentionMeta, bin_bp: float = 100.0) -> pd.DataFrame:
     """Attention mass by query-key distance for one captured map [B, H, Lq, Lk].
 
-    Only positioned (non-anchor) tokens count; mass is averaged over samples, heads and queries, so the
-    ``mass`` column sums to the share of attention that went to positioned keys.
+    Only positioned (non-anchor) tokens count; mass is averaged over samples, heads and the queries that have
+    keys (a window that reaches past the shorter sequence leaves some queries none), so the ``mass`` column sums
+    to the share of attention that went to positioned keys.
     """
     q_keep, k_keep = ~meta.q_is_anchor.cpu(), ~meta.k_is_anchor.cpu()
     if not q_keep.any() or not k_keep.any():
@@ -81,7 +84,8 @@ def profile_from_pattern(pattern: torch.Tensor, meta: AttentionMeta, bin_bp: flo
     p = pattern.float()[:, :, q_keep][..., k_keep]
     distance = (meta.q_pos_bp.cpu()[q_keep][:, None] - meta.k_pos_bp.cpu()[k_keep][None, :]).abs()
     bins = torch.div(distance, bin_bp, rounding_mode="floor").long()
-    mass_per_pair = p.mean((0, 1)) / p.shape[2]  # [Lq, Lk]: each query's row weighted 1 / Lq
+    keyed = (p.sum(-1) > 0.5).sum(-1).clamp_min(1).float()  # [B, H]: queries with keys (rows sum to 1, else 0)
+    mass_per_pair = (p / keyed[..., None, None]).mean((0, 1))  # [Lq, Lk]: each keyed query's row weighted 1 / n
     mass = torch.zeros(int(bins.max()) + 1).scatter_add_(0, bins.flatten(), mass_per_pair.flatten())
     return pd.DataFrame({"distance_bp": np.arange(len(mass)) * bin_bp, "mass": mass.numpy()})
 

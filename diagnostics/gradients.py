@@ -6,6 +6,8 @@ norms compare like with like; the head has other parameters and is shown but not
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -46,20 +48,26 @@ def block_decay(trace: pd.DataFrame) -> pd.DataFrame:
     """
     norms = grad_norms(trace)
     keys = run_keys(norms)
-    wide = norms.pivot_table(index=keys + ["step"], columns="group", values="value").reset_index()
-    block_of = norms.drop_duplicates("group").set_index("group")["block"]
-    blocks = sorted((g for g in wide.columns if block_of.get(g, -1) >= 0), key=lambda g: block_of[g])
-    if not blocks:
-        return pd.DataFrame(columns=keys + ["n_blocks", "first_to_last", "first_to_head"])
-    first, last = wide[blocks[0]], wide[blocks[-1]]
-    wide["first_to_last"] = first / last
-    wide["first_to_head"] = first / wide["head"] if "head" in wide.columns else np.nan
-    if not keys:
-        return pd.DataFrame({"n_blocks": [len(blocks)], "first_to_last": [wide["first_to_last"].median()],
-                             "first_to_head": [wide["first_to_head"].median()]})
-    out = wide.groupby(keys)[["first_to_last", "first_to_head"]].median().reset_index()
-    out.insert(len(keys), "n_blocks", len(blocks))
-    return out
+    columns = keys + ["n_blocks", "first_to_last", "first_to_head"]
+
+    def one_run(frame: pd.DataFrame) -> Optional[dict]:
+        # each run's own blocks: runs of different depths in one trace have different last blocks
+        wide = frame.pivot_table(index="step", columns="group", values="value")
+        block_of = frame.drop_duplicates("group").set_index("group")["block"]
+        blocks = sorted((g for g in wide.columns if block_of.get(g, -1) >= 0), key=lambda g: block_of[g])
+        if not blocks:
+            return None
+        first = wide[blocks[0]]
+        return {"n_blocks": len(blocks), "first_to_last": float((first / wide[blocks[-1]]).median()),
+                "first_to_head": float((first / wide["head"]).median()) if "head" in wide.columns else np.nan}
+
+    groups = norms.groupby(keys, sort=True) if keys else [((), norms)]
+    rows = []
+    for key, frame in groups:
+        found = one_run(frame)
+        if found is not None:
+            rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), **found})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def grad_norm_figure(trace: pd.DataFrame) -> go.Figure:

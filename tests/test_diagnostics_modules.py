@@ -59,6 +59,11 @@ def test_block_decay_is_the_first_to_last_block_ratio():
     assert decay["n_blocks"].iloc[0] == 3
     assert decay["first_to_last"].iloc[0] == pytest.approx(0.1)
     assert decay["first_to_head"].iloc[0] == pytest.approx(0.05)
+    two_runs = pd.concat([trace.assign(run_id="deep"),  # runs of other depths: each its own last block
+                          trace[~trace["name"].str.startswith("blocks.2")].assign(run_id="shallow")])
+    per_run = gradients.block_decay(two_runs).set_index("run_id")
+    assert per_run.loc["deep", "n_blocks"] == 3 and per_run.loc["deep", "first_to_last"] == pytest.approx(0.1)
+    assert per_run.loc["shallow", "n_blocks"] == 2 and per_run.loc["shallow", "first_to_last"] == pytest.approx(0.2)
     profile = gradients.depth_profile(trace)
     assert list(profile["group"]) == ["head", "blocks.2", "blocks.1", "blocks.0", "stem_e"]
     assert isinstance(gradients.depth_figure(profile), go.Figure)
@@ -143,8 +148,9 @@ def test_distance_profile_of_a_windowed_model_stops_at_the_window(batch):
     model = cbat.build_model(cfg, seed=0).train()
     profile = attention.distance_profile(model, *batch, bin_bp=10)
     assert model.training  # mode restored
-    # 20 enhancer queries, 15 promoter keys: queries 18 and 19 have no key within 3 tokens, so no mass.
-    assert profile["mass"].sum() == pytest.approx(18 / 20, abs=1e-5)
+    # 20 enhancer queries, 15 promoter keys: queries 18 and 19 have no key within 3 tokens and are left out, so
+    # the mass of the 18 others sums to 1 (it read 18 / 20)
+    assert profile["mass"].sum() == pytest.approx(1.0, abs=1e-5)
     assert profile.loc[profile["distance_bp"] > 30, "mass"].sum() == 0.0
     assert isinstance(attention.distance_figure(profile, window_bp=30, decisive_bp=250), go.Figure)
 
@@ -154,6 +160,9 @@ def test_attention_table_averages_the_last_steps_per_hook():
     rows += [("blocks.0.cross_ep.attn.pattern", 0, "effective_tokens", 0, step, 99.0) for step in range(8)]
     table = attention.attention_table(frame(rows), tail=0.25)
     assert table["effective_tokens"].iloc[0] == pytest.approx(6.5)  # steps 6 and 7, head -1 only
+    other = [("blocks.1.joint.attn.pattern", 1, "entropy", -1, step, 1.0) for step in range(8)]
+    two = attention.attention_table(pd.concat([frame(rows).assign(run_id="a"), frame(other).assign(run_id="b")]))
+    assert len(two) == 2  # one row per run and the hook it has (every combination was a row, mostly NaN)
     assert isinstance(attention.sparsity_figure(table.assign(entropy=1.0, topk_mass=0.5)), go.Figure)
     assert isinstance(attention.timeline_figure(frame(rows)), go.Figure)
 

@@ -28,22 +28,27 @@ def reference_attention_stats(pattern, meta, far_bp):
     q_anchor, k_anchor = meta.q_is_anchor, meta.k_is_anchor
     q_keep = ~q_anchor if (~q_anchor).any() else torch.ones_like(q_anchor)
     rows = p[:, :, q_keep]
+    keyed = rows.sum(-1) > 0.5  # queries with no key (a window past the shorter sequence) are left out
+
+    def mean(per_query):  # [B, H, Lq] -> [H] over the keyed queries
+        return torch.stack([per_query[:, h][keyed[:, h]].mean() for h in range(per_query.shape[1])])
+
     plogp = torch.where(rows > 0, rows * rows.clamp_min(1e-30).log(), torch.zeros_like(rows))
     entropy = -plogp.sum(-1)
     nan = torch.full((p.shape[1],), float("nan"))
-    stats = {"entropy": entropy.mean((0, 2)), "effective_tokens": entropy.exp().mean((0, 2)),
-             "topk_mass": rows.topk(min(meta.topk, rows.shape[-1]), dim=-1).values.sum(-1).mean((0, 2)),
-             "zero_fraction": (rows == 0).float().mean((0, 2, 3)),
-             "anchor_mass": rows[..., k_anchor].sum(-1).mean((0, 2)) if k_anchor.any() else torch.zeros_like(nan)}
+    stats = {"entropy": mean(entropy), "effective_tokens": mean(entropy.exp()),
+             "topk_mass": mean(rows.topk(min(meta.topk, rows.shape[-1]), dim=-1).values.sum(-1)),
+             "zero_fraction": mean((rows == 0).float().mean(-1)),
+             "anchor_mass": mean(rows[..., k_anchor].sum(-1)) if k_anchor.any() else torch.zeros_like(nan)}
     if q_anchor.all() or k_anchor.all():
         return {**stats, "mean_distance_bp": nan, "far_mass": nan, "mass_beyond_window": nan}
     positioned = rows[..., ~k_anchor]
     distance = (meta.q_pos_bp[q_keep][:, None] - meta.k_pos_bp[~k_anchor][None, :]).abs()
     mass = positioned.sum(-1).clamp_min(1e-12)
-    stats["mean_distance_bp"] = ((positioned * distance).sum(-1) / mass).mean((0, 2))
-    stats["far_mass"] = (positioned * (distance > far_bp)).sum(-1).mean((0, 2))
+    stats["mean_distance_bp"] = mean((positioned * distance).sum(-1) / mass)
+    stats["far_mass"] = mean((positioned * (distance > far_bp)).sum(-1))
     stats["mass_beyond_window"] = nan if meta.window_bp is None else \
-        (positioned * (distance > meta.window_bp)).sum(-1).mean((0, 2))
+        mean((positioned * (distance > meta.window_bp)).sum(-1))
     return stats
 
 
@@ -271,6 +276,22 @@ def test_attention_stats_equal_the_exact_reference(meta):
         for name in ref:
             torch.testing.assert_close(fast[name], ref[name], equal_nan=True, msg=lambda m, n=name: f"{n}: {m}")
     assert meta.cache  # the distance matrices were built once and kept
+
+
+def test_queries_without_keys_do_not_count_in_the_attention_statistics():
+    """A window past the shorter sequence leaves queries no key (an all-zero row); each counted as one effective
+    token with no top-k mass, so cbat_v2 at 3000/2000 bp read effective tokens 18.4 for 25.2 and a hard top-k
+    map's top-k mass 0.80 for 1.0."""
+    meta = _meta(7, 11, window_bp=20.0)
+    pattern = _pattern(3, 2, 7, 11, seed=1)
+    keyless = pattern.clone()
+    keyless[:, :, 5:] = 0.0  # the last two queries have no key
+    fast, ref = attention_stats(keyless, meta, far_bp=30.0), reference_attention_stats(keyless, meta, far_bp=30.0)
+    for name in ref:
+        torch.testing.assert_close(fast[name], ref[name], equal_nan=True, msg=lambda m, n=name: f"{n}: {m}")
+    kept = attention_stats(pattern[:, :, :5].contiguous(), _meta(5, 11, window_bp=20.0), far_bp=30.0)
+    for name in ("entropy", "effective_tokens", "topk_mass", "zero_fraction", "mean_distance_bp"):
+        torch.testing.assert_close(fast[name], kept[name], msg=lambda m, n=name: f"{n}: {m}")  # as if absent
 
 
 def test_gate_and_state_stats_equal_the_exact_reference():
