@@ -51,6 +51,7 @@ class HookPoint(nn.Module):
         self.active = False
         # (pairs, query_stride) of an attention map the recorder needs, set by ``record(sample=...)``; None: all
         self.sample: Optional[tuple[int, int]] = None
+        self.owner: Optional[int] = None  # id of the open record context using this point (one at a time)
 
     def forward(self, x: torch.Tensor, meta: Optional[AttentionMeta] = None) -> torch.Tensor:
         return x
@@ -220,12 +221,18 @@ class Trace:
 
     def __init__(self, model: nn.Module, mode: str, names: Optional[Sequence[str]], every: int,
                  max_samples: int, far_bp: float, sample: Optional[tuple[int, int]] = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"record: model is a {type(model).__name__}; expected a torch.nn.Module "
+                            "(cbat.build_model(cfg))")
         if mode not in MODES:
             raise ValueError(f"record mode {mode!r}; expected one of {list(MODES)}")
         if every < 1:
             raise ValueError(f"record every={every}; expected a positive integer")
-        if sample is not None and (len(sample) != 2 or min(sample) < 1):
+        if sample is not None and (not isinstance(sample, (tuple, list)) or len(sample) != 2 or min(sample) < 1):
             raise ValueError(f"record sample={sample!r}; expected (pairs, query_stride), both >= 1")
+        if max_samples < 1:
+            raise ValueError(f"record max_samples={max_samples!r}; expected a positive number of samples to keep")
+        names = [names] if isinstance(names, str) else names  # one pattern, not its characters
         self.model, self.mode, self.every, self.sample = model, mode, every, sample
         self.max_samples, self.far_bp = max_samples, far_bp
         self.step = 0
@@ -253,6 +260,14 @@ class Trace:
 
     # lifecycle
     def _attach(self) -> None:
+        # One record per hook point at a time: the points' on/off and sampling state is shared, and an inner
+        # record's exit switched an outer one's points off without a word.
+        busy = [name for name, point in self._points if point.owner is not None]
+        if busy:
+            raise ValueError(f"record: hook point(s) {busy[:3]} are already recorded by an open record context; "
+                             "nest records only on different hook points (names=...) or record once")
+        for _, point in self._points:
+            point.owner = id(self)  # an id, not the trace: a model saved or copied while recording stays plain
         for name, point in self._points:
             self._handles.append(point.register_forward_hook(self._make_hook(name), with_kwargs=True))
         for group, params in self._grad_groups.items():
@@ -266,7 +281,7 @@ class Trace:
             handle.remove()
         self._handles.clear()
         for _, point in self._points:
-            point.active, point.sample = False, None
+            point.active, point.sample, point.owner = False, None, None
 
     @property
     def sampled(self) -> bool:

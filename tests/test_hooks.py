@@ -125,3 +125,27 @@ def test_unsampled_steps_run_the_fused_kernel_and_sampled_steps_materialise_the_
             trace.next_step()
     assert len(fused_calls) == 1  # step 1 only; step 0 was sampled and ran the explicit path
     assert set(trace.summary()["step"]) == {0}
+
+
+def test_records_on_one_hook_point_do_not_nest_and_bad_arguments_are_named():
+    """An inner record's exit switched the outer one's hook points off without a word; names="blocks.0.*" was read
+    as its characters; a config instead of a model, sample=2 and max_samples=0 failed deep inside or not at all."""
+    model = cbat.build_model(cbat.preset("baseline", d_model=16, n_heads=2), seed=0)
+    enhancer, promoter = torch.rand(1, 4, 200), torch.rand(1, 4, 100)
+    with cbat.record(model, names=["*.pattern"]) as outer:
+        with pytest.raises(ValueError, match=r"hook point\(s\) \['blocks.0.cross_ep.attn.pattern'\] are already "
+                                             "recorded by an open record context"):
+            with cbat.record(model, names=["blocks.0.*"]):
+                pass
+        with cbat.record(model, names="*.grad_norm") as inner:  # other points: fine, and a string is one pattern
+            assert inner.names and all(n.endswith(".grad_norm") for n in inner.names)
+        model(enhancer, promoter)
+    assert len(outer.summary()) > 0  # the outer record still saw the forward after the inner one closed
+    with cbat.record(model, names=["blocks.0.*"]):  # closed records leave the points free
+        pass
+    for kwargs, error in ((dict(model=cbat.preset("baseline")), "model is a CBATConfig; expected a torch.nn.Module"),
+                          (dict(model=model, sample=2), r"sample=2; expected \(pairs, query_stride\)"),
+                          (dict(model=model, mode="capture", max_samples=0), "max_samples=0; expected a positive")):
+        with pytest.raises((TypeError, ValueError), match=error):
+            with cbat.record(**kwargs):
+                pass
