@@ -12,6 +12,8 @@ through precomputed states, which works offline without a kernel.
 """
 from __future__ import annotations
 
+import fnmatch
+
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -24,7 +26,7 @@ from torch import nn
 
 import cbat
 from cbat.hooks import AttentionMeta, attention_stats
-from cbat.layers.attention import AttentionCore, temperature_override, tempered_cores
+from cbat.layers.attention import AttentionCore, RoPE_AdaptAttention, temperature_override, tempered_cores
 from cbat.report import captioned, static_output
 from diagnostics import gates
 from diagnostics.attention import attention_runs, profile_from_pattern
@@ -209,10 +211,14 @@ class AttentionExplorer:
         self.temperature: Optional[float] = None
         self.patterns: dict[str, torch.Tensor] = {}
         self.metas: dict[str, AttentionMeta] = {}
+        patterns = [n for n in cbat.hook_names(model) if n.endswith(".pattern")
+                    and any(fnmatch.fnmatch(n, p) for p in self.name_patterns)]
+        if not patterns:  # found here, before the recorder's list of every other hook point
+            raise ValueError(f"no attention pattern matched {self.name_patterns}; this model has no attention (e.g. "
+                             "the no_cross control)" if not any(n.endswith(".pattern") for n in cbat.hook_names(model))
+                             else f"no attention pattern matched {self.name_patterns}")
         self.capture()
         self.names = list(self.patterns)
-        if not self.names:
-            raise ValueError(f"no attention pattern matched {self.name_patterns}; this model has no attention")
         # Start on the first adaptive cross attention: the map the what-if acts on.
         self.name = next((n for n in self.names if ".cross_" in n), self.names[0])
         self.sample, self.head = 0, -1
@@ -270,8 +276,18 @@ class AttentionExplorer:
 
     @property
     def temperature_applies(self) -> bool:
-        """Whether the what-if can act: False for hard top-k models (their selection has no temperature)."""
+        """Whether the what-if can act: False for hard top-k models (their selection has no temperature) and for
+        models without adaptive cross attention (the what-if acts on it only)."""
         return bool(self.tempered_cores())
+
+    @property
+    def no_temperature(self) -> str:
+        """Why the what-if cannot act on this model ("" when it can)."""
+        if self.temperature_applies:
+            return ""
+        if any(isinstance(m, RoPE_AdaptAttention) for m in self.model.modules()):
+            return "hard top-k has no temperature"
+        return "the what-if acts on adaptive cross attention, which this model lacks"
 
     def capture(self) -> None:
         """One eval forward at ``self.temperature`` with every chosen pattern captured (train/eval mode
@@ -366,7 +382,7 @@ class AttentionExplorer:
         head_label = "mean over heads" if self.head == -1 else f"head {self.head}"
         t_label = "as trained" if self.temperature is None else f"T = {self.temperature:g}"
         if self.temperature is not None and not self.temperature_applies:
-            t_label += " (no effect: hard top-k has no temperature)"
+            t_label += f" (no effect: {self.no_temperature})"
         fig = make_subplots(rows=2, cols=2, vertical_spacing=0.14,
                             subplot_titles=("attention map (query x key)", "entropy per query (nats)",
                                             "attention mass by distance", "mass on anchor tokens per head"))
@@ -383,6 +399,7 @@ class AttentionExplorer:
         fig.update_yaxes(range=[0, 1], row=2, col=2)
         if not meta.k_is_anchor.any():  # the panel is the mass on anchor keys: say why there is none
             why = ("the anchors are this hook's queries: they gather from the tokens" if meta.q_is_anchor.any() else
+                   "this model has no anchors" if ".joint." in self.name else
                    "anchors are keys only in the joint attention and in the anchors' broadcast")
             fig.add_annotation(text=f"no anchor keys in this hook<br>({why})", showarrow=False, xref="x4 domain",
                                yref="y4 domain", x=0.5, y=0.5)
@@ -405,8 +422,7 @@ class AttentionExplorer:
         temperature = w.FloatLogSlider(value=self.temperature or trained, base=10, min=-1, max=1, step=0.05,
                                        description="what-if temperature", style=_LABEL, disabled=not applies)
         reset = w.Button(description="as trained", disabled=not applies, tooltip=f"trained at T = {trained:g}")
-        why = w.HTML("" if applies else "<i>temperature disabled: this run's adaptive attention is hard top-k, "
-                                        "whose selection has no temperature</i>")
+        why = w.HTML("" if applies else f"<i>temperature disabled: {self.no_temperature}</i>")
         output = w.Output()
         self.controls = {"sample": sample, "name": name, "head": head, "temperature": temperature, "reset": reset,
                          "output": output}
@@ -440,7 +456,7 @@ class AttentionExplorer:
         if not static_output():
             return self.widget()
         note = ("the slider reruns the normaliser at each temperature on the same weights" if self.temperature_applies
-                else "hard top-k: temperature has no effect, so only the as-trained map is shown")
+                else f"{self.no_temperature}, so only the as-trained map is shown")
         return captioned(self.static_figure(temperatures),
                          f"Map, entropy per query, distance profile and anchor mass of {self.name}; {note}.")
 

@@ -1,7 +1,7 @@
 """Hook points with stable dotted names, recorded in three modes: off, summary, capture.
 
 A ``HookPoint`` is an identity module placed where a quantity is worth reading; its name is its module
-path (TransformerLens style), e.g. ``blocks.0.cross_ep.pattern``. ``record`` registers forward hooks on
+path (TransformerLens style), e.g. ``blocks.0.cross_ep.attn.pattern``. ``record`` registers forward hooks on
 the chosen points for the life of a ``with`` block and always removes them, also on exceptions.
 Attention modules consult ``HookPoint.active`` so that nothing is materialised when nobody listens.
 """

@@ -2,6 +2,8 @@
 temperature what-if changes soft attention, leaves hard top-k alone and restores the trained model."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -177,6 +179,18 @@ def test_controls_say_what_they_cannot_do():
     assert any("the anchors are this hook's queries" in a.text for a in gather.layout.annotations)
     broadcast = v3.select(name=next(n for n in v3.names if "anchors.broadcast" in n))
     assert not any("no anchor keys" in a.text for a in broadcast.layout.annotations)
+    # joint attention only: no cross attention for the what-if, no anchors; it read "hard top-k" and "anchors are
+    # keys only in the joint attention" on the joint hook itself
+    cfg = dataclasses.replace(cbat.preset("baseline", d_model=16, n_heads=2), block_recipe=("joint_attn", "ffn"))
+    joint_only = AttentionExplorer(cbat.build_model(cfg, seed=0), enhancer, promoter)
+    joint_only.widget()
+    assert joint_only.controls["temperature"].disabled and "which this model lacks" in joint_only.no_temperature
+    figure = joint_only.set_temperature(2.0)
+    assert "no effect: the what-if acts on adaptive cross attention" in figure.layout.title.text
+    assert any("this model has no anchors" in a.text for a in figure.layout.annotations)
+    assert v1.no_temperature == "hard top-k has no temperature" and v2.no_temperature == ""
+    with pytest.raises(ValueError, match=r"this model has no attention \(e.g. the no_cross control\)"):
+        AttentionExplorer(cbat.build_model(cbat.preset("no_cross"), seed=0), enhancer, promoter)
 
 
 def slider_states(figure):
