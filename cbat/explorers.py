@@ -134,6 +134,10 @@ class GateExplorer:
         unknown = [r for r in run_ids if r not in self.run_ids]
         if unknown or not run_ids:
             raise ValueError(f"compare needs gated finished runs; {unknown or 'none'} not in {self.run_ids}")
+        lacking = [r for r in run_ids if block not in self.blocks(r)]
+        if lacking:  # an empty panel would read as "no gate values"
+            raise ValueError(f"compare: block {block} is not a gated block of {lacking[0]} (its blocks: "
+                             f"{self.blocks(lacking[0])})")
         fig = make_subplots(rows=1, cols=len(run_ids), shared_yaxes=True, subplot_titles=list(run_ids))
         for col, run_id in enumerate(run_ids, start=1):
             rows = self.gate_trace(run_id)
@@ -157,16 +161,22 @@ class GateExplorer:
         output = w.Output()
         self.controls = {"run": run, "block": block, "step": step, "output": output}
 
+        syncing = []  # new options reset a control's value first: that is no user's choice (it reset the step)
+
         def on_run(change):
-            self.select(run_id=change["new"])
-            with block.hold_trait_notifications(), step.hold_trait_notifications():
+            self.select(run_id=change["new"])  # keeps the block and snaps the step to the run's nearest one
+            chosen = self.block, self.step
+            syncing.append(True)
+            try:
                 block.options, step.options = self.blocks(self.run_id), self.steps(self.run_id)
-                block.value, step.value = self.block, self.step
+                block.value, step.value = chosen
+            finally:
+                syncing.pop()
             _show(output, self.figure)
 
         run.observe(on_run, names="value")
-        block.observe(lambda c: _show(output, self.select(block=c["new"])), names="value")
-        step.observe(lambda c: _show(output, self.select(step=c["new"])), names="value")
+        block.observe(lambda c: syncing or _show(output, self.select(block=c["new"])), names="value")
+        step.observe(lambda c: syncing or _show(output, self.select(step=c["new"])), names="value")
         _show(output, self.figure)
         return w.VBox([w.HBox([run, block]), step, output])
 

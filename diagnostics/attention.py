@@ -154,7 +154,12 @@ def unselected_gradient(model: nn.Module, enhancer: torch.Tensor, promoter: torc
     DataFrame with one row per ``selected`` in (True, False): n (key slots), mean_weight,
     mean_grad (L2 norm of the K and V gradient per head and key), max_grad, frac_zero_grad.
     """
-    core = model.get_submodule(layer)
+    try:
+        core = model.get_submodule(layer)
+    except AttributeError:
+        layers = [n for n, _ in model.named_modules() if n.endswith((".cross_ep.attn", ".cross_pe.attn"))]
+        raise ValueError(f"unselected_gradient: the model has no layer {layer!r}; its cross-attention layers: "
+                         f"{layers or 'none (e.g. the no_cross control)'}") from None
     k = topk or core.topk
     store: dict[str, torch.Tensor] = {}
     handles = [core.k_proj.register_forward_hook(lambda m, i, o: store.__setitem__("k", o)),

@@ -139,6 +139,8 @@ def test_hard_topk_gives_exactly_zero_gradient_outside_the_topk_and_soft_does_no
     assert hard.loc[False, "max_grad"] == 0.0 and hard.loc[False, "frac_zero_grad"] == 1.0
     assert hard.loc[True, "mean_grad"] > 0 and hard.loc[False, "mean_weight"] == 0.0
     assert soft.loc[False, "mean_grad"] > 0 and soft.loc[False, "frac_zero_grad"] < 0.01
+    with pytest.raises(ValueError, match=r"no layer 'blocks.0.cross_ep.attn'; its cross-attention layers: none"):
+        attention.unselected_gradient(cbat.build_model(cbat.preset("no_cross", d_model=16, n_heads=2)), *batch)
     table = pd.concat([hard.reset_index().assign(variant="hard"), soft.reset_index().assign(variant="soft")])
     assert isinstance(attention.gradient_figure(table), go.Figure)
 

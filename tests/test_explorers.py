@@ -76,9 +76,13 @@ def test_gate_widget_controls_call_the_explorer(sweep_dir):
     controls["step"].value = controls["step"].options[0]
     assert explorer.step == controls["step"].options[0]
     assert explorer.figure.layout.shapes[0].x0 == explorer.step
+    controls["step"].value = controls["step"].options[-1]
     controls["run"].value = explorer.run_ids[1]
     assert explorer.run_id == explorer.run_ids[1]
     assert list(controls["step"].options) == explorer.steps(explorer.run_ids[1])
+    assert explorer.step == controls["step"].value == explorer.steps(explorer.run_ids[1])[-1]  # it reset to the first
+    with pytest.raises(ValueError, match="compare: block 7 is not a gated block of"):
+        explorer.compare(explorer.run_ids, block=7)
 
 
 # --- attention ---------------------------------------------------------------------------------------
