@@ -385,8 +385,11 @@ class AttentionExplorer:
 
     def _figure(self) -> go.Figure:
         meta, attn = self.metas[self.name], self._map()
-        rows = attn.clamp_min(1e-30)
-        entropy = -(torch.where(attn > 0, attn * rows.log(), torch.zeros_like(attn))).sum(-1)
+        # per head, then averaged (as statistics() does): the head-averaged map's own entropy is higher
+        heads = self.patterns[self.name][self.sample]
+        heads = heads if self.head == -1 else heads[self.head:self.head + 1]
+        entropy = -(torch.where(heads > 0, heads * heads.clamp_min(1e-30).log(), torch.zeros_like(heads))) \
+            .sum(-1).mean(0)
         profile = profile_from_pattern(attn[None, None], meta)
         per_head = attention_stats(self.patterns[self.name][self.sample:self.sample + 1], meta, far_bp=500.0)
         head_label = "mean over heads" if self.head == -1 else f"head {self.head}"

@@ -102,6 +102,12 @@ def test_attention_selection_changes_the_map(v2_explorer):
     rows = sample0.sum(1)
     assert np.allclose(rows, 1, atol=1e-4)  # every query's weights sum to one
     assert not np.allclose(heatmap(explorer.select(sample=1)), sample0)
+    # the entropy panel at "mean over heads" averages the heads' entropies, as statistics() does (it showed the
+    # head-averaged map's own entropy, which is higher)
+    panel = next(t for t in explorer.select(sample=0, head=-1).data if t.name == "entropy")
+    one = AttentionExplorer(explorer.model, explorer.enhancer[:1], explorer.promoter[:1], explorer.name_patterns)
+    expected = one.statistics().query("name == @explorer.name and statistic == 'entropy' and head == -1")["value"]
+    assert float(np.mean(panel.y)) == pytest.approx(expected.item(), rel=1e-4)  # statistics of sample 0 alone
     head0 = heatmap(explorer.select(head=0))
     assert not np.allclose(head0, heatmap(explorer.select(head=1)))
     other = next(n for n in explorer.names if n != explorer.name)
