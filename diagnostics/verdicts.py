@@ -677,6 +677,9 @@ def _designed(sweep: Sweep, h: Hypothesis, s: dict, fits: dict) -> _Evidence:
     label = "+".join(chosen)
     ctx = Context(sweep, None, s, list(np.array(fitted.run_ids)[high]), list(np.array(fitted.run_ids)[low]),
                   (f"{label} on", f"{label} off"), eff)
+    if fitted.fit.df < 1 and fitted.excluded:  # the rows that learnt are too few: not a gap in the sweep's design
+        return _Evidence(h, ctx=ctx, reason=f"only {len(fitted.run_ids)} design run(s) learnt, too few to fit the "
+                                            f"design ({len(fitted.excluded)} left out)", task=eff.task)
     if fitted.fit.df < 1:
         return _Evidence(h, ctx=ctx, reason="the design leaves no residual degrees of freedom (add seeds or a "
                                             "foldover)", task=eff.task)

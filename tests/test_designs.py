@@ -250,6 +250,21 @@ def test_a_run_that_did_not_learn_is_left_out_of_the_fit_and_named(tmp_path):
     assert "runs that did not learn, left out" in eff.text()
 
 
+def test_a_design_with_too_few_learnt_rows_says_so_and_claims_nothing(tmp_path):
+    """The permuted-label design: with all rows but one left out, every effect is "not estimable", and a verdict
+    read from the design says that too few rows learnt, not that the design lacks residual degrees of freedom."""
+    from diagnostics.verdicts import assess
+
+    path = write_design_sweep(tmp_path / "s", design(resolution=4), planted, lambda lv: 0.5)
+    for record_path in sorted((path / "runs").glob("*/record.json"))[1:]:
+        _mark_not_learnt(record_path)
+    table = designed.effects(path, n_boot=10, causes=False)
+    assert table["claim"].eq("not estimable").all() and table["n_runs"].eq(1).all()
+    (verdict,) = assess(path, hypotheses=["H1"], probes=False, n_boot=10).verdicts
+    assert verdict.verdict == "inconclusive" and verdict.tested
+    assert verdict.reason == "only 1 design run(s) learnt, too few to fit the design (31 left out)"
+
+
 def test_effects_say_not_learnt_when_no_run_learnt(tmp_path):
     path = write_design_sweep(tmp_path / "s", design(resolution=3), planted, lambda lv: 0.5)
     for record_path in (path / "runs").glob("*/record.json"):
