@@ -151,6 +151,14 @@ def test_a_replaced_genome_is_read_afresh_not_through_its_old_index(tmp_path):
     __import__("os").utime(fai, (fai.stat().st_mtime - 60,) * 2)  # the index predates the new FASTA
     ds = load(HUVEC, genome=genome, enhancer_len=200, promoter_len=100)
     assert decode(ds.enhancer[0]) == _genome_seq("1")[1400:1600]
+    # the same genome wrapped at other widths and older than its index (unpacked from an archive): the stale index
+    # is named, not only the line lengths
+    sequences = {block.split("\n", 1)[0]: block.split("\n", 1)[1].replace("\n", "") for block in contigs}
+    genome.write_text("".join(f">{name}\n" + "\n".join(seq[i:i + 37] for i in range(0, len(seq), 37)) + "\n"
+                              for name, seq in sequences.items()))
+    __import__("os").utime(genome, (fai.stat().st_mtime - 60,) * 2)
+    with pytest.raises(DataError, match=r"its index genome.fa.fai was made for another file .* delete the .fai"):
+        load(HUVEC, genome=genome, enhancer_len=200, promoter_len=100)
 
 
 def test_chromosome_names_are_one_spelling_so_a_chromosome_split_cannot_leak(tmp_path):

@@ -675,8 +675,10 @@ def _fetch(fasta, genome, path, where, side, chrom, start, end, length) -> np.nd
     lo, hi = centre - length // 2, centre - length // 2 + length
     seq = fasta[contig][max(lo, 0):min(hi, size)].seq
     if len(seq) != min(hi, size) - max(lo, 0):
-        raise DataError(f"{genome}: {contig}:{max(lo, 0)}-{min(hi, size)} reads as {len(seq)} bases; the FASTA's "
-                        "lines are not all the same length (re-wrap it, e.g. `seqkit seq -w 60`)")
+        raise DataError(f"{genome}: {contig}:{max(lo, 0)}-{min(hi, size)} reads as {len(seq)} bases; its index "
+                        f"{genome.name}.fai was made for another file (a genome unpacked from an archive can be older "
+                        "than its index: delete the .fai), or the FASTA's lines are not all the same length (re-wrap "
+                        "it, e.g. `seqkit seq -w 60`)")
     try:
         codes = encode(seq, f"{genome}: {contig}:{max(lo, 0)}-{min(hi, size)}")
     except SequenceError as err:
