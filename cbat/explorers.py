@@ -13,7 +13,6 @@ through precomputed states, which works offline without a kernel.
 from __future__ import annotations
 
 import fnmatch
-
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -221,12 +220,11 @@ class AttentionExplorer:
         self.temperature: Optional[float] = None
         self.patterns: dict[str, torch.Tensor] = {}
         self.metas: dict[str, AttentionMeta] = {}
-        patterns = [n for n in cbat.hook_names(model) if n.endswith(".pattern")
-                    and any(fnmatch.fnmatch(n, p) for p in self.name_patterns)]
-        if not patterns:  # found here, before the recorder's list of every other hook point
-            raise ValueError(f"no attention pattern matched {self.name_patterns}; this model has no attention (e.g. "
-                             "the no_cross control)" if not any(n.endswith(".pattern") for n in cbat.hook_names(model))
-                             else f"no attention pattern matched {self.name_patterns}")
+        attention = [n for n in cbat.hook_names(model) if n.endswith(".pattern")]
+        if not any(fnmatch.fnmatch(n, p) for n in attention for p in self.name_patterns):
+            # found here, before the recorder's list of every other hook point
+            raise ValueError(f"no attention pattern matched {self.name_patterns}"
+                             + ("" if attention else "; this model has no attention (e.g. the no_cross control)"))
         self.capture()
         self.names = list(self.patterns)
         # Start on the first adaptive cross attention: the map the what-if acts on.

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from cbat import interrupts, rundir
 from cbat.ablations import Design, design as build_design, resolve_variants
-from cbat.config import CBATConfig, load_config
+from cbat.config import CBATConfig, load_config, plain_fields
 from cbat.metrics import METRIC_KEYS
 from cbat.rundir import jsonable
 from cbat.train import TrainSettings, train
@@ -126,7 +126,7 @@ class SweepSpec:
         for name in ("variants", "seeds", "splits"):  # `seeds: 1` or `splits: chrom` in a file: a list is meant
             value = getattr(self, name)
             if isinstance(value, (tuple, range, np.ndarray)):  # the Python API's other sequences: range(3) ...
-                value = [v.item() if isinstance(v, np.generic) else v for v in list(value)]
+                value = list(value)
                 setattr(self, name, value)
             if not isinstance(value, list):
                 example = f" (e.g. [{value!r}])" if isinstance(value, (str, int, float)) else ""
@@ -136,7 +136,7 @@ class SweepSpec:
                          else {**v, "config": v["config"].to_dict()}
                          if isinstance(v, dict) and isinstance(v.get("config"), CBATConfig) else v
                          for v in self.variants]
-        self.seeds = [s.item() if isinstance(s, np.integer) else s for s in self.seeds]
+        plain_fields(self)  # numpy seeds (np.arange) are plain integers
         if not (self.variants or self.design) or not self.seeds or not self.splits:
             raise ValueError("sweep spec: 'variants' (or a 'design'), 'seeds' and 'splits' must each name at "
                              "least one entry")

@@ -616,9 +616,10 @@ def explain_loops(model: torch.nn.Module, dataset, loops: pd.DataFrame, motif_db
     index = raw.astype(int)
     if index.min() < 0 or index.max() >= len(dataset):
         raise ValueError(f"loops: pair_index outside the dataset (0..{len(dataset) - 1})")
-    if len(set(index)) < len(index):
-        twice = sorted({int(i) for i in index if (index == i).sum() > 1})
-        raise ValueError(f"loops: pair_index {twice[:5]} given more than once; each loop is attributed once")
+    values, counts = np.unique(index, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"loops: pair_index {values[counts > 1][:5].tolist()} given more than once; each loop is "
+                         "attributed once")
     enhancer, promoter = dataset.onehot(index)
     attribution = integrated_gradients(model, enhancer, promoter, n_shuffles, n_steps, internal_batch_size, seed,
                                        progress=progress, delta_threshold=delta_threshold, max_steps=max_steps,

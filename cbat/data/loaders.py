@@ -562,9 +562,9 @@ def _cell_lines(path: Path, table: pd.DataFrame, cell_line, where) -> np.ndarray
     """Cell line per row: ``cell_line=``, else a ``cell_line`` column, else the non-locus ``|`` field of
     ``enhancer_name`` (TargetFinder ``HUVEC|chr1:...``, TransEPI ``chr12:...|NHEK|EH37E...``)."""
     if cell_line is not None:
-        return np.full(len(table), str(cell_line), dtype=object)
+        return np.full(len(table), str(cell_line).strip(), dtype=object)
     if "cell_line" in table.columns:
-        return table["cell_line"].astype(str).to_numpy()
+        return table["cell_line"].astype(str).str.strip().to_numpy()  # " GM12878" is GM12878, in pair ids too
     if "enhancer_name" not in table.columns:
         raise DataError(f"{path}: no cell line: the table has neither a 'cell_line' nor an 'enhancer_name' column "
                         "(e.g. 'HUVEC|chr1:3420459-3421842'); pass cell_line=<name>")
@@ -642,9 +642,8 @@ def load_coordinates(path, genome, enhancer_len: int = DEFAULT_LENGTHS[0], promo
     elif {"enhancer_name", "promoter_name"} <= set(table.columns):  # names tell transcripts of one locus apart
         pair_id = (table["enhancer_name"].astype(str) + "~" + table["promoter_name"].astype(str)).to_numpy()
     else:
-        pair_id = [f"{str(c).strip()}|{e}|{p}" for c, e, p in zip(cells, loci["enhancer"], loci["promoter"])]
-    meta = pd.DataFrame({"pair_id": pair_id, "cell_line": cells,
-                         "chrom": canonical_chrom(table["enhancer_chrom"].to_numpy()),
+        pair_id = [f"{c}|{e}|{p}" for c, e, p in zip(cells, loci["enhancer"], loci["promoter"])]
+    meta = pd.DataFrame({"pair_id": pair_id, "cell_line": cells, "chrom": table["enhancer_chrom"].to_numpy(),
                          "enhancer_id": loci["enhancer"], "promoter_id": loci["promoter"]})
     extra = [c for c in table.columns if c not in meta.columns and c != "label"]
     meta = pd.concat([meta, table[extra].reset_index(drop=True)], axis=1)
