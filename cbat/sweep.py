@@ -671,6 +671,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, workers: int = 1, backend: s
     # settings first, then the device (Ray's workers may have GPUs the driver lacks), then the data and splits.
     runs = spec.runs()
     if not rundir.sweep_file(sweep_dir).exists():
+        stray = sorted(p.name for p in sweep_dir.iterdir() if p.name != "results.lock") if sweep_dir.exists() else []
+        if stray:  # a new sweep writes sweep.json, runs/ and results here: never among someone's own files
+            raise ValueError(f"{sweep_dir}: not a sweep folder (no sweep.json) and not empty ({', '.join(stray[:3])}"
+                             f"{' ...' if len(stray) > 3 else ''}); give a new or empty folder, or a sweep to resume")
         if backend == "local":
             TrainSettings.from_dict(spec.settings, "sweep spec 'settings'").resolved_device()
         dataset = load_data(spec.data)

@@ -203,6 +203,16 @@ def test_an_output_that_is_a_file_is_one_line(capsys, tmp_path):
     assert taken.read_text() == "a,b\n"
 
 
+def test_a_folder_of_other_files_is_not_made_a_sweep(capsys, tmp_path):
+    """`cbat train --out .` in a data folder wrote sweep.json, runs/ and results among the user's files."""
+    mine = tmp_path / "my_data"
+    mine.mkdir()
+    (mine / "pairs.csv").write_text("a,b\n")
+    assert main(["train", "--data", "long_range", *TINY, "--out", str(mine)]) == 2
+    assert f"{mine}: not a sweep folder (no sweep.json) and not empty (pairs.csv)" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["pairs.csv"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "no_such_task_or_file", "--out", "x"], "neither a synthetic task"),
     (["sweep", "--variants", "cbat_v9", "--out", "x"], "unknown variant 'cbat_v9'"),
