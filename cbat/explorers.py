@@ -29,7 +29,7 @@ from cbat.layers.attention import AttentionCore, RoPE_AdaptAttention, temperatur
 from cbat.report import captioned, static_output
 from diagnostics import gates
 from diagnostics.attention import attention_runs, profile_from_pattern
-from diagnostics.figures import styled, training_rows
+from diagnostics.figures import styled
 from diagnostics.io import load_sweep
 
 # Controls show their whole label (ipywidgets cuts descriptions at a fixed width by default).
@@ -74,13 +74,13 @@ class GateExplorer:
 
     def saturation_by_variant(self) -> pd.DataFrame:
         """Late-training saturation per gated variant with its gate kind (``diagnostics.gates.compare_kinds``)."""
-        table = gates.saturation(training_rows(self.sweep.traces(self.run_ids)))
+        table = gates.saturation(self.sweep.traces(self.run_ids))
         kinds = {v: self.sweep.variant_config(v).get("gate", "none") for v in table["variant"].unique()}
         return gates.compare_kinds(table, kinds)
 
     def gate_trace(self, run_id: str) -> pd.DataFrame:
         """The gate rows recorded while ``run_id`` trained."""
-        return gates.gate_rows(training_rows(self.sweep.trace(run_id)))
+        return gates.gate_rows(self.sweep.trace(run_id))
 
     def blocks(self, run_id: str) -> list[int]:
         return sorted(int(b) for b in self.gate_trace(run_id)["block"].unique())

@@ -20,8 +20,11 @@ def gated_runs(sweep) -> list[str]:
 
 
 def gate_rows(trace: pd.DataFrame) -> pd.DataFrame:
-    """The gate rows of a trace, with a ``gate`` column (attn/joint/ffn)."""
+    """The gate rows recorded while training, with a ``gate`` column (attn/joint/ffn). The trainer's final
+    evaluation forward (``phase`` "final": eval mode, a validation batch, one step past the last) is left out,
+    so saturation, noise and the last step's histogram read training steps only."""
     require_columns(trace, ["name", "block", "kind", "site", "statistic", "step", "value"], "gate_rows")
+    trace = training_rows(trace)
     rows = trace[trace["kind"] == "gate"].copy()
     rows["gate"] = rows["site"]
     return rows
@@ -105,9 +108,8 @@ def compare_kinds(saturation_table: pd.DataFrame, gate_kind: dict[str, str]) -> 
 
 
 def saturation_figure(trace: pd.DataFrame) -> go.Figure:
-    """Fraction saturated over training, one line per gate (and per variant when stacked); the final evaluation
-    forward is no training step, so it is left out."""
-    timeline = gate_timeline(training_rows(trace))
+    """Fraction saturated over training, one line per gate (and per variant when stacked)."""
+    timeline = gate_timeline(trace)
     color = "variant" if "variant" in timeline.columns else None
     fig = px.line(timeline, x="step", y="frac_saturated", color=color, line_dash="name",
                   line_group="run_id" if "run_id" in timeline.columns else None)

@@ -33,6 +33,14 @@ def test_gate_saturation_late_exceeds_overall_for_a_ramp_and_early_noise_is_earl
     assert (noise["early_sample_var"] > noise["late_sample_var"]).all()
     hist = gates.histogram(trace)
     assert set(hist["step"]) == {7} and hist.groupby("name")["share"].sum().round(6).eq(1.0).all()
+    # the trainer's final evaluation forward (one step past the last, fully saturated here) is no training step:
+    # it moved late saturation and was the histogram's "last step"
+    final = trace[trace["step"] == 7].assign(step=8, value=lambda f: f["value"].where(
+        f["statistic"] != "frac_saturated", 1.0))
+    phased = pd.concat([trace.assign(phase="train"), final.assign(phase="final")], ignore_index=True)
+    pd.testing.assert_frame_equal(gates.saturation(phased, tail=0.25), sat)
+    pd.testing.assert_frame_equal(gates.early_noise(phased, first_steps=2), noise)
+    assert set(gates.histogram(phased)["step"]) == {7}
 
 
 def test_gate_kinds_compare_per_variant_with_seed_spread():
