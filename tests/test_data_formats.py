@@ -112,6 +112,17 @@ def test_bengi_promoter_is_the_genes_tss_on_the_enhancers_chromosome(tmp_path):
     assert ds.meta["promoter_start"].iloc[0] == 13869 and ds.meta["promoter_chrom"].iloc[0] == "chr1"
 
 
+@pytest.mark.parametrize("n_lines", [1, 2])
+def test_a_bengi_file_with_an_extra_field_names_it(tmp_path, n_lines):
+    """A one-line file read "the table has no rows" (its line taken for a header); longer ones missed columns."""
+    rows = (BENGI / "NHEK.HiC-Benchmark.v3.txt").read_text().splitlines()[:n_lines]
+    path = tmp_path / "NHEK.HiC-Benchmark.v3.txt"
+    path.write_text("".join(f"{row}\textra\n" for row in rows))
+    with pytest.raises(DataError, match=r"NHEK.HiC-Benchmark.v3.txt: line 1 has 5 tab-separated fields; a BENGI "
+                                        r"pair file has 4: ccre, gene, label, cv_group"):
+        load(path, genome=GENOME, ccres=BENGI / "hg19-cCREs.bed", tss=BENGI / "GENCODEv19-TSSs.bed")
+
+
 def test_bengi_without_annotations_says_what_it_needs():
     with pytest.raises(DataError, match="ccres=.*tss="):
         load(BENGI / "NHEK.HiC-Benchmark.v3.txt", genome=GENOME)

@@ -260,7 +260,11 @@ def sniff(path: Path) -> tuple[str, pd.DataFrame]:
     ``BENGI_COLUMNS`` / ``TRANSEPI_COLUMNS``), else ``"header"`` with the file's own header."""
     if not path.name.lower().endswith((".parquet", ".pq")):
         fields = _first_line(path).split("\t")
-        if len(fields) == 4 and fields[2].strip() in ("0", "1") and fields[3].strip().startswith("cv-"):
+        # recognised by its label and cv-group fields, so a line with an extra field is named, not read as a header
+        if len(fields) >= 4 and fields[2].strip() in ("0", "1") and fields[3].strip().startswith("cv-"):
+            if len(fields) != len(BENGI_COLUMNS):
+                raise DataError(f"{path}: line 1 has {len(fields)} tab-separated fields; a BENGI pair file has "
+                                f"{len(BENGI_COLUMNS)}: {', '.join(BENGI_COLUMNS)}")
             return "bengi", read_table(path, BENGI_COLUMNS)
         # recognised by its integer enhancer start/end, not by its label: a bad first label (e.g. 2) is then named on
         # its line instead of the whole file reading as an unknown header
