@@ -81,6 +81,57 @@ def test_scaffold_read_back_from_a_file_as_text_still_counts_and_other_text_is_a
         split(bad, by="chrom")
 
 
+@pytest.fixture(scope="module")
+def with_held_out():  # the sparse_strong pairs above followed by an independent draw of 300, test only
+    return synthetic("sparse_strong", 400, seed=2, use_cache=False, easy_negatives_tested=0.5, held_out_pairs=300)
+
+
+def test_a_held_out_draw_appends_fresh_pairs_and_leaves_the_others_as_they_were(ds, with_held_out):
+    held = with_held_out.meta["held_out"].to_numpy()
+    assert len(with_held_out) == 700 and held.tolist() == [False] * 400 + [True] * 300
+    for side in ("enhancer", "promoter", "labels"):
+        assert np.array_equal(getattr(with_held_out, side)[:400], getattr(ds, side))
+    assert with_held_out.meta["pair_id"].is_unique
+    # fresh promoters and enhancers: nothing a run trains on reappears among them
+    assert not set(with_held_out.meta["promoter_id"][held]) & set(ds.meta["promoter_id"])
+    old = {row.tobytes() for row in ds.promoter}
+    assert not any(row.tobytes() in old for row in with_held_out.promoter[held])
+    # the truth names the appended pairs' own planted sites
+    truth = with_held_out.truth
+    assert truth[truth["pair_index"] < 400].reset_index(drop=True).equals(ds.truth)
+    assert set(truth.loc[truth["pair_index"] >= 400, "pair_index"]) <= set(range(400, 700))
+    assert (with_held_out.labels[held] == 1).any() and with_held_out.meta.loc[held, "scaffold"].any()
+
+
+@pytest.mark.parametrize("by", ["chrom", "cell_line", "random"])
+def test_held_out_pairs_only_ever_join_the_test_set(ds, with_held_out, by):
+    held = with_held_out.meta["held_out"].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the random split's leakage warning
+        parts, plain = split(with_held_out, by=by, seed=3), split(ds, by=by, seed=3)
+    # the other pairs split as if the draw were absent: a run trains and validates on the same pairs
+    assert np.array_equal(parts.train, plain.train) and np.array_equal(parts.val, plain.val)
+    assert np.array_equal(parts.test[parts.test < 400], plain.test)
+    joined = parts.test[parts.test >= 400]
+    scaffold = with_held_out.meta["scaffold"].to_numpy()
+    cells = with_held_out.meta["cell_line"].to_numpy()
+    expected = held & ~scaffold & ((cells == "NHEK") if by == "cell_line" else True)
+    assert joined.tolist() == np.flatnonzero(expected).tolist() and joined.size > 0
+
+
+def test_held_out_flags_read_back_as_text_and_a_data_set_of_only_held_out_pairs_is_refused(with_held_out):
+    meta = with_held_out.meta
+    as_text = EPIDataset(with_held_out.enhancer, with_held_out.promoter, with_held_out.labels,
+                         meta.assign(held_out=meta["held_out"].map({True: "True", False: "false"})))
+    assert np.array_equal(split(as_text, by="chrom").test, split(with_held_out, by="chrom").test)
+    for value, message in (("later", "meta column 'held_out' holds \\['later'\\]; expected True/False"),
+                           (True, "every pair is marked held_out")):
+        bad = EPIDataset(with_held_out.enhancer, with_held_out.promoter, with_held_out.labels,
+                         meta.assign(held_out=value))
+        with pytest.raises(ValueError, match=message):
+            split(bad, by="chrom")
+
+
 def test_propensity_scores_use_training_rates_only():
     meta = pd.DataFrame({"pair_id": list("abcdef"), "cell_line": "X", "chrom": "chr1",
                          "enhancer_id": list("uvwxyz"), "promoter_id": ["p", "p", "q", "q", "p", "r"]})

@@ -76,7 +76,8 @@ def torch_allclose_ones(x):
     (dict(task="mixture", enhancer_len=2000, promoter_len=3000), "2000/3000 bp: expected enhancer_len >= promoter_len"),
     (dict(task="diffuse", promoter_len=300), "expected >= 400 bp"), (dict(task="sparse_strong", copies=0), "copies"),
     (dict(easy_negatives_tested=1.5), "easy_negatives_tested is 1.5"),
-    (dict(task="grammar", easy_negatives_tested=0.5), "not to 'grammar'")])
+    (dict(task="grammar", easy_negatives_tested=0.5), "not to 'grammar'"),
+    (dict(held_out_pairs=-1), "held_out_pairs is -1"), (dict(held_out_pairs=2.5), "held_out_pairs is 2.5")])
 def test_bad_parameters(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         synthetic(**{"n_pairs": 10, **kwargs}, use_cache=False)

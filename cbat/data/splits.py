@@ -6,6 +6,7 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 from cbat.data.dataset import EPIDataset
 
@@ -30,7 +31,10 @@ class Split:
 def split(ds: EPIDataset, by: str = "chrom", test=None, val_fraction: float = 0.1, seed: int = 0,
           test_fraction: float = 0.2) -> Split:
     """Split pairs into train / validation / test. Pairs marked ``meta["scaffold"]`` (the synthetic benchmark's
-    easy negatives kept for training and validation) are left out of the test set whatever the split.
+    easy negatives kept for training and validation) are left out of the test set whatever the split. Pairs
+    marked ``meta["held_out"]`` (an independent draw, ``synthetic(held_out_pairs=...)``, or a user's own test
+    pairs) only ever join the test set: the other pairs are split as if they were absent, and the held-out ones
+    are added to test (for a cell-line split, those of the test cell line).
 
     Parameters
     ----------
@@ -50,48 +54,56 @@ def split(ds: EPIDataset, by: str = "chrom", test=None, val_fraction: float = 0.
     """
     if by not in SPLITS:
         raise ValueError(f"split: by={by!r} is unknown; expected one of {list(SPLITS)}")
-    parts = _split(ds, by, test, val_fraction, seed, test_fraction)
-    scaffold = _scaffold(ds)
+    held = _flag(ds, "held_out", "pairs only ever tested")
+    if held.all():
+        raise ValueError("split: every pair is marked held_out (test only); nothing is left to train on")
+    rest = np.flatnonzero(~held)
+    parts = _split(ds.meta.iloc[rest].reset_index(drop=True), by, test, val_fraction, seed, test_fraction)
+    parts = replace(parts, train=rest[parts.train], val=rest[parts.val], test=rest[parts.test])
+    if held.any():
+        joins = held if by != "cell_line" else held & (ds.meta["cell_line"].astype(str).to_numpy() == parts.test_groups[0])
+        parts = replace(parts, test=np.union1d(parts.test, np.flatnonzero(joins)))
+    scaffold = _flag(ds, "scaffold", "pairs kept out of the test set")
     return replace(parts, test=parts.test[~scaffold[parts.test]]) if scaffold.any() else parts
 
 
 _FLAGS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
 
 
-def _scaffold(ds: EPIDataset) -> np.ndarray:
-    """``meta["scaffold"]`` as booleans (all False without the column); a table read back from a file holds it
-    as text."""
-    if "scaffold" not in ds.meta:
+def _flag(ds: EPIDataset, column: str, meaning: str) -> np.ndarray:
+    """``meta[column]`` as booleans (all False without the column); a table read back from a file holds it as
+    text."""
+    if column not in ds.meta:
         return np.zeros(len(ds), dtype=bool)
-    text = ds.meta["scaffold"].astype(str).str.strip().str.lower()
+    text = ds.meta[column].astype(str).str.strip().str.lower()
     bad = sorted(set(text) - set(_FLAGS))
     if bad:
-        raise ValueError(f"split: meta column 'scaffold' holds {bad[:5]}; expected True/False (pairs kept out of "
-                         "the test set)")
+        raise ValueError(f"split: meta column {column!r} holds {bad[:5]}; expected True/False ({meaning})")
     return text.map(_FLAGS).to_numpy(dtype=bool)
 
 
-def _split(ds: EPIDataset, by: str, test, val_fraction: float, seed: int, test_fraction: float) -> Split:
+def _split(meta: pd.DataFrame, by: str, test, val_fraction: float, seed: int, test_fraction: float) -> Split:
     rng = np.random.default_rng(seed)
-    everything = np.arange(len(ds))
+    everything = np.arange(len(meta))
     if by == "random":
         warnings.warn("split: a random pair split lets shared promoters and enhancers leak labels into the test "
                       "set; use by='chrom' or by='cell_line' for honest numbers", LeakySplitWarning, stacklevel=2)
         order = rng.permutation(everything)
-        n_test, n_val = int(round(test_fraction * len(ds))), int(round(val_fraction * len(ds)))
+        n_test, n_val = int(round(test_fraction * len(meta))), int(round(val_fraction * len(meta)))
         return Split("random", np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]),
                      np.sort(order[:n_test]))
     if by == "cell_line":
-        cells = ds.meta["cell_line"].astype(str).to_numpy()
-        held = test if test is not None else ("NHEK" if "NHEK" in ds.cell_lines else ds.cell_lines[-1])
+        cells = meta["cell_line"].astype(str).to_numpy()
+        present = sorted(set(cells))
+        held = test if test is not None else ("NHEK" if "NHEK" in present else present[-1])
         if held not in set(cells):
-            raise ValueError(f"split: test cell line {held!r} is not in the data; present: {ds.cell_lines}")
+            raise ValueError(f"split: test cell line {held!r} is not in the data; present: {present}")
         rest = everything[cells != held]
         if rest.size == 0:
             raise ValueError(f"split: every pair is in cell line {held!r}; nothing is left to train on")
         val = np.sort(rng.choice(rest, int(round(val_fraction * rest.size)), replace=False))
         return Split(f"cell_line_{held}", np.setdiff1d(rest, val), val, everything[cells == held], (held,))
-    chroms = ds.meta["chrom"].astype(str).to_numpy()
+    chroms = meta["chrom"].astype(str).to_numpy()
     present = sorted(set(chroms))
     if len(present) < 3:
         hint = ("; the pairs name no chromosome: give the data a 'chrom' column (or coordinates), or split by "

@@ -23,13 +23,14 @@ MIN_LONG_RANGE_LEN = (600, 600)
 # with one pair, small models need ~16 epochs at 1500-2000 pairs; with two copies about 10
 DEFAULT_COPIES = {"long_range": 2, "sparse_strong": 2, "mixture": 2}
 SCAFFOLD_STREAM = 1  # the scaffold draw's random stream beside the data's own seed
+HELD_OUT_STREAM = 2  # the held-out draw's seed stream: its promoters and enhancers share nothing with the pairs'
 
 
 def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhancer_len: int = 600,
               promoter_len: int = 600, positive_fraction: float = 0.5, cell_lines=None, cache_dir=None,
               use_cache: bool = True, copies: int | None = None,
               cause_shares: dict[str, float] | None = None, easy_negatives: float | None = None,
-              easy_negatives_tested: float | None = None) -> EPIDataset:
+              easy_negatives_tested: float | None = None, held_out_pairs: int = 0) -> EPIDataset:
     """Generate (or read from cache) a synthetic enhancer-promoter benchmark.
 
     Parameters
@@ -74,6 +75,14 @@ def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhance
         (a quarter of the test negatives easy), 0.67 with every easy negative tested. Default: 2/3 for the
         mixture, 1 for the probes (with one cause, a model blind to it shows that it learnt anything only on the
         easy negatives, which the "did it learn" guard then needs to see).
+    held_out_pairs : int
+        An independent draw of this many pairs by the same rules (promoters, enhancers and backgrounds of their
+        own, from a seed stream beside ``seed``), appended after the ``n_pairs`` pairs and marked
+        ``meta["held_out"]``: every split puts them in the test set only (``cbat.data.split``), so no run trains
+        or validates on them and the first ``n_pairs`` pairs, and every split of them, stay as without it. A
+        test set of a few hundred pairs from a few held-out promoters ranks a model by which promoters it
+        happens to get right; thousands of fresh pairs measure the rules it learnt (``docs/benchmark.md``).
+        Default 0.
 
     Returns
     -------
@@ -82,7 +91,7 @@ def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhance
         simulated loci (``chrom``, ``enhancer_start`` ...), the ``mechanism`` that made a positive positive,
         the ``cause`` whose rule the pair follows (a negative: the cause it is a matched negative of; the task
         name outside a mixture; ``none`` for an easy negative), the ``task`` and ``scaffold`` (True for the easy
-        negatives kept out of every test set).
+        negatives kept out of every test set) and, with ``held_out_pairs``, ``held_out``.
     """
     cell_lines = tuple(CELL_LINE_TFS) if cell_lines is None else tuple(cell_lines)
     _validate(task, n_pairs, enhancer_len, promoter_len, positive_fraction, cell_lines)
@@ -113,12 +122,18 @@ def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhance
     elif easy_negatives is not None or easy_negatives_tested is not None:
         raise ValueError("synthetic: easy_negatives and easy_negatives_tested apply to the probes and the mixture, "
                          "not to 'grammar'")
+    if isinstance(held_out_pairs, bool) or not isinstance(held_out_pairs, (int, np.integer)) or held_out_pairs < 0:
+        raise ValueError(f"synthetic: held_out_pairs is {held_out_pairs!r}; expected a whole number >= 0")
+    if held_out_pairs:  # only when asked, so the cache keys of data without them stay as they were
+        params["held_out_pairs"] = int(held_out_pairs)
     path = cache.cache_path(cache.cache_root(cache_dir), f"synthetic-{task}", params)
     if use_cache and path.exists():
         cached = cache.load(path)
         if cached is not None:
             return cached
-    ds = _generate(**{k: v for k, v in params.items() if k != "version"})
+    ds = _generate(**{k: v for k, v in params.items() if k not in ("version", "held_out_pairs")})
+    if held_out_pairs:
+        ds = _with_held_out(ds, params)
     if use_cache:
         cache.save(ds, path)
     return ds
@@ -189,6 +204,20 @@ def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction
     meta["scaffold"] = _scaffold(seed, meta["cause"].to_numpy() == NO_CAUSE, easy_negatives_tested)
     truth = _truth(plans, promoter_sites, promoter_of_pair, promoters[1], enhancers[1])
     return EPIDataset(enhancers[0], promoters[0][promoter_of_pair], labels, meta, truth)
+
+
+def _with_held_out(ds: EPIDataset, params: dict) -> EPIDataset:
+    """``ds`` followed by its held-out draw (``synthetic(held_out_pairs=...)``): pair ids ``<task>-s<seed>-held-*``
+    and truth rows that point at the appended pairs."""
+    seed, n = params["seed"], len(ds)
+    held_seed = int(np.random.SeedSequence([seed, HELD_OUT_STREAM]).generate_state(1)[0])
+    draw = {k: v for k, v in params.items() if k not in ("version", "held_out_pairs")}
+    held = _generate(**{**draw, "n_pairs": params["held_out_pairs"], "seed": held_seed})
+    held.meta["pair_id"] = [f"{params['task']}-s{seed}-held-{i:06d}" for i in range(len(held))]
+    meta = pd.concat([ds.meta.assign(held_out=False), held.meta.assign(held_out=True)], ignore_index=True)
+    truth = pd.concat([ds.truth, held.truth.assign(pair_index=held.truth["pair_index"] + n)], ignore_index=True)
+    return EPIDataset(np.concatenate([ds.enhancer, held.enhancer]), np.concatenate([ds.promoter, held.promoter]),
+                      np.concatenate([ds.labels, held.labels]), meta, truth)
 
 
 def _build_side(rng, site_lists, length, side):
