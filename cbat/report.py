@@ -767,7 +767,7 @@ def sweep_spec(params: ReportParams):
     """The ``SweepSpec`` of a report: the quick sweep (``--quick``) or the full default, with the task,
     variants, seeds, device and ``params.sweep`` fields applied."""
     from cbat.data import TASKS
-    from cbat.sweep import DESIGN_VARIANTS, SweepSpec, quick_sweep_spec
+    from cbat.sweep import DESIGN_VARIANTS, SweepSpec, quick_data, quick_sweep_spec
 
     if params.task is not None and params.task not in TASKS:
         raise ValueError(f"report parameter 'task' is {params.task!r}; expected one of {list(TASKS)}")
@@ -775,8 +775,9 @@ def sweep_spec(params: ReportParams):
     fields_ = dict(params.sweep)
     user_data = fields_.pop("data", {})
     # The user's files (sweep.data.path) replace the synthetic task rather than merge with it.
-    data = dict(user_data) if "path" in user_data else {**base.data, "task": params.task or base.data["task"],
-                                                         **user_data}
+    task = params.task or base.data["task"]
+    data = dict(user_data) if "path" in user_data else {**(quick_data(task) if params.quick else base.data),
+                                                         "task": task, **user_data}
     settings = {**base.settings, "device": params.device, "progress": False, **fields_.pop("settings", {})}
     chosen = {"variants": params.variants, "seeds": params.seeds}
     fields_.update({k: v for k, v in chosen.items() if v is not None})

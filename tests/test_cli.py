@@ -275,13 +275,18 @@ def _sweep_spec(*flags: str):
 
 def test_quick_sweep_takes_the_data_seeds_and_settings_flags_given_on_top():
     """--quick used to drop --n-pairs and --data-seed without a word, and kept cbat_v2's own three seeds."""
+    quick = {"task": "mixture", "n_pairs": 2400, "seed": 0, "held_out_pairs": 4800, "easy_negatives_tested": 1 / 3}
     small = _sweep_spec("--quick", "--n-pairs", "200", "--seeds", "0", "--epochs", "1")
-    assert small.data == {"task": "mixture", "n_pairs": 200, "seed": 0}
+    assert small.data == {**quick, "n_pairs": 200}
     assert small.settings["epochs"] == 1 and small.seeds == [0]
     assert {run["seed"] for run in small.runs()} == {0}
     reseeded = _sweep_spec("--quick", "--data-seed", "3")  # the quick size stays
-    assert reseeded.data == {"task": "mixture", "n_pairs": 2400, "seed": 3}
-    assert _sweep_spec("--quick").data == {"task": "mixture", "n_pairs": 2400, "seed": 0}
+    assert reseeded.data == {**quick, "seed": 3}
+    assert _sweep_spec("--quick").data == quick
+    # another task keeps the quick size and held-out draw, and its own share of tested easy negatives
+    assert _sweep_spec("--quick", "--data", "long_range").data == {"task": "long_range", "n_pairs": 2400, "seed": 0,
+                                                                  "held_out_pairs": 4800}
+    assert _sweep_spec("--quick", "--data", '{"task": "diffuse"}').data == {"task": "diffuse"}  # as written
     assert _sweep_spec("--data", "diffuse").data == {"task": "diffuse", "n_pairs": 2000, "seed": 0}
 
 

@@ -11,7 +11,7 @@ import pytest
 from cbat.cli import main
 from cbat.report import (GLUE_MIME, PAGE_CSS, PLOTLY_JS, NotebookResult, ReportParams, _at_a_glance, folder_bytes,
                          read_glue, render_html, report_spec, run_sweep, sweep_spec)
-from cbat.sweep import QUICK_VARIANTS
+from cbat.sweep import QUICK_DATA, QUICK_VARIANTS, quick_data
 from test_report_support import BROKEN_ERROR, shared_report, tiny_params, tiny_sweep
 
 
@@ -163,6 +163,9 @@ def test_params_from_yaml_with_cli_overrides(tmp_path):
     assert (params.task, params.seeds, params.quick) == ("long_range", [5], True)
     spec = sweep_spec(params)
     assert spec.data["task"] == "long_range" and spec.seeds == [5] and spec.settings["epochs"] == 2
+    # the quick size and held-out draw stay; the mixture's share of tested easy negatives does not (cbat sweep alike)
+    assert spec.data == quick_data("long_range") and "easy_negatives_tested" not in spec.data
+    assert sweep_spec(ReportParams(quick=True)).data == QUICK_DATA
     assert spec.variants == QUICK_VARIANTS  # the quick sweep's presets and single-factor twins
     assert params.shown()["task"] == "long_range"
     on_files = ReportParams(sweep={"data": {"path": "pairs.csv"}})

@@ -19,7 +19,8 @@ BROKEN_ERROR = "planted failure for the index test"
 def tiny_params(sweep_dir: Path | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> ReportParams:
     """Three variants x one seed on 240 short mixture pairs (the shortest the mixture allows), one epoch; every
     notebook at toy size."""
-    notebooks = {"quickstart": {"n_pairs": 240, "enhancer_len": 600, "promoter_len": 600, "epochs": 1},
+    notebooks = {"quickstart": {"n_pairs": 240, "held_out_pairs": 120, "enhancer_len": 600, "promoter_len": 600,
+                                "epochs": 1},
                  "attention_explorer": {"n_samples": 2, "temperatures": [0.5, 1.0, 4.0]},
                  "ablation_report": {"n_boot": 50},
                  "loop_attribution": {"n_loops": 1, "n_shuffles": 2, "n_steps": 8, "max_steps": 32, "n_ism": 1}}

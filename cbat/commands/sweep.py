@@ -62,7 +62,7 @@ def _spec(args: argparse.Namespace):
 
 
 def _base_spec(args: argparse.Namespace):
-    from cbat.sweep import DESIGN_VARIANTS, SweepSpec, quick_sweep_spec
+    from cbat.sweep import DESIGN_VARIANTS, SweepSpec, quick_data, quick_sweep_spec
 
     if args.spec is not None:
         if not args.spec.is_file():
@@ -77,8 +77,12 @@ def _base_spec(args: argparse.Namespace):
             raise UserError("--quick runs the quick sweep's variants; leave out --variants/--preset/--config, or "
                             "--quick")
         spec = quick_sweep_spec()
-        return _flags_on_top(dataclasses.replace(spec, data=data_spec(args, spec.data)) if data_flags_given(args)
-                             else spec, args)
+        if data_flags_given(args):
+            data = data_spec(args, spec.data)
+            if "task" in data and not any(str(v).lstrip().startswith("{") for v in args.data or []):
+                data = {**quick_data(data["task"]), **data}  # a task by name: the quick benchmark's held-out draw too
+            spec = dataclasses.replace(spec, data=data)
+        return _flags_on_top(spec, args)
     default = list(DESIGN_VARIANTS) if args.design else ["presets"]
     variants = list(args.variants or ([] if (args.preset or args.config) else default))
     variants += args.preset + [{"name": path.stem, "config": str(path)} for path in args.config]
