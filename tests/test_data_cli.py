@@ -30,6 +30,17 @@ def test_synth_scaffold_survives_a_csv_and_stays_out_of_test(tmp_path, monkeypat
     assert not scaffold.to_numpy()[parts.test].any() and scaffold.to_numpy()[parts.train].any()
 
 
+def test_synth_held_out_draw_survives_a_csv_and_lands_in_test_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("CBAT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "bench.csv"
+    assert main(["synth", "--n-pairs", "300", "--held-out-pairs", "100", "--out", str(out)]) == 0
+    loaded = load(out)  # the truth companion stays attached: the rows are the table's as written
+    held = (loaded.meta["held_out"].astype(str) == "True").to_numpy()
+    assert held.tolist() == [False] * 300 + [True] * 100 and loaded.truth["pair_index"].max() >= 300
+    parts = split(loaded, by="chrom", seed=0)
+    assert not held[np.concatenate([parts.train, parts.val])].any() and held[parts.test].sum() > 50
+
+
 def test_synth_rejects_bad_output_name(tmp_path, capsys):
     assert main(["synth", "--n-pairs", "4", "--out", str(tmp_path / "x.txt")]) == 2
     err = capsys.readouterr().err

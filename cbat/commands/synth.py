@@ -31,6 +31,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--easy-negatives-tested", type=float, default=None, metavar="SHARE",
                         help="share of the easy negatives the test set keeps; the rest are written with scaffold "
                         "True and every split leaves them out of test (default: 2/3 for mixture, 1 for the probes)")
+    parser.add_argument("--held-out-pairs", type=int, default=0, metavar="N",
+                        help="append an independent draw of N pairs, written with held_out True: every split puts "
+                        "them in the test set only (the report's quick data hold 4800)")
     parser.add_argument("--out", required=True, help="output file: pairs table (.parquet, .csv or .tsv); the "
                         "ground truth goes next to it as <stem>.truth.<ext>")
 
@@ -56,7 +59,7 @@ def run(args) -> int:
     ds = cbat.data.synthetic(task=args.task, n_pairs=args.n_pairs, seed=args.seed, enhancer_len=args.enhancer_len,
                              promoter_len=args.promoter_len, positive_fraction=args.positive_fraction,
                              cell_lines=args.cell_lines, copies=args.copies,
-                             easy_negatives_tested=args.easy_negatives_tested)
+                             easy_negatives_tested=args.easy_negatives_tested, held_out_pairs=args.held_out_pairs)
     truth_path = out.with_name(f"{out.stem}.truth{out.suffix}")
     _write(ds.to_table(), out)
     _write(ds.truth, truth_path)
