@@ -17,6 +17,7 @@ A variant "beats" or "trails" the baseline only when the interval excludes zero;
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -28,7 +29,8 @@ from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 0.6 
 from statsmodels.stats.multitest import multipletests
 
 from cbat import rundir
-from cbat.metrics import DEFAULT_THRESHOLD, check_probabilities, expected_calibration_error
+from cbat.metrics import (CHUNK_CELLS, DEFAULT_THRESHOLD, RankedScores, check_probabilities,
+                          expected_calibration_error)
 
 LOWER_IS_BETTER = {"ece"}
 UNORDERED = {"drift"}  # a difference, not a gain or a loss: the mean probability's distance from the base rate
@@ -278,16 +280,10 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
     cov = np.asarray(fit.cov_params()) if df > 0 else np.full((Xk.shape[1],) * 2, np.nan)
     n_pairs = 0 if probs is None else probs.shape[1]
     if probs is not None and n_boot > 0:
-        rng = np.random.default_rng(seed)
-        pinv = np.linalg.pinv(Xk)
-        reps = []
-        for _ in range(n_boot):
-            idx = rng.integers(0, n_pairs, n_pairs)
-            y = _checked_scores(labels[idx], probs[ok][:, idx], metric)  # checked above, when scored
-            if not np.isnan(y).any():
-                reps.append(pinv @ y)
+        y = _resampled_scores(labels, probs[ok], metric, n_boot, np.random.default_rng(seed))
+        reps = y[~np.isnan(y).any(axis=1)] @ np.linalg.pinv(Xk).T
         if len(reps) > 1:
-            cov = cov + np.cov(np.array(reps), rowvar=False).reshape(cov.shape)
+            cov = cov + np.cov(reps, rowvar=False).reshape(cov.shape)
     k = columns.shape[1]
     estimate = np.full(k, np.nan)
     full_cov = np.full((k, k), np.nan)
@@ -301,6 +297,26 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
         j = list(names).index(name)
         estimate[j], full_cov[j, :], full_cov[:, j] = np.nan, np.nan, np.nan
     return LinearEffects(tuple(names), estimate, full_cov, df, int(ok.sum()), n_pairs, level, confounded)
+
+
+def _resampled_scores(labels: np.ndarray, probs: np.ndarray, metric: str, n_boot: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """[n_boot, n_runs]: each run's ``metric`` on ``n_boot`` resamples of the test pairs (one resample shared by
+    every run). Ranking metrics weight each run's once-sorted scores by the draw's counts (``RankedScores``:
+    the same numbers as scoring the resampled arrays, without a sort per replicate and run)."""
+    n_pairs = labels.size
+    draws = (rng.integers(0, n_pairs, n_pairs) for _ in range(n_boot))
+    if metric not in RANKING:
+        return np.array([_checked_scores(labels[idx], probs[:, idx], metric) for idx in draws])  # checked above
+    ranked = [RankedScores(labels, row) for row in probs]
+    chunk = max(1, CHUNK_CELLS // n_pairs)
+    out = []
+    while True:
+        counts = [np.bincount(idx, minlength=n_pairs) for idx in itertools.islice(draws, chunk)]
+        if not counts:
+            return np.concatenate(out) if out else np.empty((0, len(ranked)))
+        weights = np.array(counts)
+        out.append(np.column_stack([r.scores(weights, metric) for r in ranked]))
 
 
 def _confounded(X: np.ndarray, keep: np.ndarray, names: list[str]) -> dict[str, tuple[str, ...]]:

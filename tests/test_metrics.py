@@ -70,6 +70,12 @@ def test_auroc_interval_brackets_the_estimate_and_is_seeded(scored):
     low, high = auroc_interval(labels, probs)
     assert low < roc_auc_score(labels, probs) < high and high - low < 0.15
     assert auroc_interval(labels, probs) == (low, high)
+    # each replicate weights the sorted scores by its draw's counts: the interval of sorting every resample
+    rng = np.random.default_rng(0)
+    pos, neg = probs[labels == 1], probs[labels == 0]
+    pos_draw, neg_draw = pos[rng.integers(0, pos.size, (1000, pos.size))], neg[rng.integers(0, neg.size, (1000, neg.size))]
+    aucs = [roc_auc_score(np.r_[np.ones(pos.size), np.zeros(neg.size)], np.r_[p, n]) for p, n in zip(pos_draw, neg_draw)]
+    assert (low, high) == pytest.approx(tuple(np.quantile(aucs, [0.025, 0.975])), abs=1e-12)
 
 
 def test_learnt_guard():

@@ -8,8 +8,8 @@ from sklearn.metrics import average_precision_score, f1_score, precision_score, 
 
 from cbat import rundir
 from cbat.metrics import learnt
-from cbat.stats import (METRICS, adjust, average_precision, compare_to_baseline, paired_bootstrap, paired_effect,
-                        roc_auc, verdict)
+from cbat.stats import (METRICS, _resampled_scores, adjust, average_precision, compare_to_baseline, paired_bootstrap,
+                        paired_effect, roc_auc, verdict)
 
 N_PAIRS, N_SEEDS = 200, 3
 
@@ -30,6 +30,25 @@ def test_fast_ranking_metrics_match_scikit_learn(scores):
     for probs in (sharp[0], rounded):
         assert average_precision(labels, probs) == pytest.approx(average_precision_score(labels, probs))
         assert roc_auc(labels, probs) == pytest.approx(roc_auc_score(labels, probs))
+
+
+def test_resampled_ranking_metrics_by_weights_match_scoring_each_resample(scores):
+    """The bootstrap weights each run's once-sorted scores by the draw's counts instead of sorting every resample:
+    the same numbers as scoring the resampled arrays (ties, one-class resamples as NaN, and the same draws)."""
+    labels, sharp, blurred = scores
+    probs = np.vstack([sharp, np.round(blurred, 1)])  # one run with many ties
+    few = np.r_[1, np.zeros(9, int)]  # one positive among ten pairs: some resamples hold one class
+    for lab, runs in ((labels, probs), (few, probs[:, :10])):
+        for metric, reference in (("auroc", roc_auc_score), ("aupr", average_precision_score)):
+            rng = np.random.default_rng(4)
+            expected = []
+            for _ in range(40):
+                idx = rng.integers(0, lab.size, lab.size)
+                expected.append([reference(lab[idx], row[idx]) if 0 < lab[idx].sum() < lab.size else np.nan
+                                 for row in runs])
+            got = _resampled_scores(lab, runs, metric, 40, np.random.default_rng(4))
+            np.testing.assert_allclose(got, np.array(expected), rtol=0, atol=1e-12)
+            assert np.isnan(got).any() == (lab is few)
 
 
 def test_fast_threshold_metrics_match_scikit_learn(scores):
