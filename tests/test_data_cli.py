@@ -1,9 +1,11 @@
 """``cbat synth`` writes a table that ``cbat.data.load`` reads back, plus the ground truth."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from cbat.cli import main
 from cbat.data import load, split, synthetic
+from cbat.data.loaders import DataError
 
 
 def test_synth_writes_loadable_table_and_truth(tmp_path, monkeypatch, capsys):
@@ -63,3 +65,24 @@ def test_two_synth_tables_in_one_folder_keep_every_pair(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert "k562.csv" in err and "s0.csv" in err and "different sequences" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_held_out_test_file_beside_training_files_splits_and_may_not_repeat_a_trained_pair(tmp_path, monkeypatch):
+    """The README's use: one file without the column (it read as NaN and the split refused the data), one file of
+    held-out pairs. A pair in both, once held out and once not, was kept once without a word."""
+    monkeypatch.setenv("CBAT_CACHE", str(tmp_path / "cache"))
+    table = synthetic("sparse_strong", 200, seed=5, cache_dir=tmp_path / "cache").to_table()
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    table.iloc[:150].to_csv(train, index=False)
+    table.iloc[150:].assign(held_out=True).to_csv(test, index=False)
+    ds = load([train, test])
+    parts = split(ds, by="chrom", seed=0)
+    held = np.arange(len(ds)) >= 150
+    assert held[parts.test].sum() == 50 and not held[np.concatenate([parts.train, parts.val])].any()
+    table.iloc[140:].assign(held_out=True).to_csv(test, index=False)  # 10 training pairs also held out
+    with pytest.raises(DataError, match="held_out True in one place and False in the other"):
+        load([train, test])
+    test.write_text(table.iloc[150:].assign(held_out="later").to_csv(index=False))
+    with pytest.raises(DataError, match="test.csv: meta column 'held_out' holds \\['later'\\]"):
+        load(test)
+

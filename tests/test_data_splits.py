@@ -77,7 +77,8 @@ def test_scaffold_read_back_from_a_file_as_text_still_counts_and_other_text_is_a
     as_text = EPIDataset(ds.enhancer, ds.promoter, ds.labels, ds.meta.assign(scaffold=ds.meta["scaffold"].astype(str)))
     assert np.array_equal(split(as_text, by="chrom").test, split(ds, by="chrom").test)
     bad = EPIDataset(ds.enhancer, ds.promoter, ds.labels, ds.meta.assign(scaffold="maybe"))
-    with pytest.raises(ValueError, match="meta column 'scaffold' holds \\['maybe'\\]; expected True/False"):
+    with pytest.raises(ValueError, match="meta column 'scaffold' holds \\['maybe'\\] \\(first at pair 0\\); expected "
+                                         "True/False"):
         split(bad, by="chrom")
 
 
@@ -124,12 +125,34 @@ def test_held_out_flags_read_back_as_text_and_a_data_set_of_only_held_out_pairs_
     as_text = EPIDataset(with_held_out.enhancer, with_held_out.promoter, with_held_out.labels,
                          meta.assign(held_out=meta["held_out"].map({True: "True", False: "false"})))
     assert np.array_equal(split(as_text, by="chrom").test, split(with_held_out, by="chrom").test)
-    for value, message in (("later", "meta column 'held_out' holds \\['later'\\]; expected True/False"),
+    for value, message in (("later", "meta column 'held_out' holds \\['later'\\] \\(first at pair 0\\); expected"),
                            (True, "every pair is marked held_out")):
         bad = EPIDataset(with_held_out.enhancer, with_held_out.promoter, with_held_out.labels,
                          meta.assign(held_out=value))
         with pytest.raises(ValueError, match=message):
             split(bad, by="chrom")
+
+
+def test_a_test_cell_line_of_held_out_pairs_only_is_tested_on_them(with_held_out):
+    """It was refused as "not in the data", and the default test cell line silently became another one."""
+    cells, held = with_held_out.meta["cell_line"].to_numpy(), with_held_out.meta["held_out"].to_numpy()
+    keep = np.flatnonzero(held | (cells != "NHEK"))  # NHEK only among the held-out pairs
+    only_held = with_held_out.subset(keep)
+    for test in ("NHEK", None):
+        parts = split(only_held, by="cell_line", test=test)
+        assert parts.test_groups == ("NHEK",) and parts.test.size > 0
+        assert set(only_held.meta["cell_line"].iloc[parts.test]) == {"NHEK"}
+        assert only_held.meta["held_out"].iloc[parts.test].all()
+        assert not only_held.meta["held_out"].iloc[np.concatenate([parts.train, parts.val])].any()
+
+
+def test_held_out_flags_change_the_data_fingerprint(with_held_out):
+    meta = with_held_out.meta
+    moved = EPIDataset(with_held_out.enhancer, with_held_out.promoter, with_held_out.labels,
+                       meta.assign(held_out=meta["held_out"].to_numpy() | (np.arange(len(meta)) < 5)))
+    as_text = EPIDataset(with_held_out.enhancer, with_held_out.promoter, with_held_out.labels,
+                         meta.assign(held_out=meta["held_out"].astype(str)))
+    assert moved.fingerprint() != with_held_out.fingerprint() == as_text.fingerprint()
 
 
 def test_propensity_scores_use_training_rates_only():

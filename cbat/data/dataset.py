@@ -70,15 +70,21 @@ class EPIDataset:
         return self.promoter.shape[1]
 
     def fingerprint(self) -> str:
-        """A hash of the pairs, in order: sequences, labels and the meta columns a split reads (``META_COLUMNS``).
-        A sweep stores it, so data that changed on disk since (rows reordered, edited, added) are found before a
-        run resumes or a diagnostic reads pairs by their index."""
+        """A hash of the pairs, in order: sequences, labels and the meta columns a split reads (``META_COLUMNS``,
+        and the ``held_out`` flags where the data carry them). A sweep stores it, so data that changed on disk
+        since (rows reordered, edited, added, moved in or out of the held-out test pairs) are found before a run
+        resumes or a diagnostic reads pairs by their index. (``scaffold`` is left out: the benchmark's files carried
+        it before fingerprints read flags, and their sweeps would no longer resume.)"""
+        from cbat.data.splits import flag_column
+
         digest = hashlib.blake2b(digest_size=16)
         for codes in (self.enhancer, self.promoter, self.labels):
             digest.update(str(codes.shape).encode())
             digest.update(np.ascontiguousarray(codes).tobytes())
         digest.update(pd.util.hash_pandas_object(self.meta[list(META_COLUMNS)].astype(str), index=False).to_numpy()
                       .tobytes())
+        if "held_out" in self.meta:
+            digest.update(b"held_out" + flag_column(self.meta, "held_out").tobytes())
         return digest.hexdigest()
 
     def onehot(self, index) -> tuple[torch.Tensor, torch.Tensor]:

@@ -361,6 +361,12 @@ def _check_duplicates(path, meta: pd.DataFrame, labels: np.ndarray, where, enhan
     """Keep the first of duplicate pair ids within a cell line; conflicting labels or other sequences under one id
     are an error (dropping them would lose pairs without a word). Returns rows to keep. (BENGI's files of two
     cell lines share cCRE-gene pairs: each cell line's copy is its own sample.)"""
+    from cbat.data.splits import flag_column
+
+    try:
+        held = flag_column(meta, "held_out")
+    except ValueError as err:
+        raise DataError(f"{path}: {err}") from None
     frame = pd.DataFrame({"cell_line": meta["cell_line"].astype(str).to_numpy(),
                           "pair_id": meta["pair_id"].astype(str).to_numpy(), "label": labels})
     key = ["cell_line", "pair_id"]
@@ -372,6 +378,8 @@ def _check_duplicates(path, meta: pd.DataFrame, labels: np.ndarray, where, enhan
             continue
         if labels[seen] != labels[row]:
             problem = "conflicting labels; expected one label per pair"
+        elif held[seen] != held[row]:  # kept once, it would be trained on or tested as held out without a word
+            problem = "held_out True in one place and False in the other; a held-out test pair must not be trained on"
         elif not (np.array_equal(enhancer[seen], enhancer[row]) and np.array_equal(promoter[seen], promoter[row])):
             problem = "different sequences; expected one pair per id (give each file its own pair ids)"
         else:

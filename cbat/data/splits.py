@@ -54,35 +54,45 @@ def split(ds: EPIDataset, by: str = "chrom", test=None, val_fraction: float = 0.
     """
     if by not in SPLITS:
         raise ValueError(f"split: by={by!r} is unknown; expected one of {list(SPLITS)}")
-    held = _flag(ds, "held_out", "pairs only ever tested")
+    held = flag_column(ds.meta, "held_out")
     if held.all():
         raise ValueError("split: every pair is marked held_out (test only); nothing is left to train on")
     rest = np.flatnonzero(~held)
-    parts = _split(ds.meta.iloc[rest].reset_index(drop=True), by, test, val_fraction, seed, test_fraction)
+    cells = ds.meta["cell_line"].astype(str).to_numpy()
+    if by == "cell_line" and test is None:  # the default test cell line among all pairs, held-out ones included
+        test = "NHEK" if "NHEK" in set(cells) else max(cells)
+    parts = _split(ds.meta.iloc[rest].reset_index(drop=True), by, test, val_fraction, seed, test_fraction,
+                   held_cells=set(cells[held]))
     parts = replace(parts, train=rest[parts.train], val=rest[parts.val], test=rest[parts.test])
     if held.any():
-        joins = held if by != "cell_line" else held & (ds.meta["cell_line"].astype(str).to_numpy() == parts.test_groups[0])
+        joins = held if by != "cell_line" else held & (cells == parts.test_groups[0])
         parts = replace(parts, test=np.union1d(parts.test, np.flatnonzero(joins)))
-    scaffold = _flag(ds, "scaffold", "pairs kept out of the test set")
+    scaffold = flag_column(ds.meta, "scaffold")
     return replace(parts, test=parts.test[~scaffold[parts.test]]) if scaffold.any() else parts
 
 
-_FLAGS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+# The pair flags a split reads. A file read back holds them as text; a flag missing on some rows (a column only one
+# of several files has, an empty cell) is False.
+FLAG_COLUMNS = {"scaffold": "pairs kept out of the test set", "held_out": "pairs only ever tested"}
+_FLAGS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False, "": False}
 
 
-def _flag(ds: EPIDataset, column: str, meaning: str) -> np.ndarray:
-    """``meta[column]`` as booleans (all False without the column); a table read back from a file holds it as
-    text."""
-    if column not in ds.meta:
-        return np.zeros(len(ds), dtype=bool)
-    text = ds.meta[column].astype(str).str.strip().str.lower()
-    bad = sorted(set(text) - set(_FLAGS))
-    if bad:
-        raise ValueError(f"split: meta column {column!r} holds {bad[:5]}; expected True/False ({meaning})")
+def flag_column(meta: pd.DataFrame, column: str) -> np.ndarray:
+    """``meta[column]`` (one of ``FLAG_COLUMNS``) as booleans, all False without the column."""
+    if column not in meta:
+        return np.zeros(len(meta), dtype=bool)
+    text = meta[column].astype(object).where(meta[column].notna(), "").astype(str).str.strip().str.lower()
+    bad = ~text.isin(list(_FLAGS)).to_numpy()
+    if bad.any():
+        values = sorted(set(text[bad]))[:5]
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"meta column {column!r} holds {values} (first at pair {first}); expected True/False "
+                         f"({FLAG_COLUMNS[column]})")
     return text.map(_FLAGS).to_numpy(dtype=bool)
 
 
-def _split(meta: pd.DataFrame, by: str, test, val_fraction: float, seed: int, test_fraction: float) -> Split:
+def _split(meta: pd.DataFrame, by: str, test, val_fraction: float, seed: int, test_fraction: float,
+           held_cells: set = frozenset()) -> Split:
     rng = np.random.default_rng(seed)
     everything = np.arange(len(meta))
     if by == "random":
@@ -94,10 +104,10 @@ def _split(meta: pd.DataFrame, by: str, test, val_fraction: float, seed: int, te
                      np.sort(order[:n_test]))
     if by == "cell_line":
         cells = meta["cell_line"].astype(str).to_numpy()
-        present = sorted(set(cells))
-        held = test if test is not None else ("NHEK" if "NHEK" in present else present[-1])
-        if held not in set(cells):
-            raise ValueError(f"split: test cell line {held!r} is not in the data; present: {present}")
+        held = test  # split() names the default
+        if held not in set(cells) | held_cells:  # a test cell line of held-out pairs only tests on those
+            raise ValueError(f"split: test cell line {held!r} is not in the data; present: "
+                             f"{sorted(set(cells) | held_cells)}")
         rest = everything[cells != held]
         if rest.size == 0:
             raise ValueError(f"split: every pair is in cell line {held!r}; nothing is left to train on")
