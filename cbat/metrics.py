@@ -116,7 +116,8 @@ class RankedScores:
     (one threshold), as in ``sklearn.metrics.roc_auc_score`` / ``average_precision_score``."""
 
     def __init__(self, labels: np.ndarray, probs: np.ndarray) -> None:
-        self.order = np.argsort(-np.asarray(probs, dtype=float), kind="mergesort")
+        labels, probs = check_probabilities(labels, probs, "RankedScores: probabilities")
+        self.order = np.argsort(-probs, kind="mergesort")
         descending = np.asarray(probs, dtype=float)[self.order]
         self.group_starts = np.r_[0, np.flatnonzero(np.diff(descending)) + 1]
         self.positive = (np.asarray(labels)[self.order] == 1).astype(float)
@@ -124,7 +125,11 @@ class RankedScores:
     def scores(self, weights: np.ndarray, metric: str) -> np.ndarray:
         """``metric`` ("auroc" or "aupr") under each row of ``weights`` ([n_resamples, n_pairs] counts, pairs in
         the order given to the constructor); NaN for a resample with one class."""
-        w = np.asarray(weights, dtype=float)[:, self.order]
+        w = np.asarray(weights, dtype=float)
+        if w.ndim != 2 or w.shape[1] != self.order.size or (w < 0).any():
+            raise ValueError(f"RankedScores.scores: weights of shape {w.shape}; expected [n_resamples, "
+                             f"{self.order.size}] counts >= 0")
+        w = w[:, self.order]
         pos = np.add.reduceat(w * self.positive, self.group_starts, axis=1)  # per tie group, highest score first
         neg = np.add.reduceat(w, self.group_starts, axis=1) - pos
         total_pos, total_neg = pos.sum(axis=1), neg.sum(axis=1)
@@ -150,7 +155,10 @@ def auroc_interval(labels: Sequence[int], probs: Sequence[float], level: float =
     Each replicate's AUROC comes from ``RankedScores`` (the draw's counts as weights), so thousands of
     replicates of thousands of test pairs cost well under a second.
     """
-    labels, probs = np.asarray(labels).astype(int), np.asarray(probs, dtype=float)
+    labels, probs = check_probabilities(labels, probs, "auroc_interval: probabilities")
+    if not 0 < level < 1 or n_boot < 1:
+        raise ValueError(f"auroc_interval: level {level} and n_boot {n_boot}; expected a level in (0, 1) and at "
+                         "least one replicate")
     pos, neg = probs[labels == 1], probs[labels == 0]
     if pos.size == 0 or neg.size == 0:
         return math.nan, math.nan

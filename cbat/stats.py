@@ -258,6 +258,8 @@ def fit_effects(columns: np.ndarray, names: Sequence[str], labels: Optional[np.n
         labels = np.asarray(labels).astype(int)
         if probs.shape != (columns.shape[0], labels.size):
             raise ValueError(f"probs {probs.shape}; expected [{columns.shape[0]} runs, {labels.size} pairs]")
+        if labels.size == 0:
+            raise ValueError("fit_effects: no test pairs; expected the runs' probabilities on shared test pairs")
         probs_scores = run_scores(labels, probs, metric)
         scores = probs_scores if scores is None else scores
     scores = np.asarray(scores, dtype=float)

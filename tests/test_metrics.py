@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from cbat.metrics import auroc_interval, binary_metrics, evaluate, expected_calibration_error, learnt
+from cbat.metrics import RankedScores, auroc_interval, binary_metrics, evaluate, expected_calibration_error, learnt
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,15 @@ def test_auroc_interval_brackets_the_estimate_and_is_seeded(scored):
     pos_draw, neg_draw = pos[rng.integers(0, pos.size, (1000, pos.size))], neg[rng.integers(0, neg.size, (1000, neg.size))]
     aucs = [roc_auc_score(np.r_[np.ones(pos.size), np.zeros(neg.size)], np.r_[p, n]) for p, n in zip(pos_draw, neg_draw)]
     assert (low, high) == pytest.approx(tuple(np.quantile(aucs, [0.025, 0.975])), abs=1e-12)
+    for bad, message in (({"probs": np.r_[probs[:-1], np.nan]}, "auroc_interval: probabilities must lie in"),
+                         ({"probs": probs[:-1]}, "must be 1-D and equally long"), ({"n_boot": 0}, "n_boot 0"),
+                         ({"level": 1.5}, "level 1.5")):  # NaN was ranked as a score of its own
+        with pytest.raises(ValueError, match=message):
+            auroc_interval(**{"labels": labels, "probs": probs, **bad})
+    ranked = RankedScores(labels, probs)
+    for weights in (np.ones((2, labels.size + 1)), np.ones(labels.size), -np.ones((1, labels.size))):
+        with pytest.raises(ValueError, match="RankedScores.scores: weights of shape"):  # extra columns were dropped
+            ranked.scores(weights, "auroc")
 
 
 def test_learnt_guard():

@@ -98,6 +98,9 @@ def test_stats_refuse_nan_probabilities_and_unscorable_runs(scores):
         paired_effect(labels, blurred, broken, "auroc", n_boot=10)
     with pytest.raises(ValueError, match="no run has a aupr score"):
         paired_effect(np.ones(N_PAIRS), blurred, sharp, "aupr", n_boot=10)
+    for metric in ("auroc", "recall"):  # recall read an effect of 0 with no variance
+        with pytest.raises(ValueError, match="fit_effects: no test pairs"):
+            paired_effect(np.array([], int), np.zeros((3, 0)), np.zeros((3, 0)), metric, n_boot=10)
     with pytest.raises(ValueError, match=r"p values must lie in \[0, 1\]"):
         adjust([-0.1, 0.01])
     with pytest.raises(ValueError, match="max_true=0"):
