@@ -20,7 +20,7 @@ import time
 import pandas as pd
 
 from cbat import stats
-from cbat.sweep import QUICK_DATA, QUICK_SETTINGS, SweepSpec, run_sweep
+from cbat.sweep import QUICK_DATA, QUICK_SETTINGS, SweepSpec, quick_data, run_sweep
 from diagnostics import design
 
 PLANTED = {("window", "long_range"): "lower", ("sparsity", "diffuse"): "lower"}
@@ -37,7 +37,7 @@ def main() -> None:
                         help="the data: the report's mixture (default) or one planted cause's probe")
     parser.add_argument("--n-boot", type=int, default=300)
     args = parser.parse_args()
-    data = {**QUICK_DATA, "task": args.task, **({"permute_labels": 7} if args.permuted else {})}
+    data = {**quick_data(args.task), **({"permute_labels": 7} if args.permuted else {})}
     spec = SweepSpec(variants=[], seeds=[0], data=data, settings={**QUICK_SETTINGS, "progress": False},
                      design={"kind": "fractional", "resolution": args.resolution,
                              "overrides": {"d_model": args.d_model}})
