@@ -118,9 +118,8 @@ class RankedScores:
     def __init__(self, labels: np.ndarray, probs: np.ndarray) -> None:
         labels, probs = check_probabilities(labels, probs, "RankedScores: probabilities")
         self.order = np.argsort(-probs, kind="mergesort")
-        descending = np.asarray(probs, dtype=float)[self.order]
-        self.group_starts = np.r_[0, np.flatnonzero(np.diff(descending)) + 1]
-        self.positive = (np.asarray(labels)[self.order] == 1).astype(float)
+        self.group_starts = np.r_[0, np.flatnonzero(np.diff(probs[self.order])) + 1]
+        self.positive = (labels[self.order] == 1).astype(float)
 
     def scores(self, weights: np.ndarray, metric: str) -> np.ndarray:
         """``metric`` ("auroc" or "aupr") under each row of ``weights`` ([n_resamples, n_pairs] counts, pairs in
@@ -170,14 +169,14 @@ def auroc_interval(labels: Sequence[int], probs: Sequence[float], level: float =
     aucs = []
     for start in range(0, n_boot, chunk):
         rows = slice(start, start + chunk)
-        aucs.append(ranked.scores(np.hstack([_counts(pos_draw[rows], pos.size), _counts(neg_draw[rows], neg.size)]),
-                                  "auroc"))
+        aucs.append(ranked.scores(np.hstack([draw_counts(pos_draw[rows], pos.size),
+                                             draw_counts(neg_draw[rows], neg.size)]), "auroc"))
     tail = (1 - level) / 2
     low, high = np.quantile(np.concatenate(aucs), [tail, 1 - tail])
     return float(low), float(high)
 
 
-def _counts(draws: np.ndarray, n: int) -> np.ndarray:
+def draw_counts(draws: np.ndarray, n: int) -> np.ndarray:
     """How often each of ``n`` items was drawn, per row of ``draws`` ([n_resamples, k] indices)."""
     rows = draws.shape[0]
     flat = draws + n * np.arange(rows)[:, None]

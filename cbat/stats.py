@@ -29,7 +29,7 @@ from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 0.6 
 from statsmodels.stats.multitest import multipletests
 
 from cbat import rundir
-from cbat.metrics import (CHUNK_CELLS, DEFAULT_THRESHOLD, RankedScores, check_probabilities,
+from cbat.metrics import (CHUNK_CELLS, DEFAULT_THRESHOLD, RankedScores, check_probabilities, draw_counts,
                           expected_calibration_error)
 
 LOWER_IS_BETTER = {"ece"}
@@ -314,10 +314,10 @@ def _resampled_scores(labels: np.ndarray, probs: np.ndarray, metric: str, n_boot
     chunk = max(1, CHUNK_CELLS // n_pairs)
     out = []
     while True:
-        counts = [np.bincount(idx, minlength=n_pairs) for idx in itertools.islice(draws, chunk)]
-        if not counts:
+        drawn = list(itertools.islice(draws, chunk))
+        if not drawn:
             return np.concatenate(out) if out else np.empty((0, len(ranked)))
-        weights = np.array(counts)
+        weights = draw_counts(np.array(drawn), n_pairs)
         out.append(np.column_stack([r.scores(weights, metric) for r in ranked]))
 
 

@@ -131,9 +131,10 @@ def synthetic(task: str = "mixture", n_pairs: int = 2000, seed: int = 0, enhance
         cached = cache.load(path)
         if cached is not None:
             return cached
-    ds = _generate(**{k: v for k, v in params.items() if k not in ("version", "held_out_pairs")})
+    draw = {k: v for k, v in params.items() if k not in ("version", "held_out_pairs")}
+    ds = _generate(**draw)
     if held_out_pairs:
-        ds = _with_held_out(ds, params)
+        ds = _with_held_out(ds, draw, int(held_out_pairs))
     if use_cache:
         cache.save(ds, path)
     return ds
@@ -206,14 +207,13 @@ def _generate(task, n_pairs, seed, enhancer_len, promoter_len, positive_fraction
     return EPIDataset(enhancers[0], promoters[0][promoter_of_pair], labels, meta, truth)
 
 
-def _with_held_out(ds: EPIDataset, params: dict) -> EPIDataset:
-    """``ds`` followed by its held-out draw (``synthetic(held_out_pairs=...)``): pair ids ``<task>-s<seed>-held-*``
-    and truth rows that point at the appended pairs."""
-    seed, n = params["seed"], len(ds)
+def _with_held_out(ds: EPIDataset, draw: dict, n_held: int) -> EPIDataset:
+    """``ds`` (generated from ``draw``, ``_generate``'s arguments) followed by ``n_held`` pairs drawn alike from the
+    held-out seed stream: pair ids ``<task>-s<seed>-held-*`` and truth rows that point at the appended pairs."""
+    seed, n = draw["seed"], len(ds)
     held_seed = int(np.random.SeedSequence([seed, HELD_OUT_STREAM]).generate_state(1)[0])
-    draw = {k: v for k, v in params.items() if k not in ("version", "held_out_pairs")}
-    held = _generate(**{**draw, "n_pairs": params["held_out_pairs"], "seed": held_seed})
-    held.meta["pair_id"] = [f"{params['task']}-s{seed}-held-{i:06d}" for i in range(len(held))]
+    held = _generate(**{**draw, "n_pairs": n_held, "seed": held_seed})
+    held.meta["pair_id"] = [f"{draw['task']}-s{seed}-held-{i:06d}" for i in range(len(held))]
     meta = pd.concat([ds.meta.assign(held_out=False), held.meta.assign(held_out=True)], ignore_index=True)
     truth = pd.concat([ds.truth, held.truth.assign(pair_index=held.truth["pair_index"] + n)], ignore_index=True)
     return EPIDataset(np.concatenate([ds.enhancer, held.enhancer]), np.concatenate([ds.promoter, held.promoter]),
