@@ -779,14 +779,16 @@ def sweep_spec(params: ReportParams):
     data = dict(user_data) if "path" in user_data else {**(quick_data(task) if params.quick else base.data),
                                                          "task": task, **user_data}
     settings = {**base.settings, "device": params.device, "progress": False, **fields_.pop("settings", {})}
-    chosen = {"variants": params.variants, "seeds": params.seeds}
-    fields_.update({k: v for k, v in chosen.items() if v is not None})
+    if params.variants is not None:
+        fields_["variants"] = params.variants
     if fields_.get("design") is not None and "variants" not in fields_ and not params.quick:
         fields_["variants"] = list(DESIGN_VARIANTS)  # a design runs beside its corners, as in cbat sweep
     try:
         spec = SweepSpec(**{**base.to_dict(), **fields_, "data": data, "settings": settings})
     except TypeError as err:
         raise ValueError(f"report parameter 'sweep': {err}") from None
+    if params.seeds is not None:  # as cbat sweep --seeds: every variant runs these, also those with seeds of their own
+        spec = spec.with_seeds(params.seeds)
     spec.variant_table()  # unknown variant names fail here, before anything is written
     return spec
 

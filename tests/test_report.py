@@ -166,7 +166,11 @@ def test_params_from_yaml_with_cli_overrides(tmp_path):
     # the quick size and held-out draw stay; the mixture's share of tested easy negatives does not (cbat sweep alike)
     assert spec.data == quick_data("long_range") and "easy_negatives_tested" not in spec.data
     assert sweep_spec(ReportParams(quick=True)).data == QUICK_DATA
-    assert spec.variants == QUICK_VARIANTS  # the quick sweep's presets and single-factor twins
+    # the quick sweep's presets and single-factor twins, each under the seeds asked for (also cbat_v2 and the
+    # baseline, which have seeds of their own in the quick sweep)
+    assert [v if isinstance(v, str) else v["name"] for v in spec.variants] == [
+        v if isinstance(v, str) else v["name"] for v in QUICK_VARIANTS]
+    assert {run["seed"] for run in spec.runs()} == {5}
     assert params.shown()["task"] == "long_range"
     on_files = ReportParams(sweep={"data": {"path": "pairs.csv"}})
     assert "task" not in on_files.shown() and on_files.shown()["sweep"] == {"data": {"path": "pairs.csv"}}

@@ -9,7 +9,7 @@ import pytest
 
 import cbat
 from cbat.ablations import FACTORS, add_one_in, leave_one_out, presets, resolve_variants
-from cbat.sweep import QUICK_SEEDS, SweepSpec, quick_sweep_spec
+from cbat.sweep import QUICK_SEEDS, QUICK_WIDE_SEEDS, SweepSpec, quick_sweep_spec
 
 
 def _changed_fields(a, b):
@@ -50,7 +50,11 @@ def test_a_variant_may_carry_its_own_seeds_and_the_quick_spec_uses_that():
         SweepSpec(variants=[{"name": "bad", "seeds": []}]).runs()
     quick = quick_sweep_spec()
     per_variant = Counter(run["variant"] for run in quick.runs())
-    assert per_variant["cbat_v2"] == 3 and per_variant["baseline"] == len(QUICK_SEEDS) == 4
+    assert per_variant["cbat_v2"] == 3 and per_variant["no_cross"] == len(QUICK_SEEDS) == 4
+    assert per_variant["baseline"] == per_variant["baseline+topk2"] == len(QUICK_WIDE_SEEDS) == 6
+    # seeds asked for replace every variant's own, as cbat sweep --seeds and cbat report --seeds promise
+    assert {run["seed"] for run in quick.with_seeds([9]).runs()} == {9}
+    assert len(quick.with_seeds([9]).runs()) == len(per_variant)
     assert quick.data["task"] == "mixture" and quick.settings["warmup_epochs"] < quick.settings["epochs"]
 
 

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="reports/default", help="report folder (default: reports/default)")
     parser.add_argument("--quick", action="store_true",
                         help="the small CPU default: the quick sweep (cbat.sweep.QUICK_*: mixture, presets and "
-                             "single-factor twins x 4 seeds) and small notebooks")
+                             "single-factor twins x 4-6 seeds) and small notebooks")
     parser.add_argument("--params", type=Path, help="YAML file of report parameters (flags given here win)")
     parser.add_argument("--task", help="synthetic task: mixture (default), grammar, long_range, diffuse, sparse_strong")
     parser.add_argument("--variants", type=_names, help="comma-separated variants (presets, ablations, sets)")

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--seeds, --splits and training-setting flags replace its own")
     parser.add_argument("--quick", action="store_true",
                         help="the report's quick sweep (cbat.sweep.QUICK_*: mixture, presets and single-factor "
-                             "twins x 4 seeds)")
+                             "twins x 4-6 seeds)")
     parser.add_argument("--design", choices=DESIGN_KINDS,
                         help="add a designed ablation over the factors of cbat.ablations.FACTORS (low = baseline, "
                              "high = cbat_v2); without --variants the sweep also runs baseline and cbat_v2")
@@ -92,12 +92,9 @@ def _base_spec(args: argparse.Namespace):
 
 def _flags_on_top(spec, args: argparse.Namespace):
     """A given spec (the quick sweep, a --spec file) with the seeds, splits and training-setting flags given."""
-    variants = spec.variants
-    if args.seeds:  # every variant runs the seeds asked for, also those with seeds of their own (cbat_v2)
-        variants = [{k: v for k, v in variant.items() if k != "seeds"} if isinstance(variant, dict) else variant
-                    for variant in variants]
-    return dataclasses.replace(spec, settings={**spec.settings, **settings_overrides(args)}, variants=variants,
-                               **({"seeds": args.seeds} if args.seeds else {}),
+    if args.seeds:
+        spec = spec.with_seeds(args.seeds)
+    return dataclasses.replace(spec, settings={**spec.settings, **settings_overrides(args)},
                                **({"splits": args.splits} if args.splits else {}))
 
 
