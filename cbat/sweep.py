@@ -289,11 +289,12 @@ def quick_data(task: str = QUICK_DATA["task"]) -> dict:
 
 
 def quick_sweep_spec(**overrides: Any) -> SweepSpec:
-    """The default quick sweep: ``QUICK_VARIANTS`` x ``QUICK_SEEDS`` (some variants their own) on ``mixture`` (600/600 bp),
-    chromosome split, with ``QUICK_SETTINGS``.
+    """The default quick sweep: ``QUICK_VARIANTS`` x ``QUICK_SEEDS`` (where a variant has no seeds of its own) on
+    the ``mixture`` benchmark (600/600 bp), chromosome split, with ``QUICK_SETTINGS``.
 
     Sized for ``make report`` on a 2-core CPU with ``workers=2`` (see ``benchmarks/bench_report.py``).
-    Keyword arguments replace spec fields, e.g. ``quick_sweep_spec(seeds=[0])``.
+    Keyword arguments replace spec fields, e.g. ``quick_sweep_spec(splits=["random"])``; one seed for every
+    variant is ``quick_sweep_spec().with_seeds([0])``.
     """
     spec = SweepSpec(variants=list(QUICK_VARIANTS), seeds=list(QUICK_SEEDS), splits=["chrom"], data=quick_data(),
                      settings=dict(QUICK_SETTINGS))
