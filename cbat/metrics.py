@@ -152,7 +152,8 @@ def auroc_interval(labels: Sequence[int], probs: Sequence[float], level: float =
     """Percentile bootstrap interval of AUROC, resampling positives and negatives separately (seeded).
 
     Each replicate's AUROC comes from ``RankedScores`` (the draw's counts as weights), so thousands of
-    replicates of thousands of test pairs cost well under a second.
+    replicates of thousands of test pairs cost well under a second; replicates are drawn a chunk at a time, so
+    memory stays at ``CHUNK_CELLS`` draws whatever the number of test pairs.
     """
     labels, probs = check_probabilities(labels, probs, "auroc_interval: probabilities")
     if not 0 < level < 1 or n_boot < 1:
@@ -161,16 +162,15 @@ def auroc_interval(labels: Sequence[int], probs: Sequence[float], level: float =
     pos, neg = probs[labels == 1], probs[labels == 0]
     if pos.size == 0 or neg.size == 0:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    pos_draw = rng.integers(0, pos.size, (n_boot, pos.size))
-    neg_draw = rng.integers(0, neg.size, (n_boot, neg.size))
+    pos_rng, neg_rng = np.random.default_rng(seed).spawn(2)  # one stream per class: chunking changes no draw
     ranked = RankedScores(np.r_[np.ones(pos.size), np.zeros(neg.size)], np.r_[pos, neg])
     chunk = max(1, CHUNK_CELLS // (pos.size + neg.size))
     aucs = []
     for start in range(0, n_boot, chunk):
-        rows = slice(start, start + chunk)
-        aucs.append(ranked.scores(np.hstack([draw_counts(pos_draw[rows], pos.size),
-                                             draw_counts(neg_draw[rows], neg.size)]), "auroc"))
+        rows = min(chunk, n_boot - start)
+        aucs.append(ranked.scores(np.hstack([draw_counts(pos_rng.integers(0, pos.size, (rows, pos.size)), pos.size),
+                                             draw_counts(neg_rng.integers(0, neg.size, (rows, neg.size)), neg.size)]),
+                                  "auroc"))
     tail = (1 - level) / 2
     low, high = np.quantile(np.concatenate(aucs), [tail, 1 - tail])
     return float(low), float(high)

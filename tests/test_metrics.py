@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from cbat import metrics
 from cbat.metrics import RankedScores, auroc_interval, binary_metrics, evaluate, expected_calibration_error, learnt
 
 
@@ -65,15 +66,19 @@ def test_per_cause_scores_each_cause_against_its_own_negatives(scored):
     assert evaluate(labels, probs)["per_cause"] == {}
 
 
-def test_auroc_interval_brackets_the_estimate_and_is_seeded(scored):
+def test_auroc_interval_brackets_the_estimate_and_is_seeded(scored, monkeypatch):
     labels, probs = scored
     low, high = auroc_interval(labels, probs)
     assert low < roc_auc_score(labels, probs) < high and high - low < 0.15
     assert auroc_interval(labels, probs) == (low, high)
+    # drawn a few replicates at a time (memory bounded on large test sets), the interval is the same
+    monkeypatch.setattr(metrics, "CHUNK_CELLS", 7 * labels.size)
+    assert auroc_interval(labels, probs) == (low, high)
     # each replicate weights the sorted scores by its draw's counts: the interval of sorting every resample
-    rng = np.random.default_rng(0)
+    pos_rng, neg_rng = np.random.default_rng(0).spawn(2)
     pos, neg = probs[labels == 1], probs[labels == 0]
-    pos_draw, neg_draw = pos[rng.integers(0, pos.size, (1000, pos.size))], neg[rng.integers(0, neg.size, (1000, neg.size))]
+    pos_draw = pos[pos_rng.integers(0, pos.size, (1000, pos.size))]
+    neg_draw = neg[neg_rng.integers(0, neg.size, (1000, neg.size))]
     aucs = [roc_auc_score(np.r_[np.ones(pos.size), np.zeros(neg.size)], np.r_[p, n]) for p, n in zip(pos_draw, neg_draw)]
     assert (low, high) == pytest.approx(tuple(np.quantile(aucs, [0.025, 0.975])), abs=1e-12)
     for bad, message in (({"probs": np.r_[probs[:-1], np.nan]}, "auroc_interval: probabilities must lie in"),
@@ -85,6 +90,23 @@ def test_auroc_interval_brackets_the_estimate_and_is_seeded(scored):
     for weights in (np.ones((2, labels.size + 1)), np.ones(labels.size), -np.ones((1, labels.size))):
         with pytest.raises(ValueError, match="RankedScores.scores: weights of shape"):  # extra columns were dropped
             ranked.scores(weights, "auroc")
+
+
+def test_auroc_interval_holds_one_chunk_of_draws_not_all_of_them(monkeypatch):
+    """All 1000 replicates' draws were held at once: [1000, n] indices per class, 1.6 GB at 100,000 test pairs."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 20_000)
+    probs = np.clip(0.5 + 0.2 * (labels - 0.5) + rng.normal(0, 0.2, labels.size), 0, 1)
+    monkeypatch.setattr(metrics, "CHUNK_CELLS", 200_000)  # 10 replicates a chunk
+    tracemalloc.start()
+    try:
+        auroc_interval(labels, probs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40e6  # all draws at once: 160 MB of indices alone
 
 
 def test_learnt_guard():
