@@ -61,7 +61,7 @@ QUICK_DATA = {"task": "mixture", "n_pairs": 2400, "seed": 0, "held_out_pairs": 4
 QUICK_SEEDS = (0, 1, 2, 3)
 # Six for the baseline, the reference of every twin, and the hard top-2 twin, which three checks read (H2, V1a
 # and the sparse-strong control) and whose seeds differ most (diffuse AUROC 0.6-0.85 on the held-out draw): the
-# two decide H2, V1a and H3 where four did not, for 4 runs (about 45 s of sweep with two workers;
+# two decide H2, V1a and H3 where four did not, for 4 runs (about 60 s of sweep with two workers;
 # docs/benchmark.md).
 QUICK_WIDE_SEEDS = (0, 1, 2, 3, 4, 5)
 # lr 3e-3 with a linear warm-up over the first 100 steps (about two epochs): at a constant 3e-3 about one run in
